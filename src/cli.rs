@@ -1,0 +1,185 @@
+//! The command-line contract. Later issues and outside checks rely on these exact names.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::text::Encoding;
+
+/// Default TCP port.
+pub const DEFAULT_PORT: u16 = 8989;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tern",
+    version,
+    about = "Chat and move files between two machines over one TCP connection.",
+    long_about = "Chat and move files between two machines over one TCP connection.\n\n\
+        With no command, tern opens its terminal UI and waits for a peer on 0.0.0.0:8989 \
+        (like `tern listen`). `tern send` and `tern recv` are headless and scriptable, like \
+        netcat: each line on stdin (when stdin is not a terminal) is sent as one message, each \
+        incoming message is printed to stdout as one line, and progress, offers and errors go \
+        to stderr. With --raw, tern talks to plain TCP peers such as nc or a Python socket.",
+    after_help = "Examples:\n  \
+        tern recv --yes --download-dir ~/inbox        receive files, accepting every offer\n  \
+        tern send 192.168.1.20 photos/ notes.txt      send a folder and a file\n  \
+        echo hello | tern send 192.168.1.20           send one chat line\n  \
+        printf '你好\\n' | tern send --raw --encoding gbk 10.0.0.5:9000   talk GBK to a plain socket"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Mode>,
+
+    /// Address to listen on when no command is given.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+
+    /// Port to listen on when no command is given.
+    #[arg(long, default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+
+    #[command(flatten)]
+    pub common: CommonOptions,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Mode {
+    /// Open the terminal UI and wait for one peer.
+    Listen(ListenArgs),
+    /// Open the terminal UI connected to a peer.
+    Connect {
+        /// The peer, as HOST or HOST:PORT (default port 8989).
+        target: String,
+    },
+    /// Headless: connect, send the files and folders (folders recursively), chat from stdin;
+    /// exit 0 once stdin has ended and the receiver has verified every file.
+    Send {
+        /// The peer, as HOST or HOST:PORT (default port 8989).
+        target: String,
+        /// Files and folders to send; folders keep their relative paths.
+        paths: Vec<PathBuf>,
+    },
+    /// Headless: wait for a peer, print its messages, save its files (with --yes), chat from
+    /// stdin. Without --yes every offer is declined and the sender is told why.
+    Recv {
+        #[command(flatten)]
+        listen: ListenArgs,
+        /// Exit when the first peer leaves (0 if nothing failed).
+        #[arg(long)]
+        once: bool,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ListenArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+    /// Port to listen on.
+    #[arg(long, default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+}
+
+/// Options every mode takes, before or after the command.
+#[derive(Debug, Clone, Args)]
+pub struct CommonOptions {
+    /// Display name sent to the peer [default: user@host].
+    #[arg(long, global = true, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// How outgoing text is encoded: utf-8 (default) or gbk. With a raw peer and no
+    /// --encoding, tern answers in the encoding it detects from the peer.
+    #[arg(long, global = true, value_name = "ENC")]
+    pub encoding: Option<Encoding>,
+
+    /// Where received files go [default: the user's download folder].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub download_dir: Option<PathBuf>,
+
+    /// Accept every file offer without asking.
+    #[arg(long, short = 'y', global = true)]
+    pub yes: bool,
+
+    /// No framing: plain bytes both ways, for nc or a Python socket peer.
+    #[arg(long, global = true)]
+    pub raw: bool,
+}
+
+impl CommonOptions {
+    pub fn display_name(&self) -> String {
+        self.name.clone().unwrap_or_else(default_name)
+    }
+
+    pub fn download_dir(&self) -> PathBuf {
+        self.download_dir
+            .clone()
+            .unwrap_or_else(default_download_dir)
+    }
+}
+
+/// `user@host`, from the environment and the kernel's host name.
+pub fn default_name() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "someone".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{user}@{host}")
+}
+
+/// The user's download folder, else `~/Downloads`, else the current folder.
+pub fn default_download_dir() -> PathBuf {
+    directories::UserDirs::new()
+        .and_then(|dirs| {
+            dirs.download_dir()
+                .map(PathBuf::from)
+                .or_else(|| Some(dirs.home_dir().join("Downloads")))
+        })
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn common_options_go_before_or_after_the_command() -> anyhow::Result<()> {
+        let cli = Cli::try_parse_from(["tern", "--yes", "recv", "--port", "9000", "--once"])?;
+        assert!(cli.common.yes);
+        let cli = Cli::try_parse_from(["tern", "send", "h:1", "a", "b", "--encoding", "gbk"])?;
+        assert_eq!(cli.common.encoding, Some(Encoding::Gbk));
+        match cli.command {
+            Some(Mode::Send { target, paths }) => {
+                assert_eq!(target, "h:1");
+                assert_eq!(paths.len(), 2);
+            }
+            other => anyhow::bail!("parsed as {other:?}"),
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn bare_tern_listens_on_the_default_port() -> anyhow::Result<()> {
+        let cli = Cli::try_parse_from(["tern"])?;
+        assert!(cli.command.is_none());
+        assert_eq!(cli.port, 8989);
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_encodings_are_refused() {
+        assert!(Cli::try_parse_from(["tern", "--encoding", "latin1", "recv"]).is_err());
+    }
+}

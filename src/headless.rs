@@ -1,0 +1,348 @@
+//! `tern send` and `tern recv`: a session driven by stdin and stdout, netcat-style.
+//!
+//! stdout carries only the peer's messages, one per line, flushed at once; everything else
+//! (connection, offers, progress, errors) goes to stderr prefixed with `tern:`.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use tokio::io::AsyncBufReadExt;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::session::{self, Command, Role, Session, SessionConfig, SessionEvent};
+use crate::text;
+use crate::transfer::outgoing::collect_files;
+use crate::transfer::{Direction, TransferId, TransferState, human_size};
+
+/// Lines from stdin, shared by every session of a `tern recv`.
+struct StdinLines {
+    rx: mpsc::Receiver<String>,
+    ended: bool,
+}
+
+impl StdinLines {
+    /// Read stdin line by line in the background, unless it is a terminal (then it is treated
+    /// as already ended: headless chat comes from pipes and files).
+    fn start() -> Self {
+        let (tx, rx) = mpsc::channel(64);
+        if std::io::stdin().is_terminal() {
+            return Self { rx, ended: true };
+        }
+        tokio::spawn(async move {
+            let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match stdin.read_until(b'\n', &mut line).await {
+                    Ok(0) => break,
+                    Ok(_) => {
+                        let bytes = line.strip_suffix(b"\n").unwrap_or(&line);
+                        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+                        // Stdin may be GBK (a legacy file): UTF-8 if valid, else GBK.
+                        let decoded = text::decode_detected(bytes);
+                        if tx.send(decoded.text).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading stdin");
+                        break;
+                    }
+                }
+            }
+        });
+        Self { rx, ended: false }
+    }
+}
+
+/// How one session ended, for the exit code.
+#[derive(Debug, Default)]
+struct Outcome {
+    error: Option<String>,
+    failed: usize,
+    verified: usize,
+}
+
+impl Outcome {
+    fn exit_code(&self) -> ExitCode {
+        if self.error.is_none() && self.failed == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn note(message: impl std::fmt::Display) {
+    eprintln!("tern: {message}");
+}
+
+/// What ends a session from our side.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Finish {
+    /// `tern send`: close once stdin has ended and every offered file is settled.
+    WhenDone,
+    /// `tern recv`, or a raw peer: keep going until the peer leaves.
+    WhenPeerLeaves,
+}
+
+/// Drive one session until it closes, printing as we go.
+/// `expect_outgoing`: how many files we offered, so the session is not closed before their
+/// first events have even arrived.
+async fn drive(
+    mut session: Session,
+    lines: &mut StdinLines,
+    finish: Finish,
+    expect_outgoing: usize,
+    shutdown: &CancellationToken,
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    let mut states: BTreeMap<TransferId, TransferState> = BTreeMap::new();
+    let mut started: BTreeMap<TransferId, Instant> = BTreeMap::new();
+    let mut pending_line: Option<String> = None;
+    let mut close_sent = false;
+    let mut raw_peer = false;
+    let mut connected = false;
+    let stdout = std::io::stdout();
+    loop {
+        let settled_out = states
+            .iter()
+            .filter(|(id, s)| id.direction == Direction::Outgoing && s.is_final())
+            .count();
+        let settled = settled_out >= expect_outgoing
+            && states
+                .iter()
+                .all(|(id, s)| id.direction == Direction::Incoming || s.is_final());
+        if finish == Finish::WhenDone
+            && connected
+            && !raw_peer
+            && lines.ended
+            && pending_line.is_none()
+            && settled
+            && !close_sent
+        {
+            close_sent = session.handle.send(Command::Close).await.is_ok();
+        }
+        tokio::select! {
+            () = shutdown.cancelled(), if !close_sent => {
+                note("interrupted: closing the session");
+                close_sent = session.handle.send(Command::Close).await.is_ok();
+                outcome.error.get_or_insert_with(|| "interrupted".into());
+            }
+            event = session.events.recv() => {
+                let Some(event) = event else { break };
+                match event {
+                    SessionEvent::Connected(peer) => {
+                        connected = true;
+                        raw_peer = peer.raw;
+                        let addr = peer.addr.map(|a| a.to_string()).unwrap_or_default();
+                        if peer.raw {
+                            note(format!("connected to raw peer {addr} (plain bytes, no framing)"));
+                        } else {
+                            note(format!("connected to {} ({addr})", peer.name));
+                        }
+                    }
+                    SessionEvent::Text { text, lossy, .. } => {
+                        let mut out = stdout.lock();
+                        // A closed stdout (a pipe reader gone) is not worth dying for.
+                        let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+                        if lossy {
+                            note("the last message had bytes invalid in its encoding (shown as \u{fffd})");
+                        }
+                    }
+                    SessionEvent::EncodingChanged(encoding) => note(format!("replying in {encoding}")),
+                    SessionEvent::Notice(text) => note(text),
+                    SessionEvent::Transfer(update) => {
+                        let id = update.id;
+                        if states.get(&id) != Some(&update.state) {
+                            report_transfer(&update, started.get(&id));
+                            if update.state == TransferState::Transferring {
+                                started.insert(id, Instant::now());
+                            }
+                            match &update.state {
+                                TransferState::Verified => outcome.verified += 1,
+                                TransferState::Failed(_) | TransferState::Cancelled(_) => outcome.failed += 1,
+                                TransferState::Rejected(_) if id.direction == Direction::Outgoing => {
+                                    outcome.failed += 1;
+                                }
+                                _ => {}
+                            }
+                            states.insert(id, update.state);
+                        }
+                    }
+                    SessionEvent::Closed { error } => {
+                        if let Some(error) = &error {
+                            note(error);
+                        }
+                        if outcome.error.is_none() {
+                            outcome.error = error;
+                        }
+                        break;
+                    }
+                }
+            }
+            line = lines.rx.recv(), if pending_line.is_none() && !lines.ended => match line {
+                Some(line) => pending_line = Some(line),
+                None => lines.ended = true,
+            },
+            permit = session.handle.reserve(), if pending_line.is_some() => match permit {
+                Ok(permit) => {
+                    if let Some(line) = pending_line.take() {
+                        permit.send(Command::Text(line));
+                    }
+                }
+                Err(_) => pending_line = None,
+            },
+        }
+    }
+    let _ = session.task.await;
+    outcome
+}
+
+fn report_transfer(update: &crate::transfer::TransferUpdate, started: Option<&Instant>) {
+    let size = human_size(update.progress.total);
+    let path = &update.path;
+    match (&update.state, update.id.direction) {
+        (TransferState::Offered, _) => note(format!("offering {path} ({size})")),
+        (TransferState::AwaitingDecision, _) => note(format!("offer: {path} ({size})")),
+        (TransferState::Transferring, Direction::Outgoing) => note(format!("sending {path}")),
+        (TransferState::Transferring, Direction::Incoming) => {
+            note(format!("receiving {path} ({size})"))
+        }
+        (TransferState::Verifying, _) => {}
+        (TransferState::Verified, direction) => {
+            let rate = started
+                .map(|t| t.elapsed().as_secs_f64())
+                .filter(|s| *s > 0.0 && update.progress.total >= 1 << 20)
+                .map(|s| {
+                    format!(
+                        ", {}/s",
+                        human_size((update.progress.total as f64 / s) as u64)
+                    )
+                })
+                .unwrap_or_default();
+            match (direction, &update.saved_as) {
+                (Direction::Incoming, Some(saved)) => {
+                    note(format!(
+                        "received {path} ({size}{rate}), verified, saved as {}",
+                        saved.display()
+                    ));
+                }
+                _ => note(format!(
+                    "sent {path} ({size}{rate}), verified by the receiver"
+                )),
+            }
+        }
+        (TransferState::Rejected(why), Direction::Incoming) => {
+            note(format!("declined {path}: {why}"))
+        }
+        (TransferState::Rejected(why), Direction::Outgoing) => {
+            note(format!("the receiver declined {path}: {why}"));
+        }
+        (state, _) => note(format!("{path}: {state}")),
+    }
+}
+
+/// Cancel `token` on Ctrl-C or SIGTERM, so sessions can say goodbye.
+fn watch_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut term) = signal(SignalKind::terminate()) else {
+                let _ = tokio::signal::ctrl_c().await;
+                token.cancel();
+                return;
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        token.cancel();
+    });
+}
+
+/// `tern send HOST[:PORT] [PATH...]`.
+pub async fn send(
+    target: &str,
+    paths: Vec<PathBuf>,
+    config: SessionConfig,
+) -> anyhow::Result<ExitCode> {
+    let files = tokio::task::spawn_blocking(move || collect_files(&paths))
+        .await
+        .context("walking the paths to send")??;
+    if config.raw && !files.is_empty() {
+        anyhow::bail!("files cannot be sent to a raw peer (--raw): it speaks no tern protocol");
+    }
+    let stream = session::connect(target, crate::cli::DEFAULT_PORT).await?;
+    let shutdown = CancellationToken::new();
+    watch_signals(shutdown.clone());
+    let root = CancellationToken::new();
+    let session = Session::start(stream, Role::Connector, config.clone(), &root);
+    let expect_outgoing = files.len();
+    if !files.is_empty() {
+        let total: u64 = files.iter().map(|f| f.size).sum();
+        note(format!(
+            "{} file(s), {} to send",
+            files.len(),
+            human_size(total)
+        ));
+        // Queued now; the actor takes it once the handshake is done.
+        let _ = session.handle.send(Command::Offer(files)).await;
+    }
+    let mut lines = StdinLines::start();
+    let outcome = drive(
+        session,
+        &mut lines,
+        Finish::WhenDone,
+        expect_outgoing,
+        &shutdown,
+    )
+    .await;
+    if outcome.failed > 0 {
+        note(format!("{} transfer(s) did not complete", outcome.failed));
+    }
+    Ok(outcome.exit_code())
+}
+
+/// `tern recv [--bind ADDR] [--port N] [--once]`.
+pub async fn recv(bind: SocketAddr, once: bool, config: SessionConfig) -> anyhow::Result<ExitCode> {
+    let listener = TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
+    let local = listener.local_addr()?;
+    note(format!(
+        "listening on {local}; files go to {}",
+        config.download_dir.display()
+    ));
+    let shutdown = CancellationToken::new();
+    watch_signals(shutdown.clone());
+    let root = CancellationToken::new();
+    let mut lines = StdinLines::start();
+    let mut last = ExitCode::SUCCESS;
+    loop {
+        let (stream, addr) = tokio::select! {
+            accepted = listener.accept() => accepted.context("accepting a connection")?,
+            () = shutdown.cancelled() => return Ok(last),
+        };
+        let _ = stream.set_nodelay(true);
+        tracing::info!(%addr, "accepted");
+        let session = Session::start(stream, Role::Listener, config.clone(), &root);
+        let outcome = drive(session, &mut lines, Finish::WhenPeerLeaves, 0, &shutdown).await;
+        note(format!("{addr} left"));
+        last = outcome.exit_code();
+        if once || shutdown.is_cancelled() {
+            return Ok(last);
+        }
+    }
+}

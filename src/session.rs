@@ -1,0 +1,259 @@
+//! One connection to one peer, driven by one actor task that alone owns the socket.
+//!
+//! The outside world (headless mode, the TUI) talks to it only through a [`SessionHandle`]
+//! (bounded channel of [`Command`]s) and a bounded receiver of [`SessionEvent`]s. Depends on
+//! `protocol`, `transfer` and `text`.
+
+mod actor;
+mod files;
+mod handshake;
+mod outbox;
+mod raw;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::protocol::ProtocolError;
+use crate::text::Encoding;
+use crate::transfer::outgoing::OutgoingFile;
+use crate::transfer::{TransferId, TransferUpdate};
+
+pub use handshake::Role;
+
+/// What to do with file offers nobody has answered yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OfferPolicy {
+    /// Wait for a `Command::Accept` or `Command::Reject` (the TUI).
+    Ask,
+    /// Accept every offer (`--yes`).
+    AcceptAll,
+    /// Decline every offer and tell the peer this reason (headless without `--yes`).
+    DeclineAll(String),
+}
+
+/// How a session behaves; fixed for its lifetime except the outgoing encoding.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// Our display name, sent in `Hello`.
+    pub name: String,
+    /// Forced outgoing encoding. `None`: UTF-8 to a tern, the detected encoding to a raw peer.
+    pub encoding: Option<Encoding>,
+    pub download_dir: PathBuf,
+    pub offers: OfferPolicy,
+    /// Skip the handshake: plain bytes both ways.
+    pub raw: bool,
+    /// Data bytes per `Chunk`.
+    pub chunk_len: usize,
+    /// How long a listener waits for a silent peer's first byte before calling it raw.
+    pub raw_silence: Duration,
+    /// Silence after which we ping, and after which the peer is declared unresponsive.
+    pub ping_after: Duration,
+    pub dead_after: Duration,
+}
+
+impl SessionConfig {
+    pub fn new(name: impl Into<String>, download_dir: PathBuf) -> Self {
+        Self {
+            name: name.into(),
+            encoding: None,
+            download_dir,
+            offers: OfferPolicy::Ask,
+            raw: false,
+            chunk_len: 256 * 1024,
+            raw_silence: Duration::from_millis(1000),
+            ping_after: Duration::from_secs(15),
+            dead_after: Duration::from_secs(45),
+        }
+    }
+}
+
+/// What the UI asks the session to do.
+#[derive(Debug)]
+pub enum Command {
+    /// Send one text message.
+    Text(String),
+    /// Offer these files (already expanded from folders).
+    Offer(Vec<OutgoingFile>),
+    /// Accept an incoming offer.
+    Accept(u32),
+    /// Decline an incoming offer, telling the peer why.
+    Reject(u32, String),
+    /// Stop a transfer in either direction.
+    Cancel(TransferId),
+    /// Change the outgoing text encoding.
+    SetEncoding(Encoding),
+    /// Say goodbye once everything queued is written, then close.
+    Close,
+}
+
+/// Who the peer is, once identified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerInfo {
+    pub name: String,
+    pub addr: Option<SocketAddr>,
+    /// A plain TCP peer without framing (`nc`, a Python socket).
+    pub raw: bool,
+}
+
+/// What the session tells the UI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// The handshake is done (or the peer was found to be raw).
+    Connected(PeerInfo),
+    /// A text message from the peer.
+    Text {
+        text: String,
+        encoding: Encoding,
+        /// Some bytes were invalid in `encoding` and became U+FFFD.
+        lossy: bool,
+    },
+    /// Our outgoing encoding changed (by command, or detected from a raw peer).
+    EncodingChanged(Encoding),
+    /// A transfer appeared or changed.
+    Transfer(TransferUpdate),
+    /// Something worth telling the user that does not end the session.
+    Notice(String),
+    /// The session is over. `error` is `None` for a normal goodbye.
+    Closed { error: Option<String> },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("connection error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    #[error("protocol version mismatch: we speak version {ours}, the peer speaks version {theirs}")]
+    VersionMismatch { ours: u16, theirs: u16 },
+    #[error(
+        "the peer is not a tern (it answered with other bytes); for nc or a plain socket, use --raw"
+    )]
+    NotTern,
+    #[error("malformed handshake: {0}")]
+    MalformedHandshake(String),
+    #[error("the peer did not answer the handshake within {0:?}")]
+    HandshakeTimeout(Duration),
+    #[error("the peer refused the session: {0}")]
+    Refused(String),
+    #[error("peer not responding (nothing heard for {0:?})")]
+    PeerNotResponding(Duration),
+}
+
+/// Capacity of the command and event channels: small, so a stuck side pushes back.
+const CHANNEL_CAPACITY: usize = 64;
+
+/// Cheap to clone; every method only queues a command for the actor.
+#[derive(Clone, Debug)]
+pub struct SessionHandle {
+    commands: mpsc::Sender<Command>,
+    cancel: CancellationToken,
+}
+
+/// The closed command channel: the session has ended.
+#[derive(Debug, thiserror::Error)]
+#[error("the session has ended")]
+pub struct SessionEnded;
+
+impl SessionHandle {
+    /// Queue a command, waiting while the actor is busy.
+    pub async fn send(&self, command: Command) -> Result<(), SessionEnded> {
+        self.commands.send(command).await.map_err(|_| SessionEnded)
+    }
+
+    /// Wait for room in the command queue. Cancel-safe, unlike `send` in a `select!`: nothing
+    /// is lost if another branch wins.
+    pub async fn reserve(&self) -> Result<mpsc::Permit<'_, Command>, SessionEnded> {
+        self.commands.reserve().await.map_err(|_| SessionEnded)
+    }
+
+    /// Queue a command without waiting; `Err` gives it back when the queue is full or closed.
+    pub fn try_send(&self, command: Command) -> Result<(), Command> {
+        self.commands.try_send(command).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(c) | mpsc::error::TrySendError::Closed(c) => c,
+        })
+    }
+
+    /// Drop the connection now, without a goodbye.
+    pub fn abort(&self) {
+        self.cancel.cancel();
+    }
+}
+
+/// A running session: its handle, its events, and the task to await at the end.
+pub struct Session {
+    pub handle: SessionHandle,
+    pub events: mpsc::Receiver<SessionEvent>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl Session {
+    /// Start the actor for `stream`. It identifies the peer first (`Role` says who speaks
+    /// first); commands sent before that wait in the channel until it is done. `cancel` is the
+    /// parent token: cancelling it ends this session too.
+    pub fn start(
+        stream: TcpStream,
+        role: Role,
+        config: SessionConfig,
+        cancel: &CancellationToken,
+    ) -> Session {
+        let (cmd_tx, cmd_rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let (ev_tx, ev_rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let cancel = cancel.child_token();
+        let handle = SessionHandle {
+            commands: cmd_tx,
+            cancel: cancel.clone(),
+        };
+        let task = tokio::spawn(actor::run(stream, role, config, cmd_rx, ev_tx, cancel));
+        Session {
+            handle,
+            events: ev_rx,
+            task,
+        }
+    }
+}
+
+/// Resolve `HOST[:PORT]` (default port `default_port`) and connect.
+pub async fn connect(target: &str, default_port: u16) -> std::io::Result<TcpStream> {
+    let addr = with_default_port(target, default_port);
+    let stream = TcpStream::connect(&addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot connect to {addr}: {e}")))?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// `host` → `host:port`; `host:p`, `[v6]:p` and `[v6]` are kept or completed as needed.
+pub fn with_default_port(target: &str, default_port: u16) -> String {
+    let target = target.trim();
+    if let Some(rest) = target.strip_prefix('[') {
+        return match rest.split_once(']') {
+            Some((_, after)) if after.starts_with(':') => target.to_string(),
+            _ => format!("{target}:{default_port}"),
+        };
+    }
+    match target.matches(':').count() {
+        0 => format!("{target}:{default_port}"),
+        1 => target.to_string(),
+        // A bare IPv6 address.
+        _ => format!("[{target}]:{default_port}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_default_port;
+
+    #[test]
+    fn default_port_is_added_only_when_missing() {
+        assert_eq!(with_default_port("10.0.0.2", 8989), "10.0.0.2:8989");
+        assert_eq!(with_default_port("host:1234", 8989), "host:1234");
+        assert_eq!(with_default_port("::1", 8989), "[::1]:8989");
+        assert_eq!(with_default_port("[::1]:7", 8989), "[::1]:7");
+        assert_eq!(with_default_port("[::1]", 8989), "[::1]:8989");
+    }
+}

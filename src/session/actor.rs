@@ -1,0 +1,347 @@
+//! The session actor: the only owner of the socket. One `select!` loop serves, in order of
+//! priority: cancellation, events to the UI, commands, frames from the peer, writing out, and
+//! the keepalive timer. Control frames are written before the next file chunk, and a chunk is
+//! read from disk only when the output buffer is nearly empty, so chat never waits behind more
+//! than one chunk and memory does not grow with file size.
+
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+
+use super::files::{Transfers, push_frame};
+use super::handshake::{self, Identified, Role};
+use super::outbox::EventQueue;
+use super::{Command, PeerInfo, SessionConfig, SessionError, SessionEvent, raw};
+use crate::protocol::{Frame, FrameCodec};
+use crate::text::{self, Encoding};
+
+/// Below this many unwritten bytes, the next file chunk is read in.
+const LOW_WATER: usize = 64 * 1024;
+/// Above this many unwritten bytes (control frames a peer provoked without reading them), stop
+/// reading from the peer until it drains.
+const HIGH_WATER: usize = 8 * 1024 * 1024;
+/// Longest text message, in bytes once encoded.
+pub(super) const MAX_TEXT_LEN: usize = 1024 * 1024;
+/// How long a closing session waits for the peer to close its side.
+const CLOSE_GRACE: Duration = Duration::from_secs(3);
+
+pub(super) async fn run(
+    mut stream: TcpStream,
+    role: Role,
+    config: SessionConfig,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<SessionEvent>,
+    cancel: CancellationToken,
+) {
+    let addr = stream.peer_addr().ok();
+    let identified = tokio::select! {
+        r = handshake::identify(&mut stream, role, &config) => r,
+        () = cancel.cancelled() => Err(SessionError::Io(std::io::Error::new(
+            std::io::ErrorKind::Interrupted, "cancelled before the peer was identified"))),
+    };
+    let mut queue = EventQueue::new(events);
+    match identified {
+        Err(e) => {
+            tracing::warn!(error = %e, "handshake failed");
+            queue.push(SessionEvent::Closed {
+                error: Some(e.to_string()),
+            });
+        }
+        Ok(Identified::Tern {
+            name,
+            capabilities,
+            leftover,
+        }) => {
+            tracing::info!(peer = %name, ?addr, capabilities, "tern peer identified");
+            queue.push(SessionEvent::Connected(PeerInfo {
+                name,
+                addr,
+                raw: false,
+            }));
+            let (read, write) = stream.into_split();
+            let mut reader = FramedRead::new(read, FrameCodec);
+            reader.read_buffer_mut().extend_from_slice(&leftover);
+            let mut actor = FramedActor {
+                encoding: config.encoding.unwrap_or_default(),
+                transfers: Transfers::new(&config),
+                config,
+                reader,
+                writer: write,
+                out: BytesMut::with_capacity(512 * 1024),
+                events: queue,
+                commands,
+                cancel,
+                last_heard: Instant::now(),
+                pinged: false,
+                nonce: 0,
+            };
+            let error = actor.run().await;
+            actor.events.push(SessionEvent::Closed { error });
+            queue = actor.events;
+        }
+        Ok(Identified::Raw { first }) => {
+            tracing::info!(?addr, "raw peer");
+            queue.push(SessionEvent::Connected(PeerInfo {
+                name: addr.map_or_else(|| "raw peer".to_string(), |a| a.to_string()),
+                addr,
+                raw: true,
+            }));
+            let error = raw::run(stream, first, &config, commands, &mut queue, cancel).await;
+            queue.push(SessionEvent::Closed { error });
+        }
+    }
+    queue.drain().await;
+}
+
+struct FramedActor {
+    config: SessionConfig,
+    encoding: Encoding,
+    transfers: Transfers,
+    reader: FramedRead<OwnedReadHalf, FrameCodec>,
+    writer: OwnedWriteHalf,
+    /// Encoded bytes not yet written to the socket.
+    out: BytesMut,
+    events: EventQueue,
+    commands: mpsc::Receiver<Command>,
+    cancel: CancellationToken,
+    last_heard: Instant,
+    pinged: bool,
+    nonce: u64,
+}
+
+/// Why the main loop stopped.
+enum Stop {
+    /// We asked to close: say goodbye.
+    Close,
+    /// The peer said goodbye.
+    PeerBye(String),
+    /// The peer closed the connection.
+    Eof,
+    /// Something broke; the string is for the user.
+    Error(String),
+}
+
+impl FramedActor {
+    /// Run until the session ends; the result is the error to report, if any.
+    async fn run(&mut self) -> Option<String> {
+        let stop = self.main_loop().await;
+        match stop {
+            Stop::Close => {
+                self.transfers.cancel_all(
+                    "the session was closed",
+                    &mut self.out,
+                    &mut self.events,
+                );
+                push_frame(
+                    &mut self.out,
+                    &Frame::Bye {
+                        reason: String::new(),
+                    },
+                );
+                self.finish().await;
+                None
+            }
+            Stop::PeerBye(reason) => {
+                let unfinished = self.transfers.unfinished() > 0;
+                self.transfers
+                    .fail_all("the peer left before it finished", &mut self.events);
+                self.finish().await;
+                if !reason.is_empty() {
+                    Some(format!("the peer closed the session: {reason}"))
+                } else if unfinished {
+                    Some("the peer left while transfers were unfinished".into())
+                } else {
+                    None
+                }
+            }
+            Stop::Eof => {
+                let unfinished = self.transfers.unfinished();
+                self.transfers.fail_all("connection lost", &mut self.events);
+                if unfinished > 0 {
+                    Some("connection lost: the peer closed the connection mid-transfer".into())
+                } else {
+                    self.events.push(SessionEvent::Notice(
+                        "the peer closed the connection without saying goodbye".into(),
+                    ));
+                    None
+                }
+            }
+            Stop::Error(error) => {
+                self.transfers.fail_all(&error, &mut self.events);
+                push_frame(
+                    &mut self.out,
+                    &Frame::Bye {
+                        reason: error.clone(),
+                    },
+                );
+                self.finish().await;
+                Some(error)
+            }
+        }
+    }
+
+    async fn main_loop(&mut self) -> Stop {
+        loop {
+            while self.out.len() < LOW_WATER && self.transfers.has_data() {
+                self.transfers
+                    .write_next_chunk(&mut self.out, &mut self.events);
+            }
+            let backed_up = self.events.is_backed_up();
+            let can_read = !backed_up && self.out.len() < HIGH_WATER;
+            let deadline = self.last_heard
+                + if self.pinged {
+                    self.config.dead_after
+                } else {
+                    self.config.ping_after
+                };
+            tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => return Stop::Error("cancelled".into()),
+                alive = self.events.send_one(), if self.events.has_pending() => {
+                    if !alive {
+                        // Nobody listens any more: close politely.
+                        return Stop::Close;
+                    }
+                }
+                command = self.commands.recv(), if !backed_up => match command {
+                    Some(Command::Close) | None => return Stop::Close,
+                    Some(command) => self.on_command(command),
+                },
+                frame = self.reader.next(), if can_read => match frame {
+                    Some(Ok(frame)) => {
+                        self.last_heard = Instant::now();
+                        self.pinged = false;
+                        if let Some(stop) = self.on_frame(frame) {
+                            return stop;
+                        }
+                    }
+                    Some(Err(e)) => return Stop::Error(format!("bad data from the peer: {e}")),
+                    None => return Stop::Eof,
+                },
+                written = self.writer.write(&self.out), if !self.out.is_empty() => match written {
+                    Ok(0) => return Stop::Eof,
+                    Ok(n) => self.out.advance(n),
+                    Err(e) => return Stop::Error(format!("connection error: {e}")),
+                },
+                () = sleep_until(deadline) => {
+                    if self.pinged {
+                        let e = SessionError::PeerNotResponding(self.config.dead_after);
+                        return Stop::Error(e.to_string());
+                    }
+                    self.nonce += 1;
+                    push_frame(&mut self.out, &Frame::Ping { nonce: self.nonce });
+                    self.pinged = true;
+                }
+            }
+        }
+    }
+
+    /// Write what is queued, shut our side down, and give the peer a moment to close its own,
+    /// so nothing it sent last is lost to a reset.
+    async fn finish(&mut self) {
+        let deadline = Instant::now() + CLOSE_GRACE;
+        let flushed = tokio::time::timeout_at(deadline, async {
+            while !self.out.is_empty() {
+                let n = self.writer.write(&self.out).await?;
+                if n == 0 {
+                    break;
+                }
+                self.out.advance(n);
+            }
+            self.writer.shutdown().await
+        })
+        .await;
+        if !matches!(flushed, Ok(Ok(()))) {
+            return;
+        }
+        let _ = tokio::time::timeout_at(deadline, async {
+            while let Some(Ok(frame)) = self.reader.next().await {
+                // Late verdicts still count; anything else is moot now.
+                if let Frame::Verdict { id, ok, message } = frame {
+                    self.transfers.on_verdict(id, ok, message, &mut self.events);
+                }
+            }
+        })
+        .await;
+    }
+
+    fn on_command(&mut self, command: Command) {
+        let (out, events) = (&mut self.out, &mut self.events);
+        match command {
+            Command::Text(text) => {
+                let bytes = text::encode(&text, self.encoding);
+                if bytes.len() > MAX_TEXT_LEN {
+                    events.push(SessionEvent::Notice(format!(
+                        "message not sent: {} bytes is over the {} byte limit",
+                        bytes.len(),
+                        MAX_TEXT_LEN
+                    )));
+                    return;
+                }
+                push_frame(
+                    out,
+                    &Frame::Text {
+                        encoding: self.encoding,
+                        bytes: bytes.into(),
+                    },
+                );
+            }
+            Command::Offer(files) => self.transfers.offer(files, out, events),
+            Command::Accept(id) => self.transfers.accept(id, out, events),
+            Command::Reject(id, reason) => self.transfers.reject(id, reason, out, events),
+            Command::Cancel(tid) => self.transfers.cancel(tid, "cancelled", out, events),
+            Command::SetEncoding(encoding) => {
+                self.encoding = encoding;
+                events.push(SessionEvent::EncodingChanged(encoding));
+            }
+            // Handled by the loop.
+            Command::Close => {}
+        }
+    }
+
+    fn on_frame(&mut self, frame: Frame) -> Option<Stop> {
+        let (out, events) = (&mut self.out, &mut self.events);
+        match frame {
+            Frame::Text { encoding, bytes } => {
+                let decoded = text::decode(&bytes, encoding);
+                events.push(SessionEvent::Text {
+                    text: decoded.text,
+                    encoding,
+                    lossy: decoded.lossy,
+                });
+            }
+            Frame::Offer { id, size, path } => self.transfers.on_offer(id, size, path, out, events),
+            Frame::Accept { id, offset } => self.transfers.on_accept(id, offset, out, events),
+            Frame::Reject { id, reason } => self.transfers.on_reject(id, reason, events),
+            Frame::Chunk { id, offset, data } => {
+                self.transfers.on_chunk(id, offset, data, out, events);
+            }
+            Frame::FileEnd { id, hash } => self.transfers.on_file_end(id, hash, out, events),
+            Frame::Verdict { id, ok, message } => {
+                self.transfers.on_verdict(id, ok, message, events);
+            }
+            Frame::Cancel {
+                id,
+                by_sender,
+                reason,
+            } => self.transfers.on_cancel(id, by_sender, reason, events),
+            Frame::Ping { nonce } => push_frame(out, &Frame::Pong { nonce }),
+            Frame::Pong { .. } => {}
+            Frame::Bye { reason } => return Some(Stop::PeerBye(reason)),
+            Frame::Hello { .. } => {
+                return Some(Stop::Error(
+                    "protocol violation: a second Hello from the peer".into(),
+                ));
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,726 @@
+//! The file side of a framed session: every transfer in both directions, and what each frame
+//! or command does to them. Synchronous: it writes frames into the actor's output buffer and
+//! events into its queue, and touches the disk for the chunk at hand only.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use super::outbox::EventQueue;
+use super::{OfferPolicy, SessionConfig, SessionEvent};
+use crate::protocol::Frame;
+use crate::protocol::codec::encode_frame;
+use crate::transfer::incoming::{PartFile, SafePath};
+use crate::transfer::outgoing::{FileReader, OutgoingFile, ReadStep};
+use crate::transfer::{Progress, TransferId, TransferState, TransferUpdate, human_size};
+
+/// Progress events per transfer are at most this frequent.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+/// Files streamed at once: a small one is not stuck behind a big one, and thousands of
+/// accepted offers do not hold thousands of open files.
+const MAX_STREAMING: usize = 4;
+
+struct Outgoing {
+    file: OutgoingFile,
+    state: TransferState,
+    reader: Option<FileReader>,
+    last_event: Instant,
+}
+
+struct Incoming {
+    path: String,
+    safe: Option<SafePath>,
+    size: u64,
+    state: TransferState,
+    part: Option<PartFile>,
+    saved_as: Option<PathBuf>,
+    last_event: Instant,
+}
+
+impl Incoming {
+    fn received(&self) -> u64 {
+        self.part.as_ref().map_or(0, PartFile::received)
+    }
+}
+
+/// Append a control frame. Only frames whose strings we bound ourselves come here, so an
+/// encoding error is a bug worth logging, not one to stop the session for.
+pub(super) fn push_frame(out: &mut BytesMut, frame: &Frame) {
+    if let Err(e) = encode_frame(frame, out) {
+        tracing::error!(error = %e, frame = frame.kind(), "could not encode frame");
+    }
+}
+
+/// Keep reasons and messages well inside a `str16`.
+fn short(text: impl Into<String>) -> String {
+    let mut s: String = text.into();
+    if s.len() > 1000 {
+        let mut cut = 1000;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}
+
+pub(super) struct Transfers {
+    download_dir: PathBuf,
+    offers: OfferPolicy,
+    chunk_len: usize,
+    next_id: u32,
+    outgoing: HashMap<u32, Outgoing>,
+    /// Accepted outgoing ids, in the order they get their next chunk.
+    streaming: VecDeque<u32>,
+    /// Accepted outgoing ids waiting for a place in `streaming`.
+    waiting: VecDeque<u32>,
+    incoming: HashMap<u32, Incoming>,
+}
+
+impl Transfers {
+    pub(super) fn new(config: &SessionConfig) -> Self {
+        Self {
+            download_dir: config.download_dir.clone(),
+            offers: config.offers.clone(),
+            chunk_len: config.chunk_len.clamp(1024, crate::protocol::MAX_CHUNK_LEN),
+            next_id: 1,
+            outgoing: HashMap::new(),
+            streaming: VecDeque::new(),
+            waiting: VecDeque::new(),
+            incoming: HashMap::new(),
+        }
+    }
+
+    /// Some file still has data to send.
+    pub(super) fn has_data(&self) -> bool {
+        !self.streaming.is_empty()
+    }
+
+    /// Transfers not yet in a final state.
+    pub(super) fn unfinished(&self) -> usize {
+        let out = self.outgoing.values().filter(|t| !t.state.is_final());
+        let inc = self.incoming.values().filter(|t| !t.state.is_final());
+        out.count() + inc.count()
+    }
+
+    fn emit_out(&mut self, id: u32, events: &mut EventQueue) {
+        if let Some(t) = self.outgoing.get_mut(&id) {
+            t.last_event = Instant::now();
+            let done = t.reader.as_ref().map_or(0, FileReader::sent);
+            let done = if t.state.is_success() {
+                t.file.size
+            } else {
+                done
+            };
+            events.push(SessionEvent::Transfer(TransferUpdate {
+                id: TransferId::outgoing(id),
+                path: t.file.rel_path.clone(),
+                saved_as: None,
+                state: t.state.clone(),
+                progress: Progress {
+                    done,
+                    total: t.file.size,
+                },
+            }));
+        }
+    }
+
+    fn emit_in(&mut self, id: u32, events: &mut EventQueue) {
+        if let Some(t) = self.incoming.get_mut(&id) {
+            t.last_event = Instant::now();
+            let done = if t.state.is_success() {
+                t.size
+            } else {
+                t.received()
+            };
+            events.push(SessionEvent::Transfer(TransferUpdate {
+                id: TransferId::incoming(id),
+                path: t.path.clone(),
+                saved_as: t.saved_as.clone(),
+                state: t.state.clone(),
+                progress: Progress {
+                    done,
+                    total: t.size,
+                },
+            }));
+        }
+    }
+
+    // ---- commands -------------------------------------------------------------------------
+
+    pub(super) fn offer(
+        &mut self,
+        files: Vec<OutgoingFile>,
+        out: &mut BytesMut,
+        events: &mut EventQueue,
+    ) {
+        for file in files {
+            let id = self.next_id;
+            self.next_id = self.next_id.wrapping_add(1).max(1);
+            let frame = Frame::Offer {
+                id,
+                size: file.size,
+                path: file.rel_path.clone(),
+            };
+            let state = match encode_frame(&frame, out) {
+                Ok(()) => TransferState::Offered,
+                Err(e) => TransferState::Failed(e.to_string()),
+            };
+            self.outgoing.insert(
+                id,
+                Outgoing {
+                    file,
+                    state,
+                    reader: None,
+                    last_event: Instant::now(),
+                },
+            );
+            self.emit_out(id, events);
+        }
+    }
+
+    pub(super) fn accept(&mut self, id: u32, out: &mut BytesMut, events: &mut EventQueue) {
+        let Some(t) = self.incoming.get_mut(&id) else {
+            events.push(SessionEvent::Notice(format!("no incoming offer #{id}")));
+            return;
+        };
+        if t.state != TransferState::AwaitingDecision {
+            return;
+        }
+        t.state = TransferState::Transferring;
+        push_frame(out, &Frame::Accept { id, offset: 0 });
+        self.emit_in(id, events);
+    }
+
+    pub(super) fn reject(
+        &mut self,
+        id: u32,
+        reason: String,
+        out: &mut BytesMut,
+        events: &mut EventQueue,
+    ) {
+        let Some(t) = self.incoming.get_mut(&id) else {
+            return;
+        };
+        if t.state != TransferState::AwaitingDecision {
+            return;
+        }
+        let reason = short(reason);
+        t.state = TransferState::Rejected(reason.clone());
+        push_frame(out, &Frame::Reject { id, reason });
+        self.emit_in(id, events);
+    }
+
+    pub(super) fn cancel(
+        &mut self,
+        tid: TransferId,
+        reason: &str,
+        out: &mut BytesMut,
+        events: &mut EventQueue,
+    ) {
+        use crate::transfer::Direction;
+        let reason = short(reason);
+        match tid.direction {
+            Direction::Outgoing => {
+                let Some(t) = self.outgoing.get_mut(&tid.id) else {
+                    return;
+                };
+                if t.state.is_final() {
+                    return;
+                }
+                t.state = TransferState::Cancelled(reason.clone());
+                t.reader = None;
+                self.unschedule(tid.id);
+                push_frame(
+                    out,
+                    &Frame::Cancel {
+                        id: tid.id,
+                        by_sender: true,
+                        reason,
+                    },
+                );
+                self.emit_out(tid.id, events);
+            }
+            Direction::Incoming => {
+                let Some(t) = self.incoming.get_mut(&tid.id) else {
+                    return;
+                };
+                if t.state.is_final() {
+                    return;
+                }
+                t.state = TransferState::Cancelled(reason.clone());
+                if let Some(part) = t.part.take() {
+                    part.discard();
+                }
+                push_frame(
+                    out,
+                    &Frame::Cancel {
+                        id: tid.id,
+                        by_sender: false,
+                        reason,
+                    },
+                );
+                self.emit_in(tid.id, events);
+            }
+        }
+    }
+
+    /// Cancel everything still moving (we are closing).
+    pub(super) fn cancel_all(&mut self, reason: &str, out: &mut BytesMut, events: &mut EventQueue) {
+        let mut ids: Vec<TransferId> = self
+            .outgoing
+            .iter()
+            .filter(|(_, t)| !t.state.is_final())
+            .map(|(&id, _)| TransferId::outgoing(id))
+            .collect();
+        ids.extend(
+            self.incoming
+                .iter()
+                .filter(|(_, t)| !t.state.is_final())
+                .map(|(&id, _)| TransferId::incoming(id)),
+        );
+        ids.sort();
+        for tid in ids {
+            self.cancel(tid, reason, out, events);
+        }
+    }
+
+    /// The connection is gone: whatever is unfinished has failed. `.part` files stay.
+    pub(super) fn fail_all(&mut self, reason: &str, events: &mut EventQueue) {
+        let mut out_ids: Vec<u32> = self
+            .outgoing
+            .iter()
+            .filter(|(_, t)| !t.state.is_final())
+            .map(|(&id, _)| id)
+            .collect();
+        out_ids.sort_unstable();
+        for id in out_ids {
+            if let Some(t) = self.outgoing.get_mut(&id) {
+                t.state = TransferState::Failed(reason.to_string());
+            }
+            self.emit_out(id, events);
+        }
+        self.streaming.clear();
+        self.waiting.clear();
+        let mut in_ids: Vec<u32> = self
+            .incoming
+            .iter()
+            .filter(|(_, t)| !t.state.is_final())
+            .map(|(&id, _)| id)
+            .collect();
+        in_ids.sort_unstable();
+        for id in in_ids {
+            if let Some(t) = self.incoming.get_mut(&id) {
+                t.state = TransferState::Failed(reason.to_string());
+                t.part = None;
+            }
+            self.emit_in(id, events);
+        }
+    }
+
+    fn unschedule(&mut self, id: u32) {
+        self.streaming.retain(|&x| x != id);
+        self.waiting.retain(|&x| x != id);
+        self.promote_waiting();
+    }
+
+    fn promote_waiting(&mut self) {
+        while self.streaming.len() < MAX_STREAMING {
+            match self.waiting.pop_front() {
+                Some(id) => self.streaming.push_back(id),
+                None => break,
+            }
+        }
+    }
+
+    // ---- sending data ---------------------------------------------------------------------
+
+    /// Append the next chunk of the next streaming file to `out`.
+    pub(super) fn write_next_chunk(&mut self, out: &mut BytesMut, events: &mut EventQueue) {
+        let Some(id) = self.streaming.pop_front() else {
+            return;
+        };
+        let chunk_len = self.chunk_len;
+        let Some(t) = self.outgoing.get_mut(&id) else {
+            self.promote_waiting();
+            return;
+        };
+        let Some(reader) = t.reader.as_mut() else {
+            self.promote_waiting();
+            return;
+        };
+        match reader.write_next(id, chunk_len, out) {
+            Ok(ReadStep::Chunk) => {
+                self.streaming.push_back(id);
+                if t.last_event.elapsed() >= PROGRESS_EVERY {
+                    self.emit_out(id, events);
+                }
+            }
+            Ok(ReadStep::Finished) => {
+                t.state = TransferState::Verifying;
+                self.promote_waiting();
+                self.emit_out(id, events);
+            }
+            Err(e) => {
+                let reason = short(format!("reading {}: {e}", t.file.local.display()));
+                t.state = TransferState::Failed(reason.clone());
+                t.reader = None;
+                push_frame(
+                    out,
+                    &Frame::Cancel {
+                        id,
+                        by_sender: true,
+                        reason,
+                    },
+                );
+                self.promote_waiting();
+                self.emit_out(id, events);
+            }
+        }
+    }
+
+    // ---- frames from the peer -------------------------------------------------------------
+
+    pub(super) fn on_offer(
+        &mut self,
+        id: u32,
+        size: u64,
+        path: String,
+        out: &mut BytesMut,
+        events: &mut EventQueue,
+    ) {
+        if let Some(existing) = self.incoming.get(&id)
+            && !existing.state.is_final()
+        {
+            events.push(SessionEvent::Notice(format!(
+                "the peer offered #{id} twice; the second offer ({path}) was refused"
+            )));
+            push_frame(
+                out,
+                &Frame::Reject {
+                    id,
+                    reason: "an offer with this id is already open".into(),
+                },
+            );
+            return;
+        }
+        let (safe, state) = match SafePath::parse(&path) {
+            Ok(safe) => (Some(safe), TransferState::AwaitingDecision),
+            Err(e) => (
+                None,
+                TransferState::Rejected(format!("unsafe file name: {e}")),
+            ),
+        };
+        // Shown on screen: keep a hostile name from carrying escape sequences there.
+        let shown: String = path
+            .chars()
+            .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+            .take(300)
+            .collect();
+        self.incoming.insert(
+            id,
+            Incoming {
+                path: shown,
+                safe,
+                size,
+                state,
+                part: None,
+                saved_as: None,
+                last_event: Instant::now(),
+            },
+        );
+        if let Some(TransferState::Rejected(reason)) = self.incoming.get(&id).map(|t| &t.state) {
+            let reason = reason.clone();
+            push_frame(out, &Frame::Reject { id, reason });
+            self.emit_in(id, events);
+            return;
+        }
+        self.emit_in(id, events);
+        match self.offers.clone() {
+            OfferPolicy::Ask => {}
+            OfferPolicy::AcceptAll => self.accept(id, out, events),
+            OfferPolicy::DeclineAll(reason) => self.reject(id, reason, out, events),
+        }
+    }
+
+    /// Fail an incoming transfer and tell the sender to stop.
+    fn fail_incoming(
+        &mut self,
+        id: u32,
+        reason: String,
+        out: &mut BytesMut,
+        events: &mut EventQueue,
+    ) {
+        if let Some(t) = self.incoming.get_mut(&id) {
+            t.state = TransferState::Failed(reason.clone());
+            // The `.part` stays on disk: it holds what arrived, for a later resume.
+            t.part = None;
+        }
+        push_frame(
+            out,
+            &Frame::Cancel {
+                id,
+                by_sender: false,
+                reason,
+            },
+        );
+        self.emit_in(id, events);
+    }
+
+    pub(super) fn on_chunk(
+        &mut self,
+        id: u32,
+        offset: u64,
+        data: Bytes,
+        out: &mut BytesMut,
+        events: &mut EventQueue,
+    ) {
+        let Some(t) = self.incoming.get_mut(&id) else {
+            events.push(SessionEvent::Notice(format!(
+                "the peer sent data for unknown transfer #{id}; ignored"
+            )));
+            push_frame(
+                out,
+                &Frame::Cancel {
+                    id,
+                    by_sender: false,
+                    reason: "data for a transfer that was never offered".into(),
+                },
+            );
+            return;
+        };
+        match t.state {
+            TransferState::Transferring => {}
+            // Chunks already in flight when we cancelled or failed it.
+            _ if t.state.is_final() => return,
+            _ => {
+                let reason = "data arrived before the offer was accepted".to_string();
+                return self.fail_incoming(id, reason, out, events);
+            }
+        }
+        let received = t.received();
+        if offset != received {
+            let reason = format!("chunk at offset {offset}, expected {received}");
+            return self.fail_incoming(id, reason, out, events);
+        }
+        if received + data.len() as u64 > t.size {
+            let reason = format!(
+                "the peer sent more than the {} it offered",
+                human_size(t.size)
+            );
+            return self.fail_incoming(id, reason, out, events);
+        }
+        if let Err(e) = self.write_part(id, &data) {
+            return self.fail_incoming(id, short(e), out, events);
+        }
+        if let Some(t) = self.incoming.get(&id)
+            && t.last_event.elapsed() >= PROGRESS_EVERY
+        {
+            self.emit_in(id, events);
+        }
+    }
+
+    fn write_part(&mut self, id: u32, data: &[u8]) -> Result<(), String> {
+        let Some(t) = self.incoming.get_mut(&id) else {
+            return Ok(());
+        };
+        let part = match &mut t.part {
+            Some(part) => part,
+            None => {
+                let Some(safe) = &t.safe else {
+                    return Err("no safe name".into());
+                };
+                let part = PartFile::create(&self.download_dir, safe).map_err(|e| {
+                    format!("cannot create file in {}: {e}", self.download_dir.display())
+                })?;
+                t.part.insert(part)
+            }
+        };
+        part.write(data)
+            .map_err(|e| format!("writing {}: {e}", part.part_path().display()))
+    }
+
+    pub(super) fn on_file_end(
+        &mut self,
+        id: u32,
+        hash: [u8; 32],
+        out: &mut BytesMut,
+        events: &mut EventQueue,
+    ) {
+        let Some(t) = self.incoming.get_mut(&id) else {
+            return;
+        };
+        if t.state != TransferState::Transferring {
+            return;
+        }
+        if t.size == 0
+            && t.part.is_none()
+            && let Err(e) = self.write_part(id, &[])
+        {
+            return self.verdict_fail(id, e, out, events);
+        }
+        let Some(t) = self.incoming.get_mut(&id) else {
+            return;
+        };
+        let received = t.received();
+        if received != t.size {
+            let reason = format!("truncated: the peer sent {received} of {} bytes", t.size);
+            return self.verdict_fail(id, reason, out, events);
+        }
+        let Some(part) = t.part.take() else {
+            return self.verdict_fail(id, "nothing was written".into(), out, events);
+        };
+        if part.hash() != hash {
+            let where_ = part.part_path().display().to_string();
+            let reason = format!("BLAKE3 mismatch: the data is corrupt (kept as {where_})");
+            return self.verdict_fail(id, reason, out, events);
+        }
+        match part.promote() {
+            Ok(path) => {
+                let message = path
+                    .strip_prefix(&self.download_dir)
+                    .unwrap_or(&path)
+                    .display()
+                    .to_string();
+                t.state = TransferState::Verified;
+                t.saved_as = Some(path);
+                push_frame(
+                    out,
+                    &Frame::Verdict {
+                        id,
+                        ok: true,
+                        message: short(message),
+                    },
+                );
+                self.emit_in(id, events);
+            }
+            Err(e) => self.verdict_fail(
+                id,
+                format!("cannot rename the finished file: {e}"),
+                out,
+                events,
+            ),
+        }
+    }
+
+    fn verdict_fail(
+        &mut self,
+        id: u32,
+        reason: String,
+        out: &mut BytesMut,
+        events: &mut EventQueue,
+    ) {
+        let reason = short(reason);
+        if let Some(t) = self.incoming.get_mut(&id) {
+            t.state = TransferState::Failed(reason.clone());
+            t.part = None;
+        }
+        push_frame(
+            out,
+            &Frame::Verdict {
+                id,
+                ok: false,
+                message: reason,
+            },
+        );
+        self.emit_in(id, events);
+    }
+
+    pub(super) fn on_accept(
+        &mut self,
+        id: u32,
+        offset: u64,
+        out: &mut BytesMut,
+        events: &mut EventQueue,
+    ) {
+        let Some(t) = self.outgoing.get_mut(&id) else {
+            events.push(SessionEvent::Notice(format!(
+                "the peer accepted #{id}, which we never offered"
+            )));
+            return;
+        };
+        if t.state != TransferState::Offered {
+            return;
+        }
+        if offset != 0 {
+            let reason = format!("the peer asked to resume at {offset}, which was not negotiated");
+            t.state = TransferState::Failed(reason.clone());
+            push_frame(
+                out,
+                &Frame::Cancel {
+                    id,
+                    by_sender: true,
+                    reason,
+                },
+            );
+            return self.emit_out(id, events);
+        }
+        t.state = TransferState::Transferring;
+        t.reader = Some(FileReader::new(t.file.local.clone(), t.file.size));
+        self.waiting.push_back(id);
+        self.promote_waiting();
+        self.emit_out(id, events);
+    }
+
+    pub(super) fn on_reject(&mut self, id: u32, reason: String, events: &mut EventQueue) {
+        if let Some(t) = self.outgoing.get_mut(&id)
+            && t.state == TransferState::Offered
+        {
+            t.state = TransferState::Rejected(short(reason));
+            self.emit_out(id, events);
+        }
+    }
+
+    pub(super) fn on_verdict(
+        &mut self,
+        id: u32,
+        ok: bool,
+        message: String,
+        events: &mut EventQueue,
+    ) {
+        if let Some(t) = self.outgoing.get_mut(&id)
+            && t.state == TransferState::Verifying
+        {
+            t.state = if ok {
+                TransferState::Verified
+            } else {
+                TransferState::Failed(format!("the receiver says: {}", short(message)))
+            };
+            self.emit_out(id, events);
+        }
+    }
+
+    pub(super) fn on_cancel(
+        &mut self,
+        id: u32,
+        by_sender: bool,
+        reason: String,
+        events: &mut EventQueue,
+    ) {
+        let reason = if reason.is_empty() {
+            "cancelled by the peer".to_string()
+        } else {
+            format!("cancelled by the peer: {}", short(reason))
+        };
+        if by_sender {
+            if let Some(t) = self.incoming.get_mut(&id)
+                && !t.state.is_final()
+            {
+                t.state = TransferState::Cancelled(reason);
+                if let Some(part) = t.part.take() {
+                    part.discard();
+                }
+                self.emit_in(id, events);
+            }
+        } else if let Some(t) = self.outgoing.get_mut(&id)
+            && !t.state.is_final()
+        {
+            t.state = TransferState::Cancelled(reason);
+            t.reader = None;
+            self.unschedule(id);
+            self.emit_out(id, events);
+        }
+    }
+}

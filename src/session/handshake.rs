@@ -1,0 +1,227 @@
+//! Identifying the peer: tern preamble + `Hello` both ways, or a raw peer.
+//!
+//! The connector speaks first; the listener sends nothing until it knows what the peer is, so a
+//! raw peer (nc, a Python socket) never sees tern's binary preamble.
+
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_util::codec::Decoder;
+
+use super::{SessionConfig, SessionError};
+use crate::protocol::codec::encode_frame;
+use crate::protocol::{
+    Frame, FrameCodec, PREAMBLE_LEN, PreambleCheck, VERSION, caps, check_preamble, preamble,
+};
+
+/// Which side of the connection we are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// We dialled: we speak first.
+    Connector,
+    /// We accepted: we listen first.
+    Listener,
+}
+
+/// How long each handshake step may take once the peer is known to be a tern.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest display name kept from a peer, in characters.
+const MAX_NAME_CHARS: usize = 64;
+
+pub(super) enum Identified {
+    Tern {
+        name: String,
+        capabilities: u32,
+        /// Bytes read past the peer's `Hello`: the start of its first frames.
+        leftover: BytesMut,
+    },
+    Raw {
+        /// Bytes the peer sent before we knew it was raw: its first text.
+        first: BytesMut,
+    },
+}
+
+pub(super) async fn identify(
+    stream: &mut TcpStream,
+    role: Role,
+    config: &SessionConfig,
+) -> Result<Identified, SessionError> {
+    if config.raw {
+        return Ok(Identified::Raw {
+            first: BytesMut::new(),
+        });
+    }
+    match role {
+        Role::Listener => listen_side(stream, config).await,
+        Role::Connector => connect_side(stream, config).await,
+    }
+}
+
+fn hello_bytes(config: &SessionConfig) -> Result<BytesMut, SessionError> {
+    let mut out = BytesMut::with_capacity(PREAMBLE_LEN + 64);
+    out.extend_from_slice(&preamble(VERSION));
+    let name: String = config.name.chars().take(MAX_NAME_CHARS).collect();
+    encode_frame(
+        &Frame::Hello {
+            capabilities: caps::OURS,
+            name,
+        },
+        &mut out,
+    )?;
+    Ok(out)
+}
+
+async fn listen_side(
+    stream: &mut TcpStream,
+    config: &SessionConfig,
+) -> Result<Identified, SessionError> {
+    let mut buf = BytesMut::with_capacity(4096);
+    // A connecting tern speaks at once; silence means someone waiting to read (nc).
+    match timeout(config.raw_silence, stream.read_buf(&mut buf)).await {
+        Err(_) | Ok(Ok(0)) => return Ok(Identified::Raw { first: buf }),
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(e.into()),
+    }
+    let version = loop {
+        match check_preamble(&buf) {
+            PreambleCheck::NotTern => return Ok(Identified::Raw { first: buf }),
+            PreambleCheck::Tern { version } => break version,
+            PreambleCheck::NeedMore => {
+                match timeout(HANDSHAKE_TIMEOUT, stream.read_buf(&mut buf)).await {
+                    // A prefix of the magic and then silence or EOF: still just bytes.
+                    Err(_) | Ok(Ok(0)) => return Ok(Identified::Raw { first: buf }),
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return Err(e.into()),
+                }
+            }
+        }
+    };
+    if version != VERSION {
+        let reason = format!(
+            "protocol version mismatch: this tern speaks version {VERSION}, you speak version {version}"
+        );
+        let mut out = BytesMut::new();
+        out.extend_from_slice(&preamble(VERSION));
+        encode_frame(&Frame::Bye { reason }, &mut out)?;
+        // Best effort: the error below is what matters on this side.
+        let _ = stream.write_all(&out).await;
+        let _ = stream.shutdown().await;
+        return Err(SessionError::VersionMismatch {
+            ours: VERSION,
+            theirs: version,
+        });
+    }
+    buf.advance(PREAMBLE_LEN);
+    let (name, capabilities) = match read_frame(stream, &mut buf).await? {
+        Frame::Hello { capabilities, name } => (name, capabilities),
+        other => {
+            return Err(SessionError::MalformedHandshake(format!(
+                "expected Hello, got {}",
+                other.kind()
+            )));
+        }
+    };
+    stream.write_all(&hello_bytes(config)?).await?;
+    Ok(Identified::Tern {
+        name: clean_name(&name),
+        capabilities: capabilities & caps::OURS,
+        leftover: buf,
+    })
+}
+
+async fn connect_side(
+    stream: &mut TcpStream,
+    config: &SessionConfig,
+) -> Result<Identified, SessionError> {
+    stream.write_all(&hello_bytes(config)?).await?;
+    let mut buf = BytesMut::with_capacity(4096);
+    let version = loop {
+        match check_preamble(&buf) {
+            PreambleCheck::NotTern => return Err(SessionError::NotTern),
+            PreambleCheck::Tern { version } => break version,
+            PreambleCheck::NeedMore => {
+                match timeout(HANDSHAKE_TIMEOUT, stream.read_buf(&mut buf)).await {
+                    Err(_) => return Err(SessionError::HandshakeTimeout(HANDSHAKE_TIMEOUT)),
+                    Ok(Ok(0)) if buf.is_empty() => {
+                        return Err(SessionError::MalformedHandshake(
+                            "the peer closed the connection without answering".into(),
+                        ));
+                    }
+                    Ok(Ok(0)) => return Err(SessionError::NotTern),
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return Err(e.into()),
+                }
+            }
+        }
+    };
+    if version != VERSION {
+        return Err(SessionError::VersionMismatch {
+            ours: VERSION,
+            theirs: version,
+        });
+    }
+    buf.advance(PREAMBLE_LEN);
+    match read_frame(stream, &mut buf).await? {
+        Frame::Hello { capabilities, name } => Ok(Identified::Tern {
+            name: clean_name(&name),
+            capabilities: capabilities & caps::OURS,
+            leftover: buf,
+        }),
+        Frame::Bye { reason } => Err(SessionError::Refused(reason)),
+        other => Err(SessionError::MalformedHandshake(format!(
+            "expected Hello, got {}",
+            other.kind()
+        ))),
+    }
+}
+
+async fn read_frame(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<Frame, SessionError> {
+    let mut codec = FrameCodec;
+    loop {
+        match codec.decode(buf) {
+            Ok(Some(frame)) => return Ok(frame),
+            Ok(None) => {}
+            Err(e) => return Err(SessionError::MalformedHandshake(e.to_string())),
+        }
+        match timeout(HANDSHAKE_TIMEOUT, stream.read_buf(buf)).await {
+            Err(_) => return Err(SessionError::HandshakeTimeout(HANDSHAKE_TIMEOUT)),
+            Ok(Ok(0)) => {
+                return Err(SessionError::MalformedHandshake(
+                    "connection closed during the handshake".into(),
+                ));
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e.into()),
+        }
+    }
+}
+
+/// A peer's name is shown on screen: no control characters (escape sequences), bounded length.
+fn clean_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_NAME_CHARS)
+        .collect();
+    let cleaned = cleaned.trim();
+    if cleaned.is_empty() {
+        "peer".to_string()
+    } else {
+        cleaned.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean_name;
+
+    #[test]
+    fn peer_names_lose_escape_sequences() {
+        assert_eq!(clean_name("bob\u{1b}[2J"), "bob[2J");
+        assert_eq!(clean_name("   "), "peer");
+        assert_eq!(clean_name(&"x".repeat(500)).len(), 64);
+    }
+}

@@ -1,0 +1,184 @@
+//! File transfers: identities, states and progress, as plain data with pure transitions.
+//!
+//! `outgoing` reads files chunk by chunk; `incoming` writes `.part` files and names them safely.
+//! Depends on `protocol` (for chunk framing) and `text` only.
+
+pub mod incoming;
+pub mod outgoing;
+
+use std::fmt;
+
+/// Which side of a transfer this is, seen from here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Direction {
+    Outgoing,
+    Incoming,
+}
+
+/// A transfer's identity in this session. Ids are chosen by the sending side, so an outgoing
+/// and an incoming transfer may share a number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TransferId {
+    pub direction: Direction,
+    pub id: u32,
+}
+
+impl TransferId {
+    pub fn outgoing(id: u32) -> Self {
+        Self {
+            direction: Direction::Outgoing,
+            id,
+        }
+    }
+
+    pub fn incoming(id: u32) -> Self {
+        Self {
+            direction: Direction::Incoming,
+            id,
+        }
+    }
+}
+
+impl fmt::Display for TransferId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let arrow = match self.direction {
+            Direction::Outgoing => "out",
+            Direction::Incoming => "in",
+        };
+        write!(f, "{arrow}#{}", self.id)
+    }
+}
+
+/// Where a transfer stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransferState {
+    /// Outgoing: offered, waiting for the peer's answer.
+    Offered,
+    /// Incoming: offered to us, waiting for our answer.
+    AwaitingDecision,
+    /// Accepted; bytes are moving.
+    Transferring,
+    /// Outgoing: every byte sent, waiting for the receiver's verdict.
+    Verifying,
+    /// The receiver's hash matched; incoming: the file has its final name.
+    Verified,
+    Rejected(String),
+    Failed(String),
+    Cancelled(String),
+}
+
+impl TransferState {
+    /// Nothing more will happen to this transfer.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            TransferState::Verified
+                | TransferState::Rejected(_)
+                | TransferState::Failed(_)
+                | TransferState::Cancelled(_)
+        )
+    }
+
+    pub fn is_success(&self) -> bool {
+        matches!(self, TransferState::Verified)
+    }
+
+    /// A short word for status lines and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            TransferState::Offered => "waiting for peer",
+            TransferState::AwaitingDecision => "offered",
+            TransferState::Transferring => "transferring",
+            TransferState::Verifying => "verifying",
+            TransferState::Verified => "verified",
+            TransferState::Rejected(_) => "rejected",
+            TransferState::Failed(_) => "failed",
+            TransferState::Cancelled(_) => "cancelled",
+        }
+    }
+}
+
+impl fmt::Display for TransferState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransferState::Rejected(why)
+            | TransferState::Failed(why)
+            | TransferState::Cancelled(why)
+                if !why.is_empty() =>
+            {
+                write!(f, "{}: {why}", self.label())
+            }
+            _ => f.write_str(self.label()),
+        }
+    }
+}
+
+/// Bytes moved so far out of the total.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub done: u64,
+    pub total: u64,
+}
+
+impl Progress {
+    pub fn fraction(self) -> f64 {
+        if self.total == 0 {
+            1.0
+        } else {
+            self.done as f64 / self.total as f64
+        }
+    }
+}
+
+/// What the session reports about a transfer whenever it changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransferUpdate {
+    pub id: TransferId,
+    /// Relative path as offered (`folder/file.txt`).
+    pub path: String,
+    /// Incoming and verified: where the file now is.
+    pub saved_as: Option<std::path::PathBuf>,
+    pub state: TransferState,
+    pub progress: Progress,
+}
+
+/// Human-readable byte counts (binary units).
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn final_states_are_final() {
+        assert!(TransferState::Verified.is_final());
+        assert!(TransferState::Failed("x".into()).is_final());
+        assert!(!TransferState::Transferring.is_final());
+        assert!(!TransferState::Offered.is_final());
+    }
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(64 * 1024 * 1024), "64.0 MiB");
+    }
+
+    #[test]
+    fn empty_file_progress_is_complete() {
+        assert_eq!(Progress { done: 0, total: 0 }.fraction(), 1.0);
+    }
+}

@@ -1,0 +1,321 @@
+//! The receiving side: untrusted names made safe, `.part` files written at their offsets and
+//! hashed on the way, and the final rename that never overwrites anything.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Longest path component accepted from a peer, in bytes. Leaves room for ` (NNN).part` within
+/// the 255 bytes most file systems allow.
+pub const MAX_COMPONENT_LEN: usize = 240;
+/// Longest relative path accepted from a peer, in bytes.
+pub const MAX_PATH_LEN: usize = 4096;
+/// Deepest folder nesting accepted from a peer.
+pub const MAX_DEPTH: usize = 64;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum NameError {
+    #[error("empty name")]
+    Empty,
+    #[error("absolute path")]
+    Absolute,
+    #[error("path component {0:?} is not allowed")]
+    Component(String),
+    #[error("name contains a control character")]
+    Control,
+    #[error("name component longer than {} bytes", MAX_COMPONENT_LEN)]
+    TooLong,
+    #[error(
+        "path longer than {} bytes or deeper than {} folders",
+        MAX_PATH_LEN,
+        MAX_DEPTH
+    )]
+    PathTooLong,
+    #[error("drive letter in name")]
+    Drive,
+    #[error("{0:?} is a reserved device name")]
+    Reserved(String),
+}
+
+/// A relative path from a peer that has passed every check: each component is a plain name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SafePath {
+    components: Vec<String>,
+}
+
+impl SafePath {
+    /// Check a peer's path. Refuses rather than repairs: a name that needs repair came from a
+    /// buggy or hostile peer, and the user should hear about it.
+    pub fn parse(raw: &str) -> Result<Self, NameError> {
+        if raw.is_empty() {
+            return Err(NameError::Empty);
+        }
+        if raw.len() > MAX_PATH_LEN {
+            return Err(NameError::PathTooLong);
+        }
+        if raw.starts_with('/') || raw.starts_with('\\') {
+            return Err(NameError::Absolute);
+        }
+        if raw.chars().any(char::is_control) {
+            return Err(NameError::Control);
+        }
+        let components: Vec<String> = raw.split(['/', '\\']).map(str::to_string).collect();
+        if components.len() > MAX_DEPTH {
+            return Err(NameError::PathTooLong);
+        }
+        for c in &components {
+            check_component(c)?;
+        }
+        Ok(Self { components })
+    }
+
+    pub fn file_name(&self) -> &str {
+        // `parse` guarantees at least one component.
+        self.components.last().map(String::as_str).unwrap_or("")
+    }
+
+    pub fn folders(&self) -> &[String] {
+        &self.components[..self.components.len().saturating_sub(1)]
+    }
+}
+
+impl std::fmt::Display for SafePath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.components.join("/"))
+    }
+}
+
+fn check_component(c: &str) -> Result<(), NameError> {
+    if c.is_empty() || c == "." || c == ".." {
+        return Err(NameError::Component(c.to_string()));
+    }
+    if c.len() > MAX_COMPONENT_LEN {
+        return Err(NameError::TooLong);
+    }
+    if c.contains(':') {
+        return Err(NameError::Drive);
+    }
+    // Names Windows maps to devices; harmless on Unix, but a peer has no business sending them
+    // and a shared folder may be read from Windows.
+    let stem = c
+        .split('.')
+        .next()
+        .unwrap_or(c)
+        .trim_end()
+        .to_ascii_uppercase();
+    let reserved = matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL")
+        || ((stem.starts_with("COM") || stem.starts_with("LPT"))
+            && stem.len() == 4
+            && stem.as_bytes()[3].is_ascii_digit());
+    if reserved {
+        return Err(NameError::Reserved(c.to_string()));
+    }
+    Ok(())
+}
+
+/// `name (n).ext` for `n > 0`, keeping the extension where a reader expects it.
+pub fn numbered(name: &str, n: u32) -> String {
+    if n == 0 {
+        return name.to_string();
+    }
+    match name.rfind('.') {
+        Some(dot) if dot > 0 => format!("{} ({n}){}", &name[..dot], &name[dot..]),
+        _ => format!("{name} ({n})"),
+    }
+}
+
+/// Create the folders of `path` under `root`, refusing to pass through anything that is not a
+/// real folder (a symbolic link planted in the download dir must not lead outside it).
+pub fn prepare_folders(root: &Path, path: &SafePath) -> io::Result<PathBuf> {
+    let mut dir = root.to_path_buf();
+    for folder in path.folders() {
+        dir.push(folder);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.file_type().is_dir() => {}
+            Ok(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} exists and is not a folder", dir.display()),
+                ));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::create_dir(&dir)?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(dir)
+}
+
+/// An accepted incoming file being written to its `.part`.
+pub struct PartFile {
+    dir: PathBuf,
+    name: String,
+    part: PathBuf,
+    file: File,
+    received: u64,
+    hasher: blake3::Hasher,
+}
+
+impl PartFile {
+    /// Create `NAME.part` (or `NAME (n).part` if taken) in the folder for `path` under `root`.
+    pub fn create(root: &Path, path: &SafePath) -> io::Result<Self> {
+        let dir = prepare_folders(root, path)?;
+        let name = path.file_name().to_string();
+        for n in 0..1000 {
+            let part = dir.join(format!("{}.part", numbered(&name, n)));
+            match OpenOptions::new().write(true).create_new(true).open(&part) {
+                Ok(file) => {
+                    return Ok(Self {
+                        dir,
+                        name,
+                        part,
+                        file,
+                        received: 0,
+                        hasher: blake3::Hasher::new(),
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("too many files named {name}.part"),
+        ))
+    }
+
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    pub fn part_path(&self) -> &Path {
+        &self.part
+    }
+
+    /// Append the next piece; the caller has checked the offset and the size limit.
+    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.file.write_all(data)?;
+        self.hasher.update(data);
+        self.received += data.len() as u64;
+        Ok(())
+    }
+
+    pub fn hash(&self) -> [u8; 32] {
+        *self.hasher.finalize().as_bytes()
+    }
+
+    /// Give the file its final name (the first free of `NAME`, `NAME (1)`, ...) and return it.
+    /// Never replaces an existing file, even one created a moment ago.
+    pub fn promote(self) -> io::Result<PathBuf> {
+        self.file.sync_data()?;
+        drop(self.file);
+        for n in 0..10_000 {
+            let target = self.dir.join(numbered(&self.name, n));
+            // A hard link fails if the target exists, whatever it is: an atomic no-overwrite.
+            match std::fs::hard_link(&self.part, &target) {
+                Ok(()) => {
+                    std::fs::remove_file(&self.part)?;
+                    return Ok(target);
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    // File systems without hard links: check, then rename.
+                    tracing::debug!(error = %e, "hard link failed, falling back to rename");
+                    if std::fs::symlink_metadata(&target).is_ok() {
+                        continue;
+                    }
+                    std::fs::rename(&self.part, &target)?;
+                    return Ok(target);
+                }
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("too many files named {}", self.name),
+        ))
+    }
+
+    /// Remove the `.part` (an explicit cancel: nothing to resume).
+    pub fn discard(self) {
+        drop(self.file);
+        if let Err(e) = std::fs::remove_file(&self.part) {
+            tracing::warn!(error = %e, part = %self.part.display(), "could not remove .part");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_and_nested_names_pass() {
+        let p = SafePath::parse("photos/2024/我的 照片.jpg").expect("valid");
+        assert_eq!(p.file_name(), "我的 照片.jpg");
+        assert_eq!(p.folders(), ["photos", "2024"]);
+    }
+
+    #[test]
+    fn hostile_names_are_refused() {
+        let hostile = [
+            "",
+            "..",
+            ".",
+            "../x",
+            "../../etc/passwd",
+            "a/../../b",
+            "/etc/passwd",
+            "\\windows\\x",
+            "C:\\x",
+            "c:x",
+            "a\0b",
+            "a\nb",
+            "a\u{1b}[2J",
+            "a//b",
+            "a/./b",
+            "CON",
+            "aux.txt",
+            "com1",
+            "dir/",
+            &"x".repeat(1000),
+        ];
+        for name in hostile {
+            assert!(SafePath::parse(name).is_err(), "{name:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn numbered_names_keep_the_extension() {
+        assert_eq!(numbered("a.txt", 0), "a.txt");
+        assert_eq!(numbered("a.txt", 1), "a (1).txt");
+        assert_eq!(numbered("archive.tar.gz", 2), "archive.tar (2).gz");
+        assert_eq!(numbered(".bashrc", 1), ".bashrc (1)");
+        assert_eq!(numbered("README", 3), "README (3)");
+    }
+
+    #[test]
+    fn promote_never_overwrites() -> anyhow::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        std::fs::write(tmp.path().join("a.txt"), b"old")?;
+        let path = SafePath::parse("a.txt")?;
+        let mut part = PartFile::create(tmp.path(), &path)?;
+        part.write(b"new")?;
+        let final_path = part.promote()?;
+        assert_eq!(final_path, tmp.path().join("a (1).txt"));
+        assert_eq!(std::fs::read(tmp.path().join("a.txt"))?, b"old");
+        assert_eq!(std::fs::read(&final_path)?, b"new");
+        assert!(!tmp.path().join("a.txt.part").exists());
+        Ok(())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlinked_folder_in_the_download_dir_is_not_followed() -> anyhow::Result<()> {
+        let outside = tempfile::tempdir()?;
+        let root = tempfile::tempdir()?;
+        std::os::unix::fs::symlink(outside.path(), root.path().join("evil"))?;
+        let path = SafePath::parse("evil/x.txt")?;
+        assert!(PartFile::create(root.path(), &path).is_err());
+        assert_eq!(std::fs::read_dir(outside.path())?.count(), 0);
+        Ok(())
+    }
+}

@@ -1,0 +1,286 @@
+//! The sending side: which files a set of paths means, and reading them chunk by chunk.
+//!
+//! A file is read only when the socket can take the next chunk, straight into the output
+//! buffer, and hashed on the way: memory stays at one chunk per file, whatever the file size.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use bytes::BytesMut;
+
+use crate::protocol::Frame;
+use crate::protocol::codec::{CHUNK_HEADER_LEN, encode_frame, put_chunk_header};
+
+/// One file to offer: where it is here, and the relative path the peer sees.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutgoingFile {
+    pub local: PathBuf,
+    /// `/`-separated, relative: `folder/sub/file.txt`.
+    pub rel_path: String,
+    pub size: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{0}: file name is not valid UTF-8")]
+    NotUtf8(PathBuf),
+    #[error("{0}: not a regular file or folder")]
+    NotAFile(PathBuf),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CollectError + '_ {
+    move |source| CollectError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Expand `paths` into the files they name: a file as itself, a folder as every file below
+/// it with the folder's own name as the first component. Symbolic links to files are followed;
+/// links to folders are skipped so a loop cannot make the walk endless. Order is stable
+/// (sorted within each folder).
+pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<OutgoingFile>, CollectError> {
+    let mut out = Vec::new();
+    for path in paths {
+        let meta = std::fs::metadata(path).map_err(io_err(path))?;
+        let name = base_name(path)?;
+        if meta.is_dir() {
+            walk_dir(path, &name, &mut out)?;
+        } else if meta.is_file() {
+            out.push(OutgoingFile {
+                local: path.clone(),
+                rel_path: name,
+                size: meta.len(),
+            });
+        } else {
+            return Err(CollectError::NotAFile(path.clone()));
+        }
+    }
+    Ok(out)
+}
+
+fn base_name(path: &Path) -> Result<String, CollectError> {
+    // `.` or `dir/..` have no file name of their own: use the folder they resolve to.
+    let resolved;
+    let path = if path.file_name().is_none() {
+        resolved = std::fs::canonicalize(path).map_err(io_err(path))?;
+        resolved.as_path()
+    } else {
+        path
+    };
+    let name = path.file_name().unwrap_or(path.as_os_str());
+    name.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| CollectError::NotUtf8(path.to_path_buf()))
+}
+
+fn walk_dir(dir: &Path, rel: &str, out: &mut Vec<OutgoingFile>) -> Result<(), CollectError> {
+    let mut entries = std::fs::read_dir(dir)
+        .map_err(io_err(dir))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(io_err(dir))?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let name = entry
+            .file_name()
+            .into_string()
+            .map_err(|_| CollectError::NotUtf8(path.clone()))?;
+        let child_rel = format!("{rel}/{name}");
+        let file_type = entry.file_type().map_err(io_err(&path))?;
+        if file_type.is_dir() {
+            walk_dir(&path, &child_rel, out)?;
+        } else if file_type.is_file() {
+            let size = entry.metadata().map_err(io_err(&path))?.len();
+            out.push(OutgoingFile {
+                local: path,
+                rel_path: child_rel,
+                size,
+            });
+        } else if file_type.is_symlink() {
+            match std::fs::metadata(&path) {
+                Ok(meta) if meta.is_file() => out.push(OutgoingFile {
+                    local: path,
+                    rel_path: child_rel,
+                    size: meta.len(),
+                }),
+                _ => tracing::info!(path = %path.display(), "skipping link that is not a file"),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An accepted outgoing file being read. The file is opened on its first chunk, so thousands of
+/// pipelined offers do not hold thousands of descriptors.
+pub struct FileReader {
+    local: PathBuf,
+    size: u64,
+    sent: u64,
+    file: Option<File>,
+    hasher: blake3::Hasher,
+}
+
+/// What one call to [`FileReader::write_next`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadStep {
+    /// A chunk went into the buffer; more follow.
+    Chunk,
+    /// The last chunk (if any) and the `FileEnd` went into the buffer.
+    Finished,
+}
+
+impl FileReader {
+    pub fn new(local: PathBuf, size: u64) -> Self {
+        Self {
+            local,
+            size,
+            sent: 0,
+            file: None,
+            hasher: blake3::Hasher::new(),
+        }
+    }
+
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// Append the next `Chunk` (at most `chunk_len` bytes of data) to `dst`, and the `FileEnd`
+    /// once the whole offered size is out. On error `dst` is left as it was.
+    pub fn write_next(
+        &mut self,
+        id: u32,
+        chunk_len: usize,
+        dst: &mut BytesMut,
+    ) -> io::Result<ReadStep> {
+        let remaining = self.size - self.sent;
+        if remaining > 0 {
+            let n = remaining.min(chunk_len as u64) as usize;
+            let file = match &mut self.file {
+                Some(f) => f,
+                None => self.file.insert(File::open(&self.local)?),
+            };
+            let start = dst.len();
+            dst.reserve(CHUNK_HEADER_LEN + n);
+            put_chunk_header(dst, id, self.sent, n);
+            let data_start = dst.len();
+            dst.resize(data_start + n, 0);
+            if let Err(e) = read_full(file, &mut dst[data_start..]) {
+                dst.truncate(start);
+                return Err(e);
+            }
+            self.hasher.update(&dst[data_start..]);
+            self.sent += n as u64;
+        }
+        if self.sent < self.size {
+            return Ok(ReadStep::Chunk);
+        }
+        self.file = None;
+        let hash = *self.hasher.finalize().as_bytes();
+        encode_frame(&Frame::FileEnd { id, hash }, dst).map_err(io::Error::other)?;
+        Ok(ReadStep::Finished)
+    }
+}
+
+fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the file became shorter while it was being sent",
+                ));
+            }
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::FrameCodec;
+    use tokio_util::codec::Decoder;
+
+    #[test]
+    fn folders_expand_with_their_name_and_sorted_children() -> anyhow::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let root = tmp.path().join("photos");
+        std::fs::create_dir_all(root.join("b/deeper"))?;
+        std::fs::write(root.join("z.txt"), b"zz")?;
+        std::fs::write(root.join("b/a.txt"), b"a")?;
+        std::fs::write(root.join("b/deeper/c.bin"), b"ccc")?;
+        let files = collect_files(&[root])?;
+        let rels: Vec<_> = files.iter().map(|f| f.rel_path.as_str()).collect();
+        assert_eq!(
+            rels,
+            ["photos/b/a.txt", "photos/b/deeper/c.bin", "photos/z.txt"]
+        );
+        assert_eq!(files[1].size, 3);
+        Ok(())
+    }
+
+    #[test]
+    fn a_missing_path_is_a_clear_error() {
+        let err = collect_files(&[PathBuf::from("/no/such/file-here")])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("/no/such/file-here"), "{err}");
+    }
+
+    #[test]
+    fn reader_emits_chunks_then_file_end_with_whole_hash() -> anyhow::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let path = tmp.path().join("f");
+        let content: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &content)?;
+        let mut reader = FileReader::new(path, content.len() as u64);
+        let mut buf = BytesMut::new();
+        let mut steps = 0;
+        while reader.write_next(7, 4096, &mut buf)? == ReadStep::Chunk {
+            steps += 1;
+        }
+        assert_eq!(steps, 2);
+        let mut got = Vec::new();
+        let mut codec = FrameCodec;
+        let mut end = None;
+        while let Some(frame) = codec.decode(&mut buf)? {
+            match frame {
+                Frame::Chunk { id, offset, data } => {
+                    assert_eq!(id, 7);
+                    assert_eq!(offset, got.len() as u64);
+                    got.extend_from_slice(&data);
+                }
+                Frame::FileEnd { hash, .. } => end = Some(hash),
+                other => anyhow::bail!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(got, content);
+        assert_eq!(end, Some(*blake3::hash(&content).as_bytes()));
+        Ok(())
+    }
+
+    #[test]
+    fn a_file_that_shrinks_is_an_error_not_a_short_transfer() -> anyhow::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let path = tmp.path().join("f");
+        std::fs::write(&path, b"short")?;
+        let mut reader = FileReader::new(path, 100);
+        let mut buf = BytesMut::new();
+        assert!(reader.write_next(1, 4096, &mut buf).is_err());
+        assert!(buf.is_empty());
+        Ok(())
+    }
+}
