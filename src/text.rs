@@ -151,6 +151,17 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_gbk_sample_decodes_to_the_greeting() {
+        let bytes = include_bytes!("../assets/greeting.gbk.txt");
+        assert_eq!(detect(bytes), Some(Encoding::Gbk));
+        let decoded = decode(bytes, Encoding::Gbk);
+        assert_eq!(decoded.text.trim_end(), GREETING);
+        assert!(!decoded.lossy);
+        let utf8 = include_bytes!("../assets/greeting.utf8.txt");
+        assert_eq!(decode_detected(utf8).text, decoded.text);
+    }
+
+    #[test]
     fn detect_tells_gbk_from_utf8() {
         assert_eq!(
             detect(&encode(GREETING, Encoding::Gbk)),
@@ -158,6 +169,17 @@ mod tests {
         );
         assert_eq!(detect(GREETING.as_bytes()), Some(Encoding::Utf8));
         assert_eq!(detect(b"hello"), None);
+    }
+
+    #[test]
+    fn a_utf8_character_cut_at_the_end_is_still_utf8() {
+        let bytes = "你好".as_bytes();
+        assert_eq!(detect_prefix(&bytes[..4]), Some(Encoding::Utf8));
+        assert_eq!(detect_prefix(&bytes[..1]), None);
+        assert_eq!(
+            detect_prefix(&encode("你", Encoding::Gbk)),
+            Some(Encoding::Gbk)
+        );
     }
 
     #[test]

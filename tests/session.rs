@@ -1,0 +1,673 @@
+//! Sessions over real loopback sockets: two real sessions, or a real session and a scripted
+//! fake peer that speaks the wire protocol frame by frame (to lie, truncate and corrupt).
+
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use tern::protocol::{Frame, FrameCodec, MAGIC, PREAMBLE_LEN, VERSION, preamble};
+use tern::session::{Command, OfferPolicy, Role, Session, SessionConfig, SessionEvent};
+use tern::transfer::outgoing::collect_files;
+use tern::transfer::{Direction, TransferState};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::timeout;
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn config(name: &str, dir: &Path, offers: OfferPolicy) -> SessionConfig {
+    let mut c = SessionConfig::new(name, dir.to_path_buf());
+    c.offers = offers;
+    c
+}
+
+/// A listening session and a connecting session on 127.0.0.1.
+async fn pair(listener_cfg: SessionConfig, connector_cfg: SessionConfig) -> (Session, Session) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let root = CancellationToken::new();
+    let accept = tokio::spawn(async move { listener.accept().await.map(|(s, _)| s) });
+    let client = TcpStream::connect(addr).await.expect("connect");
+    let server = accept.await.expect("join").expect("accept");
+    let a = Session::start(server, Role::Listener, listener_cfg, &root);
+    let b = Session::start(client, Role::Connector, connector_cfg, &root);
+    (a, b)
+}
+
+/// Wait for the first event `pick` maps to `Some`, failing on timeout or session end.
+async fn wait_for<T>(session: &mut Session, mut pick: impl FnMut(&SessionEvent) -> Option<T>) -> T {
+    let found = timeout(WAIT, async {
+        while let Some(event) = session.events.recv().await {
+            if std::env::var_os("TRACE_EVENTS").is_some() {
+                eprintln!("{event:?}");
+            }
+            if let Some(found) = pick(&event) {
+                return Some(found);
+            }
+        }
+        None
+    })
+    .await;
+    match found {
+        Ok(Some(found)) => found,
+        Ok(None) => panic!("session ended before the expected event"),
+        Err(_) => panic!("timed out waiting for an event"),
+    }
+}
+
+fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn chat_and_a_big_file_share_the_connection_between_real_sessions() {
+    let rx_dir = tempfile::tempdir().expect("tmp");
+    let tx_dir = tempfile::tempdir().expect("tmp");
+    let big = tx_dir.path().join("big.bin");
+    let content = pseudo_random(64 << 20, 1);
+    std::fs::write(&big, &content).expect("write");
+    let (mut rx, mut tx) = pair(
+        config("rx", rx_dir.path(), OfferPolicy::AcceptAll),
+        config("tx", tx_dir.path(), OfferPolicy::Ask),
+    )
+    .await;
+    let files = collect_files(&[big]).expect("collect");
+    tx.handle.send(Command::Offer(files)).await.expect("offer");
+    tx.handle
+        .send(Command::Text("来自发送方".into()))
+        .await
+        .expect("text");
+    rx.handle
+        .send(Command::Text("from receiver".into()))
+        .await
+        .expect("text");
+    let mut got_text = false;
+    let saved = wait_for(&mut rx, |e| match e {
+        SessionEvent::Text { text, .. } => {
+            assert_eq!(text, "来自发送方");
+            got_text = true;
+            None
+        }
+        SessionEvent::Transfer(u) if u.state.is_final() => Some(u.saved_as.clone()),
+        _ => None,
+    })
+    .await
+    .expect("saved path");
+    assert!(
+        got_text
+            || wait_for(&mut rx, |e| matches!(e, SessionEvent::Text { .. })
+                .then_some(true))
+            .await
+    );
+    assert_eq!(std::fs::read(saved).expect("read"), content);
+    let mut got_text = false;
+    let state = wait_for(&mut tx, |e| match e {
+        SessionEvent::Text { text, .. } => {
+            assert_eq!(text, "from receiver");
+            got_text = true;
+            None
+        }
+        SessionEvent::Transfer(u) if u.state.is_final() => Some(u.state.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(state, TransferState::Verified);
+    assert!(
+        got_text
+            || wait_for(&mut tx, |e| matches!(e, SessionEvent::Text { .. })
+                .then_some(true))
+            .await
+    );
+}
+
+/// The fake receiver sets the pace, so "during the transfer" is not a matter of timing.
+#[tokio::test]
+async fn a_message_sent_mid_transfer_overtakes_the_queued_file_data() {
+    let (mut fake, mut real, dir) = fake_connector(OfferPolicy::Ask).await;
+    let big = dir.path().join("outgoing.bin");
+    std::fs::write(&big, pseudo_random(64 << 20, 5)).expect("write");
+    real.handle
+        .send(Command::Offer(collect_files(&[big]).expect("collect")))
+        .await
+        .expect("offer");
+    let Frame::Offer { id, .. } = next_frame(&mut fake).await else {
+        panic!("expected an offer");
+    };
+    fake.send(Frame::Accept { id, offset: 0 })
+        .await
+        .expect("accept");
+    // Take 1 MiB, then talk both ways while the rest is still waiting.
+    let mut taken = 0usize;
+    while taken < 1 << 20 {
+        match next_frame(&mut fake).await {
+            Frame::Chunk { data, .. } => taken += data.len(),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    fake.send(Frame::Text {
+        encoding: tern::text::Encoding::Utf8,
+        bytes: Bytes::from_static("收到 mid-transfer".as_bytes()),
+    })
+    .await
+    .expect("text");
+    let text = wait_for(&mut real, |e| match e {
+        SessionEvent::Text { text, .. } => Some(text.clone()),
+        SessionEvent::Transfer(u) if u.state.is_final() => panic!("transfer ended first: {u:?}"),
+        _ => None,
+    })
+    .await;
+    assert_eq!(text, "收到 mid-transfer");
+    real.handle
+        .send(Command::Text("reply".into()))
+        .await
+        .expect("text");
+    // Data already in kernel buffers may come first, but not the rest of the file.
+    let mut behind = 0usize;
+    loop {
+        match next_frame(&mut fake).await {
+            Frame::Chunk { data, .. } => behind += data.len(),
+            Frame::Text { bytes, .. } => {
+                assert_eq!(&bytes[..], b"reply");
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(
+        behind < 16 << 20,
+        "the message waited behind {behind} bytes of file data"
+    );
+}
+
+#[tokio::test]
+async fn both_sides_can_send_files_at_once_without_deadlock() {
+    let a_dir = tempfile::tempdir().expect("tmp");
+    let b_dir = tempfile::tempdir().expect("tmp");
+    let a_file = a_dir.path().join("from_a.bin");
+    let b_file = b_dir.path().join("from_b.bin");
+    std::fs::write(&a_file, pseudo_random(16 << 20, 2)).expect("write");
+    std::fs::write(&b_file, pseudo_random(16 << 20, 3)).expect("write");
+    let (mut a, mut b) = pair(
+        config("a", a_dir.path(), OfferPolicy::AcceptAll),
+        config("b", b_dir.path(), OfferPolicy::AcceptAll),
+    )
+    .await;
+    a.handle
+        .send(Command::Offer(collect_files(&[a_file]).expect("collect")))
+        .await
+        .expect("offer");
+    b.handle
+        .send(Command::Offer(collect_files(&[b_file]).expect("collect")))
+        .await
+        .expect("offer");
+    for s in [&mut a, &mut b] {
+        let mut verified = 0;
+        wait_for(s, |e| match e {
+            SessionEvent::Transfer(u) if u.state == TransferState::Verified => {
+                verified += 1;
+                (verified == 2).then_some(())
+            }
+            SessionEvent::Transfer(u) if u.state.is_final() => panic!("{u:?}"),
+            _ => None,
+        })
+        .await;
+    }
+    assert!(a_dir.path().join("from_b.bin").exists());
+    assert!(b_dir.path().join("from_a.bin").exists());
+}
+
+#[tokio::test]
+async fn a_rejected_offer_tells_the_sender_why_and_writes_nothing() {
+    let rx_dir = tempfile::tempdir().expect("tmp");
+    let tx_dir = tempfile::tempdir().expect("tmp");
+    let f = tx_dir.path().join("a.txt");
+    std::fs::write(&f, b"hello").expect("write");
+    let (mut rx, mut tx) = pair(
+        config("rx", rx_dir.path(), OfferPolicy::Ask),
+        config("tx", tx_dir.path(), OfferPolicy::Ask),
+    )
+    .await;
+    tx.handle
+        .send(Command::Offer(collect_files(&[f]).expect("collect")))
+        .await
+        .expect("offer");
+    let id = wait_for(&mut rx, |e| match e {
+        SessionEvent::Transfer(u) if u.state == TransferState::AwaitingDecision => Some(u.id.id),
+        _ => None,
+    })
+    .await;
+    rx.handle
+        .send(Command::Reject(id, "not today".into()))
+        .await
+        .expect("reject");
+    let state = wait_for(&mut tx, |e| match e {
+        SessionEvent::Transfer(u) if u.state.is_final() => Some(u.state.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(state, TransferState::Rejected("not today".into()));
+    assert_eq!(std::fs::read_dir(rx_dir.path()).expect("ls").count(), 0);
+}
+
+#[tokio::test]
+async fn a_listener_calls_a_silent_peer_raw_after_about_a_second() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mut client = TcpStream::connect(addr).await.expect("connect");
+    let (server, _) = listener.accept().await.expect("accept");
+    let mut s = Session::start(
+        server,
+        Role::Listener,
+        config("l", dir.path(), OfferPolicy::Ask),
+        &CancellationToken::new(),
+    );
+    s.handle
+        .send(Command::Text("typed early".into()))
+        .await
+        .expect("text");
+    let raw = wait_for(&mut s, |e| match e {
+        SessionEvent::Connected(p) => Some(p.raw),
+        _ => None,
+    })
+    .await;
+    assert!(raw);
+    let mut buf = [0u8; 64];
+    let n = timeout(WAIT, client.read(&mut buf))
+        .await
+        .expect("in time")
+        .expect("read");
+    assert_eq!(&buf[..n], b"typed early\n");
+}
+
+// ---- a scripted fake peer ------------------------------------------------------------------
+
+/// Connect to a real listening session and do the handshake by hand.
+async fn fake_connector(
+    offers: OfferPolicy,
+) -> (Framed<TcpStream, FrameCodec>, Session, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mut client = TcpStream::connect(addr).await.expect("connect");
+    let (server, _) = listener.accept().await.expect("accept");
+    let session = Session::start(
+        server,
+        Role::Listener,
+        config("real", dir.path(), offers),
+        &CancellationToken::new(),
+    );
+    client.write_all(&preamble(VERSION)).await.expect("write");
+    let mut framed = Framed::new(client, FrameCodec);
+    framed
+        .send(Frame::Hello {
+            capabilities: 1,
+            name: "fake".into(),
+        })
+        .await
+        .expect("hello");
+    let mut client = framed.into_inner();
+    let mut pre = [0u8; PREAMBLE_LEN];
+    client.read_exact(&mut pre).await.expect("preamble");
+    assert_eq!(pre, preamble(VERSION));
+    let mut framed = Framed::new(client, FrameCodec);
+    match framed.next().await {
+        Some(Ok(Frame::Hello { name, .. })) => assert_eq!(name, "real"),
+        other => panic!("expected Hello, got {other:?}"),
+    }
+    (framed, session, dir)
+}
+
+async fn next_frame(framed: &mut Framed<TcpStream, FrameCodec>) -> Frame {
+    loop {
+        match timeout(WAIT, framed.next()).await.expect("frame in time") {
+            Some(Ok(Frame::Ping { nonce })) => {
+                framed.send(Frame::Pong { nonce }).await.expect("pong");
+            }
+            Some(Ok(frame)) => return frame,
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+}
+
+async fn offer_and_get_accepted(framed: &mut Framed<TcpStream, FrameCodec>, size: u64) {
+    framed
+        .send(Frame::Offer {
+            id: 1,
+            size,
+            path: "data.bin".into(),
+        })
+        .await
+        .expect("offer");
+    assert_eq!(next_frame(framed).await, Frame::Accept { id: 1, offset: 0 });
+}
+
+async fn final_state(session: &mut Session) -> TransferState {
+    wait_for(session, |e| match e {
+        SessionEvent::Transfer(u)
+            if u.id.direction == Direction::Incoming && u.state.is_final() =>
+        {
+            Some(u.state.clone())
+        }
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_corrupted_chunk_fails_the_hash_and_is_never_promoted() {
+    let (mut fake, mut real, dir) = fake_connector(OfferPolicy::AcceptAll).await;
+    let data = pseudo_random(100_000, 4);
+    offer_and_get_accepted(&mut fake, data.len() as u64).await;
+    let mut corrupted = data.clone();
+    corrupted[50_000] ^= 1;
+    fake.send(Frame::Chunk {
+        id: 1,
+        offset: 0,
+        data: Bytes::from(corrupted),
+    })
+    .await
+    .expect("chunk");
+    fake.send(Frame::FileEnd {
+        id: 1,
+        hash: *blake3::hash(&data).as_bytes(),
+    })
+    .await
+    .expect("end");
+    match next_frame(&mut fake).await {
+        Frame::Verdict { id: 1, ok, message } => {
+            assert!(!ok);
+            assert!(message.contains("BLAKE3"), "{message}");
+        }
+        other => panic!("expected a verdict, got {other:?}"),
+    }
+    let state = final_state(&mut real).await;
+    assert!(
+        matches!(&state, TransferState::Failed(m) if m.contains("BLAKE3")),
+        "{state:?}"
+    );
+    assert!(!dir.path().join("data.bin").exists());
+    assert!(dir.path().join("data.bin.part").exists(), ".part kept");
+}
+
+#[tokio::test]
+async fn a_truncated_stream_is_reported_and_never_promoted() {
+    let (mut fake, mut real, dir) = fake_connector(OfferPolicy::AcceptAll).await;
+    offer_and_get_accepted(&mut fake, 1000).await;
+    fake.send(Frame::Chunk {
+        id: 1,
+        offset: 0,
+        data: Bytes::from(vec![7u8; 400]),
+    })
+    .await
+    .expect("chunk");
+    drop(fake);
+    let state = final_state(&mut real).await;
+    assert!(
+        matches!(&state, TransferState::Failed(m) if m.contains("connection lost")),
+        "{state:?}"
+    );
+    let closed = wait_for(&mut real, |e| match e {
+        SessionEvent::Closed { error } => Some(error.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(closed.is_some(), "a cut mid-transfer is an error");
+    assert!(!dir.path().join("data.bin").exists());
+}
+
+#[tokio::test]
+async fn fewer_bytes_then_file_end_is_reported_as_truncated() {
+    let (mut fake, mut real, dir) = fake_connector(OfferPolicy::AcceptAll).await;
+    offer_and_get_accepted(&mut fake, 1000).await;
+    let part = vec![1u8; 600];
+    fake.send(Frame::Chunk {
+        id: 1,
+        offset: 0,
+        data: Bytes::from(part.clone()),
+    })
+    .await
+    .expect("chunk");
+    fake.send(Frame::FileEnd {
+        id: 1,
+        hash: *blake3::hash(&part).as_bytes(),
+    })
+    .await
+    .expect("end");
+    assert!(matches!(
+        next_frame(&mut fake).await,
+        Frame::Verdict { ok: false, .. }
+    ));
+    let state = final_state(&mut real).await;
+    assert!(
+        matches!(&state, TransferState::Failed(m) if m.contains("truncated")),
+        "{state:?}"
+    );
+    assert!(!dir.path().join("data.bin").exists());
+}
+
+#[tokio::test]
+async fn more_bytes_than_offered_fail_the_transfer() {
+    let (mut fake, mut real, dir) = fake_connector(OfferPolicy::AcceptAll).await;
+    offer_and_get_accepted(&mut fake, 10).await;
+    fake.send(Frame::Chunk {
+        id: 1,
+        offset: 0,
+        data: Bytes::from(vec![1u8; 11]),
+    })
+    .await
+    .expect("chunk");
+    assert!(matches!(
+        next_frame(&mut fake).await,
+        Frame::Cancel {
+            id: 1,
+            by_sender: false,
+            ..
+        }
+    ));
+    let state = final_state(&mut real).await;
+    assert!(
+        matches!(&state, TransferState::Failed(m) if m.contains("more than")),
+        "{state:?}"
+    );
+    assert!(!dir.path().join("data.bin").exists());
+}
+
+#[tokio::test]
+async fn hostile_names_are_refused_and_nothing_lands_outside() {
+    let (mut fake, mut real, dir) = fake_connector(OfferPolicy::AcceptAll).await;
+    let hostile = [
+        "../x",
+        "../../etc/passwd",
+        "/etc/passwd",
+        "a/../../b",
+        "C:\\x",
+        "..\\..\\x",
+        "a\0b",
+        "bell\u{7}",
+        ".",
+        "..",
+        "",
+        "ok/../../../escape",
+        "nul",
+    ];
+    let long = "n".repeat(1000);
+    let names: Vec<&str> = hostile.iter().copied().chain([long.as_str()]).collect();
+    for (i, name) in names.iter().enumerate() {
+        let id = i as u32 + 1;
+        fake.send(Frame::Offer {
+            id,
+            size: 3,
+            path: (*name).to_string(),
+        })
+        .await
+        .expect("offer");
+        match next_frame(&mut fake).await {
+            Frame::Reject { id: got, reason } => {
+                assert_eq!(got, id);
+                assert!(reason.contains("unsafe"), "{name:?}: {reason}");
+            }
+            other => panic!("{name:?} was not refused: {other:?}"),
+        }
+        // Even if the peer pushes data anyway, nothing is written.
+        fake.send(Frame::Chunk {
+            id,
+            offset: 0,
+            data: Bytes::from_static(b"bad"),
+        })
+        .await
+        .expect("chunk");
+    }
+    fake.send(Frame::Bye {
+        reason: String::new(),
+    })
+    .await
+    .expect("bye");
+    let mut rejected = 0;
+    wait_for(&mut real, |e| match e {
+        SessionEvent::Transfer(u) if matches!(u.state, TransferState::Rejected(_)) => {
+            rejected += 1;
+            None
+        }
+        SessionEvent::Closed { .. } => Some(()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(rejected, names.len());
+    assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0);
+    let parent = dir.path().parent().expect("parent");
+    assert!(!parent.join("x").exists() && !parent.join("b").exists());
+}
+
+#[tokio::test]
+async fn a_newer_protocol_version_gets_a_clear_error_on_both_sides() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mut client = TcpStream::connect(addr).await.expect("connect");
+    let (server, _) = listener.accept().await.expect("accept");
+    let mut real = Session::start(
+        server,
+        Role::Listener,
+        config("real", dir.path(), OfferPolicy::Ask),
+        &CancellationToken::new(),
+    );
+    client
+        .write_all(&preamble(VERSION + 1))
+        .await
+        .expect("write");
+    let mut pre = [0u8; PREAMBLE_LEN];
+    client.read_exact(&mut pre).await.expect("preamble");
+    assert_eq!(pre, preamble(VERSION));
+    let mut framed = Framed::new(client, FrameCodec);
+    match next_frame(&mut framed).await {
+        Frame::Bye { reason } => assert!(reason.contains("version"), "{reason}"),
+        other => panic!("expected Bye, got {other:?}"),
+    }
+    let error = wait_for(&mut real, |e| match e {
+        SessionEvent::Closed { error } => Some(error.clone()),
+        _ => None,
+    })
+    .await
+    .expect("an error");
+    assert!(error.contains("version"), "{error}");
+}
+
+#[tokio::test]
+async fn a_connector_reports_a_listener_of_another_version() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.expect("accept");
+        let mut pre = [0u8; PREAMBLE_LEN];
+        s.read_exact(&mut pre).await.expect("preamble");
+        s.write_all(&preamble(VERSION + 1)).await.expect("write");
+        s
+    });
+    let client = TcpStream::connect(addr).await.expect("connect");
+    let mut real = Session::start(
+        client,
+        Role::Connector,
+        config("real", dir.path(), OfferPolicy::Ask),
+        &CancellationToken::new(),
+    );
+    let error = wait_for(&mut real, |e| match e {
+        SessionEvent::Closed { error } => Some(error.clone()),
+        _ => None,
+    })
+    .await
+    .expect("an error");
+    assert!(error.contains("version"), "{error}");
+    drop(server.await);
+}
+
+#[tokio::test]
+async fn garbage_after_the_magic_is_a_malformed_handshake() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mut client = TcpStream::connect(addr).await.expect("connect");
+    let (server, _) = listener.accept().await.expect("accept");
+    let mut real = Session::start(
+        server,
+        Role::Listener,
+        config("real", dir.path(), OfferPolicy::Ask),
+        &CancellationToken::new(),
+    );
+    let mut bytes = preamble(VERSION).to_vec();
+    bytes.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x01, 0x02]);
+    client.write_all(&bytes).await.expect("write");
+    let error = wait_for(&mut real, |e| match e {
+        SessionEvent::Closed { error } => Some(error.clone()),
+        _ => None,
+    })
+    .await
+    .expect("an error");
+    assert!(error.contains("malformed handshake"), "{error}");
+    // Nothing but the closed connection comes back: no preamble for a peer that failed.
+    let mut rest = Vec::new();
+    let _ = timeout(WAIT, client.read_to_end(&mut rest)).await;
+    assert!(!rest.starts_with(&MAGIC), "answered a malformed handshake");
+}
+
+#[tokio::test]
+async fn a_peer_that_goes_silent_is_declared_not_responding() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mut client = TcpStream::connect(addr).await.expect("connect");
+    let (server, _) = listener.accept().await.expect("accept");
+    let mut cfg = config("real", dir.path(), OfferPolicy::Ask);
+    cfg.ping_after = Duration::from_millis(200);
+    cfg.dead_after = Duration::from_millis(600);
+    let mut real = Session::start(server, Role::Listener, cfg, &CancellationToken::new());
+    client.write_all(&preamble(VERSION)).await.expect("write");
+    let mut framed = Framed::new(client, FrameCodec);
+    framed
+        .send(Frame::Hello {
+            capabilities: 1,
+            name: "mute".into(),
+        })
+        .await
+        .expect("hello");
+    // Read nothing, answer nothing.
+    let error = wait_for(&mut real, |e| match e {
+        SessionEvent::Closed { error } => Some(error.clone()),
+        _ => None,
+    })
+    .await
+    .expect("an error");
+    assert!(error.contains("not responding"), "{error}");
+}
