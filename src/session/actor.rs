@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
-use tokio_util::codec::FramedRead;
+use tokio_util::codec::{Decoder, FramedRead};
 use tokio_util::sync::CancellationToken;
 
 use super::files::{Transfers, push_frame};
@@ -67,8 +67,7 @@ pub(super) async fn run(
                 raw: false,
             }));
             let (read, write) = stream.into_split();
-            let mut reader = FramedRead::new(read, FrameCodec);
-            reader.read_buffer_mut().extend_from_slice(&leftover);
+            let reader = FramedRead::new(read, FrameCodec);
             let mut actor = FramedActor {
                 encoding: config.encoding.unwrap_or_default(),
                 transfers: Transfers::new(&config),
@@ -83,7 +82,7 @@ pub(super) async fn run(
                 pinged: false,
                 nonce: 0,
             };
-            let error = actor.run().await;
+            let error = actor.run(leftover).await;
             actor.events.push(SessionEvent::Closed { error });
             queue = actor.events;
         }
@@ -131,8 +130,11 @@ enum Stop {
 
 impl FramedActor {
     /// Run until the session ends; the result is the error to report, if any.
-    async fn run(&mut self) -> Option<String> {
-        let stop = self.main_loop().await;
+    async fn run(&mut self, leftover: BytesMut) -> Option<String> {
+        let stop = match self.take_leftover(leftover) {
+            Some(stop) => stop,
+            None => self.main_loop().await,
+        };
         match stop {
             Stop::Close => {
                 self.transfers.cancel_all(
@@ -186,6 +188,26 @@ impl FramedActor {
                 Some(error)
             }
         }
+    }
+
+    /// Frames that arrived with the peer's `Hello`. `FramedRead` reads the socket before it
+    /// decodes what is already buffered, so whole frames are handled here and only a partial
+    /// one is handed to it.
+    fn take_leftover(&mut self, mut leftover: BytesMut) -> Option<Stop> {
+        let mut codec = FrameCodec;
+        loop {
+            match codec.decode(&mut leftover) {
+                Ok(Some(frame)) => {
+                    if let Some(stop) = self.on_frame(frame) {
+                        return Some(stop);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => return Some(Stop::Error(format!("bad data from the peer: {e}"))),
+            }
+        }
+        self.reader.read_buffer_mut().extend_from_slice(&leftover);
+        None
     }
 
     async fn main_loop(&mut self) -> Stop {

@@ -1,0 +1,356 @@
+//! Real `tern send` / `tern recv` processes talking over 127.0.0.1.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+
+use common::{
+    TIMEOUT, ensure_same_file, free_port, list_files, run_tern, spawn_recv, spawn_tern, write_file,
+    write_random_file,
+};
+
+/// The big file is 64 MiB; allow a slow (debug, shared, two-core) machine more time.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn target(port: u16) -> String {
+    format!("127.0.0.1:{port}")
+}
+
+#[test]
+fn a_folder_with_nested_cjk_empty_and_large_files_arrives_byte_identical() -> anyhow::Result<()> {
+    let src = tempfile::tempdir()?;
+    let inbox = tempfile::tempdir()?;
+    let folder = src.path().join("album");
+    write_file(&folder.join("top.txt"), b"top level\n")?;
+    write_file(&folder.join("empty.txt"), b"")?;
+    write_file(
+        &folder.join("sub").join("报告 2024.txt"),
+        "季度报告\n第二行 with spaces\n".as_bytes(),
+    )?;
+    write_random_file(
+        &folder.join("sub").join("deeper").join("leaf.bin"),
+        300_001,
+        7,
+    )?;
+    write_random_file(&folder.join("big.bin"), 64 << 20, 0x5eed)?;
+    let sent = list_files(&folder)?;
+    ensure!(sent.len() == 5, "the fixture has 5 files: {sent:?}");
+
+    let (mut recv, port) = spawn_recv(
+        "recv",
+        &[
+            OsStr::new("--yes"),
+            OsStr::new("--download-dir"),
+            inbox.path().as_os_str(),
+        ],
+    )?;
+    recv.close_stdin();
+    let mut send = spawn_tern(
+        "send",
+        [
+            OsStr::new("send"),
+            OsStr::new(&target(port)),
+            folder.as_os_str(),
+        ],
+    )?;
+    let send = send.finish(TRANSFER_TIMEOUT)?;
+    let recv = recv.finish(TRANSFER_TIMEOUT)?;
+    send.ensure_success()?;
+    recv.ensure_success()?;
+
+    let landed = list_files(&inbox.path().join("album"))?;
+    let parts: Vec<_> = list_files(inbox.path())?
+        .into_keys()
+        .filter(|name| name.ends_with(".part"))
+        .collect();
+    ensure!(parts.is_empty(), ".part files left behind: {parts:?}");
+    ensure!(
+        landed.keys().eq(sent.keys()),
+        "received files {:?} differ from sent files {:?}\n{recv}",
+        landed.keys().collect::<Vec<_>>(),
+        sent.keys().collect::<Vec<_>>()
+    );
+    for (rel, original) in &sent {
+        ensure_same_file(original, &inbox.path().join("album").join(rel))
+            .with_context(|| format!("file {rel}"))?;
+    }
+    let everything = list_files(inbox.path())?;
+    ensure!(
+        everything.len() == sent.len(),
+        "unexpected files in the download folder: {:?}",
+        everything.keys().collect::<Vec<_>>()
+    );
+    Ok(())
+}
+
+#[test]
+fn chat_lines_cross_both_ways_and_print_exactly() -> anyhow::Result<()> {
+    let inbox = tempfile::tempdir()?;
+    let from_recv = "hello from recv, 你好，世界！";
+    let from_send = "greetings from send: 早上好 🌅 with  two spaces";
+
+    let (mut recv, port) = spawn_recv(
+        "recv",
+        &[OsStr::new("--download-dir"), inbox.path().as_os_str()],
+    )?;
+    recv.write_stdin(format!("{from_recv}\n").as_bytes())?;
+    recv.close_stdin();
+
+    let mut send = spawn_tern("send", ["send", &target(port)])?;
+    send.write_stdin(format!("{from_send}\n").as_bytes())?;
+    // Keep send's stdin open until the receiver's line has come back.
+    send.wait_stdout("the receiver's line", TIMEOUT, |line| line == from_recv)?;
+    let send = send.finish(TIMEOUT)?;
+    let recv = recv.finish(TIMEOUT)?;
+    send.ensure_success()?;
+    recv.ensure_success()?;
+
+    ensure!(
+        send.stdout_text()? == format!("{from_recv}\n"),
+        "send's stdout is not exactly the receiver's line\n{send}"
+    );
+    ensure!(
+        recv.stdout_text()? == format!("{from_send}\n"),
+        "recv's stdout is not exactly the sender's line\n{recv}"
+    );
+    Ok(())
+}
+
+#[test]
+fn recv_without_yes_declines_files_and_the_sender_fails() -> anyhow::Result<()> {
+    let src = tempfile::tempdir()?;
+    let inbox = tempfile::tempdir()?;
+    let file = src.path().join("secret.txt");
+    write_file(&file, b"not for you\n")?;
+
+    let (mut recv, port) = spawn_recv(
+        "recv",
+        &[OsStr::new("--download-dir"), inbox.path().as_os_str()],
+    )?;
+    recv.close_stdin();
+    let mut send = spawn_tern(
+        "send",
+        [
+            OsStr::new("send"),
+            OsStr::new(&target(port)),
+            file.as_os_str(),
+        ],
+    )?;
+    let send = send.finish(TIMEOUT)?;
+    let recv = recv.finish(TIMEOUT)?;
+
+    send.ensure_failure()?;
+    ensure!(
+        send.stderr.contains("declined") && send.stderr.contains("--yes"),
+        "send's stderr does not give the decline and its --yes reason\n{send}"
+    );
+    let written = list_files(inbox.path())?;
+    ensure!(
+        written.is_empty(),
+        "files written without --yes: {:?}\n{recv}",
+        written.keys().collect::<Vec<_>>()
+    );
+    Ok(())
+}
+
+#[test]
+fn a_second_file_with_a_taken_name_is_numbered_and_the_first_untouched() -> anyhow::Result<()> {
+    let first_src = tempfile::tempdir()?;
+    let second_src = tempfile::tempdir()?;
+    let inbox = tempfile::tempdir()?;
+    let first = first_src.path().join("notes.txt");
+    let second = second_src.path().join("notes.txt");
+    write_file(&first, b"the first notes\n")?;
+    write_file(&second, b"the second notes, longer than the first\n")?;
+
+    for file in [&first, &second] {
+        let (mut recv, port) = spawn_recv(
+            "recv",
+            &[
+                OsStr::new("--yes"),
+                OsStr::new("--download-dir"),
+                inbox.path().as_os_str(),
+            ],
+        )?;
+        recv.close_stdin();
+        let mut send = spawn_tern(
+            "send",
+            [
+                OsStr::new("send"),
+                OsStr::new(&target(port)),
+                file.as_os_str(),
+            ],
+        )?;
+        let send = send.finish(TIMEOUT)?;
+        let recv = recv.finish(TIMEOUT)?;
+        send.ensure_success()?;
+        recv.ensure_success()?;
+    }
+
+    let landed = list_files(inbox.path())?;
+    ensure!(
+        landed
+            .keys()
+            .map(String::as_str)
+            .eq(["notes (1).txt", "notes.txt"]),
+        "download folder holds {:?}",
+        landed.keys().collect::<Vec<_>>()
+    );
+    ensure_same_file(&first, &inbox.path().join("notes.txt"))?;
+    ensure_same_file(&second, &inbox.path().join("notes (1).txt"))?;
+    Ok(())
+}
+
+#[test]
+fn send_to_a_port_where_nothing_listens_fails_clearly() -> anyhow::Result<()> {
+    let port = free_port()?;
+    let out = run_tern(["send", &target(port)], b"", TIMEOUT)?;
+    out.ensure_failure()?;
+    ensure!(
+        out.stderr.contains("cannot connect") && out.stderr.contains(&target(port)),
+        "stderr does not say it cannot connect to {}\n{out}",
+        target(port)
+    );
+    ensure!(out.stdout.is_empty(), "stdout should be empty\n{out}");
+    Ok(())
+}
+
+#[test]
+fn send_of_a_missing_path_fails_and_names_the_path() -> anyhow::Result<()> {
+    // A real listener, so the only thing wrong is the path.
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let dir = tempfile::tempdir()?;
+    let missing = dir.path().join("no such file.txt");
+    let out = run_tern(
+        [
+            OsStr::new("send"),
+            OsStr::new(&target(port)),
+            missing.as_os_str(),
+        ],
+        b"",
+        TIMEOUT,
+    )?;
+    out.ensure_failure()?;
+    ensure!(
+        out.stderr.contains(&missing.display().to_string()),
+        "stderr does not name {}\n{out}",
+        missing.display()
+    );
+    Ok(())
+}
+
+#[test]
+fn help_documents_the_options() -> anyhow::Result<()> {
+    let common = ["--raw", "--yes", "--encoding", "--download-dir", "--name"];
+    for (args, extra) in [
+        (vec!["--help"], None),
+        (vec!["send", "--help"], None),
+        (vec!["recv", "--help"], Some("--once")),
+    ] {
+        let out = run_tern(&args, b"", TIMEOUT)?;
+        out.ensure_success()?;
+        let help = out.stdout_text()?;
+        for option in common.iter().copied().chain(extra) {
+            ensure!(
+                help.contains(option),
+                "`tern {}` does not mention {option}\n{out}",
+                args.join(" ")
+            );
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn a_gbk_chat_line_arrives_as_utf8() -> anyhow::Result<()> {
+    let inbox = tempfile::tempdir()?;
+    let (mut recv, port) = spawn_recv(
+        "recv",
+        &[OsStr::new("--download-dir"), inbox.path().as_os_str()],
+    )?;
+    recv.close_stdin();
+    let mut send = spawn_tern("send", ["send", "--encoding", "gbk", &target(port)])?;
+    send.write_stdin("你好\n".as_bytes())?;
+    let send = send.finish(TIMEOUT)?;
+    let recv = recv.finish(TIMEOUT)?;
+    send.ensure_success()?;
+    recv.ensure_success()?;
+    ensure!(
+        recv.stdout == "你好\n".as_bytes(),
+        "recv's stdout is not exactly 你好 in UTF-8 ({:02x?})\n{recv}",
+        recv.stdout
+    );
+    Ok(())
+}
+
+/// One protocol frame (PROTOCOL.md section 2): `len:u32 tag:u8 body`.
+fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(body.len() + 1).expect("small frame");
+    let mut out = len.to_be_bytes().to_vec();
+    out.push(tag);
+    out.extend_from_slice(body);
+    out
+}
+
+/// A listener's first frames may reach the connector in the same read as its `Hello` (here they
+/// are written in one go, as a busy listener's kernel may well deliver them). The connector must
+/// still show them at once, not when the next bytes happen to arrive (the 15 s ping) or never
+/// (if it closes first).
+#[test]
+fn a_message_arriving_with_the_hello_is_printed_at_once() -> anyhow::Result<()> {
+    const MAGIC: &[u8] = b"\x89TERN\r\n\x1a";
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let mut send = spawn_tern("send", ["send", &target(port)])?;
+    let (mut peer, _) = listener.accept()?;
+    peer.set_read_timeout(Some(TIMEOUT))?;
+
+    // The connector's preamble and Hello.
+    let mut preamble = [0u8; 10];
+    peer.read_exact(&mut preamble)?;
+    ensure!(
+        preamble[..8] == *MAGIC && preamble[8..] == 1u16.to_be_bytes(),
+        "unexpected preamble {preamble:02x?}"
+    );
+    let mut len = [0u8; 4];
+    peer.read_exact(&mut len)?;
+    let mut hello = vec![0u8; u32::from_be_bytes(len) as usize];
+    peer.read_exact(&mut hello)?;
+    ensure!(
+        hello.first() == Some(&0x01),
+        "expected Hello, got {hello:02x?}"
+    );
+
+    // Our preamble, Hello and a Text frame, in one write.
+    let line = "sent with the Hello, 一起到达";
+    let name = b"scripted listener";
+    let mut reply = MAGIC.to_vec();
+    reply.extend_from_slice(&1u16.to_be_bytes());
+    let mut hello_body = 1u32.to_be_bytes().to_vec();
+    hello_body.extend_from_slice(&u16::try_from(name.len())?.to_be_bytes());
+    hello_body.extend_from_slice(name);
+    reply.extend(frame(0x01, &hello_body));
+    let mut text_body = vec![0u8];
+    text_body.extend_from_slice(line.as_bytes());
+    reply.extend(frame(0x02, &text_body));
+    peer.write_all(&reply)?;
+
+    // The connection stays open and quiet: nothing else can push the message out.
+    let printed = send.wait_stdout("the message", Duration::from_secs(5), |l| l == line);
+
+    // Let send say goodbye, then close our side.
+    send.close_stdin();
+    let mut rest = Vec::new();
+    let _ = peer.read_to_end(&mut rest);
+    drop(peer);
+    let send = send.finish(TIMEOUT)?;
+    printed.with_context(|| format!("after the session ended:\n{send}"))?;
+    send.ensure_success()?;
+    Ok(())
+}
