@@ -52,6 +52,8 @@ pub enum Mode {
         /// The peer, as HOST or HOST:PORT (default port 8989).
         target: String,
     },
+    /// Open the terminal UI connected to a built-in demo peer: try every feature alone.
+    Demo,
     /// Headless: connect, send the files and folders (folders recursively), chat from stdin;
     /// exit 0 once stdin has ended and the receiver has verified every file.
     Send {

@@ -1,18 +1,22 @@
 //! tern: chat and move files between two machines over one TCP connection.
 //!
-//! Dependencies point one way: `text ← protocol ← transfer ← session ← headless ← main`.
+//! Dependencies point one way: `text ← protocol ← transfer ← session ← {headless, tui, demo} ← main`.
 //!
 //! - [`text`]: encodings (UTF-8, GBK) at the edge, cell widths.
 //! - [`protocol`]: the wire format: preamble, frames, codec. No I/O.
 //! - [`transfer`]: transfer states; reading files out, writing `.part` files in, safe names.
 //! - [`session`]: one actor per connection, owning the socket; handles and events.
 //! - [`headless`]: `tern send` / `tern recv`, driven by stdin and stdout.
+//! - [`tui`]: the terminal UI: app state + update, views, the async loop.
+//! - [`demo`]: a built-in peer for `tern demo`.
 //! - [`cli`]: the command-line contract.
 
 pub mod cli;
+pub mod demo;
 pub mod headless;
 pub mod logging;
 pub mod protocol;
 pub mod session;
 pub mod text;
 pub mod transfer;
+pub mod tui;

@@ -7,6 +7,8 @@ use clap::Parser;
 
 use tern::cli::{Cli, Mode};
 use tern::session::{OfferPolicy, SessionConfig};
+use tern::tui::{Start, TuiOptions};
+use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -56,10 +58,47 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let bind = SocketAddr::new(listen.bind, listen.port);
             tern::headless::recv(bind, once, config).await
         }
-        Some(Mode::Listen(_)) | Some(Mode::Connect { .. }) | None => {
-            anyhow::bail!(
-                "the terminal UI is not built yet; use `tern send` and `tern recv` (see tern --help)"
-            )
+        Some(Mode::Listen(listen)) => {
+            let bind = SocketAddr::new(listen.bind, listen.port);
+            tui(Start::Listen(bind), config).await
+        }
+        None => tui(Start::Listen(SocketAddr::new(cli.bind, cli.port)), config).await,
+        Some(Mode::Connect { target }) => tui(Start::Connect(target), config).await,
+        Some(Mode::Demo) => {
+            let dir = std::env::temp_dir().join(format!("tern-demo-{}", std::process::id()));
+            let cancel = CancellationToken::new();
+            let peer = tern::demo::start(dir.join("peer"), &cancel).await?;
+            if common.download_dir.is_none() {
+                config.download_dir = dir.join("downloads");
+            }
+            let result = tui(Start::Connect(peer.addr.to_string()), config).await;
+            cancel.cancel();
+            let _ = std::fs::remove_dir_all(&dir);
+            result
         }
     }
+}
+
+/// The terminal UI needs a terminal; say so plainly instead of drawing into a pipe.
+async fn tui(start: Start, config: SessionConfig) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        anyhow::bail!(
+            "the terminal UI needs a terminal; for scripts use `tern send` / `tern recv` (see tern --help)"
+        );
+    }
+    std::fs::create_dir_all(&config.download_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create the download folder {}: {e}",
+            config.download_dir.display()
+        )
+    })?;
+    let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    tern::tui::run(TuiOptions {
+        start,
+        config,
+        color,
+    })
+    .await?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -52,6 +52,8 @@ impl fmt::Display for TransferId {
 /// Where a transfer stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TransferState {
+    /// Outgoing: waiting for a peer to offer it to.
+    Queued,
     /// Outgoing: offered, waiting for the peer's answer.
     Offered,
     /// Incoming: offered to us, waiting for our answer.
@@ -86,6 +88,7 @@ impl TransferState {
     /// A short word for status lines and logs.
     pub fn label(&self) -> &'static str {
         match self {
+            TransferState::Queued => "queued",
             TransferState::Offered => "waiting for peer",
             TransferState::AwaitingDecision => "offered",
             TransferState::Transferring => "transferring",

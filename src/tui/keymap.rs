@@ -1,0 +1,277 @@
+//! Keys → intents, per focus. A table per focus, looked up in order: overlays first, then the
+//! focused pane, then keys that work everywhere.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+/// Which pane takes the keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Focus {
+    #[default]
+    Input,
+    Messages,
+    Queue,
+}
+
+impl Focus {
+    pub fn next(self) -> Self {
+        match self {
+            Focus::Input => Focus::Messages,
+            Focus::Messages => Focus::Queue,
+            Focus::Queue => Focus::Input,
+        }
+    }
+
+    pub fn prev(self) -> Self {
+        self.next().next()
+    }
+}
+
+/// What a key means, whatever key it was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Intent {
+    Quit,
+    Help,
+    CloseOverlay,
+    Confirm,
+    Deny,
+    FocusNext,
+    FocusPrev,
+    Submit,
+    Insert(char),
+    Left,
+    Right,
+    Home,
+    End,
+    Backspace,
+    Delete,
+    ClearLine,
+    HistoryUp,
+    HistoryDown,
+    ScrollUp,
+    ScrollDown,
+    PageUp,
+    PageDown,
+    Top,
+    Bottom,
+    SelectUp,
+    SelectDown,
+    SelectFirst,
+    SelectLast,
+    Accept,
+    Reject,
+    Cancel,
+    Retry,
+}
+
+/// What is on screen that changes the meaning of keys.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KeyContext {
+    pub focus: Focus,
+    pub help_open: bool,
+    pub confirm_open: bool,
+    pub input_empty: bool,
+}
+
+type Binding = (KeyCode, KeyModifiers, Intent);
+
+const NONE: KeyModifiers = KeyModifiers::NONE;
+const CTRL: KeyModifiers = KeyModifiers::CONTROL;
+const SHIFT: KeyModifiers = KeyModifiers::SHIFT;
+
+const CONFIRM: &[Binding] = &[
+    (KeyCode::Char('y'), NONE, Intent::Confirm),
+    (KeyCode::Char('Y'), SHIFT, Intent::Confirm),
+    (KeyCode::Enter, NONE, Intent::Confirm),
+    (KeyCode::Char('n'), NONE, Intent::Deny),
+    (KeyCode::Char('N'), SHIFT, Intent::Deny),
+    (KeyCode::Esc, NONE, Intent::Deny),
+    (KeyCode::Char('c'), CTRL, Intent::Confirm),
+];
+
+const HELP: &[Binding] = &[
+    (KeyCode::Esc, NONE, Intent::CloseOverlay),
+    (KeyCode::Char('q'), NONE, Intent::CloseOverlay),
+    (KeyCode::Char('?'), NONE, Intent::CloseOverlay),
+    (KeyCode::Char('?'), SHIFT, Intent::CloseOverlay),
+    (KeyCode::F(1), NONE, Intent::CloseOverlay),
+    (KeyCode::Enter, NONE, Intent::CloseOverlay),
+    (KeyCode::Char('c'), CTRL, Intent::Quit),
+];
+
+const INPUT: &[Binding] = &[
+    (KeyCode::Enter, NONE, Intent::Submit),
+    (KeyCode::Left, NONE, Intent::Left),
+    (KeyCode::Right, NONE, Intent::Right),
+    (KeyCode::Home, NONE, Intent::Home),
+    (KeyCode::End, NONE, Intent::End),
+    (KeyCode::Char('a'), CTRL, Intent::Home),
+    (KeyCode::Char('e'), CTRL, Intent::End),
+    (KeyCode::Backspace, NONE, Intent::Backspace),
+    (KeyCode::Delete, NONE, Intent::Delete),
+    (KeyCode::Char('u'), CTRL, Intent::ClearLine),
+    (KeyCode::Up, NONE, Intent::HistoryUp),
+    (KeyCode::Down, NONE, Intent::HistoryDown),
+    (KeyCode::PageUp, NONE, Intent::PageUp),
+    (KeyCode::PageDown, NONE, Intent::PageDown),
+];
+
+const MESSAGES: &[Binding] = &[
+    (KeyCode::Up, NONE, Intent::ScrollUp),
+    (KeyCode::Char('k'), NONE, Intent::ScrollUp),
+    (KeyCode::Down, NONE, Intent::ScrollDown),
+    (KeyCode::Char('j'), NONE, Intent::ScrollDown),
+    (KeyCode::PageUp, NONE, Intent::PageUp),
+    (KeyCode::PageDown, NONE, Intent::PageDown),
+    (KeyCode::Home, NONE, Intent::Top),
+    (KeyCode::End, NONE, Intent::Bottom),
+    (KeyCode::Char('?'), NONE, Intent::Help),
+    (KeyCode::Char('?'), SHIFT, Intent::Help),
+    (KeyCode::Esc, NONE, Intent::CloseOverlay),
+];
+
+const QUEUE: &[Binding] = &[
+    (KeyCode::Up, NONE, Intent::SelectUp),
+    (KeyCode::Char('k'), NONE, Intent::SelectUp),
+    (KeyCode::Down, NONE, Intent::SelectDown),
+    (KeyCode::Char('j'), NONE, Intent::SelectDown),
+    (KeyCode::Home, NONE, Intent::SelectFirst),
+    (KeyCode::End, NONE, Intent::SelectLast),
+    (KeyCode::Char('a'), NONE, Intent::Accept),
+    (KeyCode::Enter, NONE, Intent::Accept),
+    (KeyCode::Char('d'), NONE, Intent::Reject),
+    (KeyCode::Char('x'), NONE, Intent::Cancel),
+    (KeyCode::Delete, NONE, Intent::Cancel),
+    (KeyCode::Char('r'), NONE, Intent::Retry),
+    (KeyCode::PageUp, NONE, Intent::PageUp),
+    (KeyCode::PageDown, NONE, Intent::PageDown),
+    (KeyCode::Char('?'), NONE, Intent::Help),
+    (KeyCode::Char('?'), SHIFT, Intent::Help),
+    (KeyCode::Esc, NONE, Intent::CloseOverlay),
+];
+
+const EVERYWHERE: &[Binding] = &[
+    (KeyCode::Char('c'), CTRL, Intent::Quit),
+    (KeyCode::Char('q'), CTRL, Intent::Quit),
+    (KeyCode::F(1), NONE, Intent::Help),
+    (KeyCode::Tab, NONE, Intent::FocusNext),
+    (KeyCode::BackTab, SHIFT, Intent::FocusPrev),
+    (KeyCode::BackTab, NONE, Intent::FocusPrev),
+];
+
+fn lookup(table: &[Binding], key: &KeyEvent) -> Option<Intent> {
+    table
+        .iter()
+        .find(|(code, mods, _)| *code == key.code && *mods == key.modifiers)
+        .map(|(_, _, intent)| *intent)
+}
+
+/// The intent of `key` in `cx`, if any.
+pub fn intent(key: &KeyEvent, cx: KeyContext) -> Option<Intent> {
+    if key.kind == KeyEventKind::Release {
+        return None;
+    }
+    if cx.confirm_open {
+        return lookup(CONFIRM, key);
+    }
+    if cx.help_open {
+        return lookup(HELP, key);
+    }
+    let pane = match cx.focus {
+        Focus::Input => INPUT,
+        Focus::Messages => MESSAGES,
+        Focus::Queue => QUEUE,
+    };
+    if let Some(intent) = lookup(pane, key).or_else(|| lookup(EVERYWHERE, key)) {
+        return Some(intent);
+    }
+    if cx.focus == Focus::Input {
+        if let KeyCode::Char(c) = key.code
+            && !key
+                .modifiers
+                .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+        {
+            // `?` on an empty line opens help; anywhere else it is just a character.
+            if c == '?' && cx.input_empty {
+                return Some(Intent::Help);
+            }
+            return Some(Intent::Insert(c));
+        }
+        if key.code == KeyCode::Esc {
+            return Some(Intent::CloseOverlay);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(code: KeyCode, mods: KeyModifiers) -> KeyEvent {
+        KeyEvent::new(code, mods)
+    }
+
+    fn cx(focus: Focus) -> KeyContext {
+        KeyContext {
+            focus,
+            input_empty: true,
+            ..KeyContext::default()
+        }
+    }
+
+    #[test]
+    fn letters_type_in_the_input_but_act_in_the_queue() {
+        let a = key(KeyCode::Char('a'), NONE);
+        assert_eq!(intent(&a, cx(Focus::Input)), Some(Intent::Insert('a')));
+        assert_eq!(intent(&a, cx(Focus::Queue)), Some(Intent::Accept));
+        let shifted = key(KeyCode::Char('A'), SHIFT);
+        assert_eq!(
+            intent(&shifted, cx(Focus::Input)),
+            Some(Intent::Insert('A'))
+        );
+    }
+
+    #[test]
+    fn question_mark_opens_help_only_on_an_empty_line() {
+        let q = key(KeyCode::Char('?'), NONE);
+        assert_eq!(intent(&q, cx(Focus::Input)), Some(Intent::Help));
+        let typing = KeyContext {
+            input_empty: false,
+            ..cx(Focus::Input)
+        };
+        assert_eq!(intent(&q, typing), Some(Intent::Insert('?')));
+        assert_eq!(
+            intent(&key(KeyCode::F(1), NONE), typing),
+            Some(Intent::Help)
+        );
+    }
+
+    #[test]
+    fn overlays_take_keys_first() {
+        let help = KeyContext {
+            help_open: true,
+            ..cx(Focus::Input)
+        };
+        assert_eq!(
+            intent(&key(KeyCode::Esc, NONE), help),
+            Some(Intent::CloseOverlay)
+        );
+        assert_eq!(intent(&key(KeyCode::Char('a'), NONE), help), None);
+        let confirm = KeyContext {
+            confirm_open: true,
+            ..cx(Focus::Queue)
+        };
+        assert_eq!(
+            intent(&key(KeyCode::Char('y'), NONE), confirm),
+            Some(Intent::Confirm)
+        );
+    }
+
+    #[test]
+    fn ctrl_c_quits_from_every_pane() {
+        let c = key(KeyCode::Char('c'), CTRL);
+        for focus in [Focus::Input, Focus::Messages, Focus::Queue] {
+            assert_eq!(intent(&c, cx(focus)), Some(Intent::Quit));
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Overlays: the help screen and the quit confirmation.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget, Wrap};
+
+use super::{Theme, centered};
+use crate::transfer::TransferState;
+use crate::tui::app::App;
+
+/// Every key and command, as the help overlay lists them.
+pub const KEYS: &[(&str, &str)] = &[
+    ("Enter", "send the message / run the command"),
+    ("Tab / Shift-Tab", "move focus: input → messages → files"),
+    ("← → Home End", "move in the input line"),
+    ("Backspace Delete", "delete a character"),
+    ("↑ ↓ (input)", "message history"),
+    ("PgUp PgDn, wheel", "scroll messages"),
+    ("↑ ↓ Home End (messages)", "scroll, top, bottom"),
+    ("↑ ↓ (files)", "select a file"),
+    ("a / Enter (files)", "accept the selected offer"),
+    ("d (files)", "decline the selected offer"),
+    ("x / Delete (files)", "cancel the selected transfer"),
+    ("r (files)", "retry a failed or cancelled file"),
+    ("F1, ? (empty line)", "this help; Esc closes it"),
+    ("Ctrl-C, /quit", "quit (asks while files move)"),
+];
+
+pub const COMMANDS: &[(&str, &str)] = &[
+    ("/send PATH...", "send files or folders (quotes ok)"),
+    ("/accept", "accept every waiting offer"),
+    ("/encoding utf-8|gbk", "how your text is encoded"),
+    ("/name NAME", "your display name"),
+    ("/connect HOST[:PORT]", "dial a peer (default port 8989)"),
+    ("/help", "this help"),
+    ("/quit", "leave"),
+    ("//text", "send a message starting with /"),
+];
+
+pub struct HelpOverlay {
+    pub theme: Theme,
+}
+
+impl Widget for &HelpOverlay {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let theme = self.theme;
+        let mut lines = vec![Line::from(Span::styled("Keys", theme.me()))];
+        let entry = |(k, v): &(&str, &str)| {
+            Line::from(vec![
+                Span::styled(format!("  {k:<24}"), theme.key()),
+                Span::raw(v.to_string()),
+            ])
+        };
+        lines.extend(KEYS.iter().map(entry));
+        lines.push(Line::from(""));
+        lines.push(Line::from(Span::styled("Commands", theme.me())));
+        lines.extend(COMMANDS.iter().map(entry));
+        lines.push(Line::from(""));
+        lines.push(Line::from(
+            "Drag files from your file manager into the window to queue them.",
+        ));
+        let height = lines.len() as u16 + 2;
+        let rect = centered(area, 72, height);
+        Clear.render(rect, buf);
+        Paragraph::new(lines)
+            .block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .border_style(theme.border(true))
+                    .title(" Help (Esc closes) "),
+            )
+            .render(rect, buf);
+    }
+}
+
+pub struct ConfirmQuit<'a> {
+    pub app: &'a App,
+    pub theme: Theme,
+}
+
+impl Widget for &ConfirmQuit<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let running = self
+            .app
+            .queue
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r.state,
+                    TransferState::Transferring | TransferState::Verifying
+                )
+            })
+            .count();
+        let text = vec![
+            Line::from(format!("{running} transfer(s) still running.")),
+            Line::from("Quit and cancel them? y / n"),
+        ];
+        let rect = centered(area, 44, 4);
+        Clear.render(rect, buf);
+        Paragraph::new(text)
+            .wrap(Wrap { trim: true })
+            .block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .border_style(self.theme.error())
+                    .title(" Quit? "),
+            )
+            .render(rect, buf);
+    }
+}

@@ -1,0 +1,111 @@
+//! The message pane: the conversation, wrapped by cells, with a marker for unseen messages.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Widget};
+
+use super::Theme;
+use crate::tui::app::{App, Link};
+use crate::tui::keymap::Focus;
+use crate::tui::transcript::MessageKind;
+
+pub struct MessagesPane<'a> {
+    pub app: &'a App,
+    pub theme: Theme,
+}
+
+impl Widget for &MessagesPane<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let (app, theme) = (self.app, self.theme);
+        let mut block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(theme.border(app.focus == Focus::Messages))
+            .title(" Messages ");
+        let transcript = &app.transcript;
+        if transcript.offset() > 0 {
+            let marker = match transcript.unseen() {
+                0 => " ↓ more below (End) ".to_string(),
+                1 => " ↓ 1 new message (End) ".to_string(),
+                n => format!(" ↓ {n} new messages (End) "),
+            };
+            block =
+                block.title_bottom(Line::from(Span::styled(marker, theme.key())).right_aligned());
+        }
+        let inner = block.inner(area);
+        block.render(area, buf);
+        if inner.width == 0 || inner.height == 0 {
+            return;
+        }
+        if transcript.messages().is_empty() {
+            Paragraph::new(welcome(app, theme)).render(inner, buf);
+            return;
+        }
+        let lines = transcript.visible(inner.width as usize, inner.height as usize);
+        let messages = transcript.messages();
+        let rendered: Vec<Line> = lines
+            .into_iter()
+            .map(|l| {
+                let msg = &messages[l.msg];
+                let body_style = match msg.kind {
+                    MessageKind::Mine | MessageKind::Peer => ratatui::style::Style::default(),
+                    MessageKind::System => theme.system(),
+                    MessageKind::Error => theme.error(),
+                };
+                let mut spans = Vec::new();
+                if let Some(header) = l.header {
+                    let time_len = msg.time.len().min(header.len());
+                    let (time, who) = header.split_at(time_len);
+                    spans.push(Span::styled(time.to_string(), theme.time()));
+                    let who_style = match msg.kind {
+                        MessageKind::Mine => theme.me(),
+                        MessageKind::Peer => theme.peer(),
+                        MessageKind::System => theme.system(),
+                        MessageKind::Error => theme.error(),
+                    };
+                    spans.push(Span::styled(who.to_string(), who_style));
+                } else if l.indent > 0 {
+                    spans.push(Span::raw(" ".repeat(l.indent)));
+                }
+                spans.push(Span::styled(l.body, body_style));
+                Line::from(spans)
+            })
+            .collect();
+        Paragraph::new(rendered).render(inner, buf);
+    }
+}
+
+/// What an empty conversation shows: how to get a peer.
+fn welcome(app: &App, theme: Theme) -> Vec<Line<'static>> {
+    let mut lines = vec![
+        Line::from(Span::styled("Welcome to tern.", theme.me())),
+        Line::from(""),
+    ];
+    match &app.link {
+        Link::Listening { addresses, port } => {
+            lines.push(Line::from(format!("Waiting for a peer on port {port}.")));
+            lines.push(Line::from("On the other machine, run one of:"));
+            if addresses.is_empty() {
+                lines.push(Line::from(format!("  tern connect THIS-HOST:{port}")));
+            }
+            for addr in addresses {
+                lines.push(Line::from(Span::styled(
+                    format!("  tern connect {addr}:{port}"),
+                    theme.key(),
+                )));
+            }
+            lines.push(Line::from(""));
+            lines.push(Line::from(
+                "Or dial out yourself: /connect HOST[:PORT]. Try it alone: tern demo.",
+            ));
+        }
+        Link::Connecting(target) => lines.push(Line::from(format!("Connecting to {target}…"))),
+        _ => {}
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from(
+        "Type a message and press Enter. Drag files into this window to send them.",
+    ));
+    lines.push(Line::from("F1 or ? shows every key and command."));
+    lines
+}

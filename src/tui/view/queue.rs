@@ -1,0 +1,150 @@
+//! The file-queue pane: two lines per file — name and size, then state or a progress gauge
+//! with percent, speed and ETA.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Widget};
+
+use super::Theme;
+use crate::text::width;
+use crate::transfer::{Direction, TransferState, human_size};
+use crate::tui::app::{App, Row};
+use crate::tui::keymap::Focus;
+use crate::tui::wrap::{truncate, truncate_start};
+
+pub struct QueuePane<'a> {
+    pub app: &'a App,
+    pub theme: Theme,
+}
+
+/// `m:ss` or `h:mm:ss`.
+pub fn clock_time(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
+    if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m}:{s:02}")
+    }
+}
+
+fn state_style(state: &TransferState, theme: Theme) -> Style {
+    match state {
+        TransferState::Verified => theme.ok(),
+        TransferState::Failed(_) => theme.error(),
+        TransferState::Rejected(_) | TransferState::Cancelled(_) => theme.dim(),
+        TransferState::AwaitingDecision => theme.key(),
+        _ => theme.busy(),
+    }
+}
+
+fn second_line(row: &Row, width: usize, theme: Theme) -> Line<'static> {
+    let indent = "  ";
+    let avail = width.saturating_sub(indent.len());
+    if row.state == TransferState::Transferring {
+        let pct = (row.progress.fraction() * 100.0).floor().min(100.0) as u64;
+        let mut tail = format!(" {pct:>3}%");
+        if row.speed > 0.0 {
+            tail.push_str(&format!(" {}/s", human_size(row.speed as u64)));
+        }
+        if let Some(eta) = row.eta_secs() {
+            tail.push_str(&format!(" {}", clock_time(eta)));
+        }
+        let bar_w = avail.saturating_sub(width_of(&tail)).min(30);
+        if bar_w >= 4 {
+            let filled = ((row.progress.fraction() * bar_w as f64).round() as usize).min(bar_w);
+            return Line::from(vec![
+                Span::raw(indent),
+                Span::styled("█".repeat(filled), theme.gauge()),
+                Span::styled("░".repeat(bar_w - filled), theme.dim()),
+                Span::raw(truncate(&tail, avail.saturating_sub(bar_w))),
+            ]);
+        }
+        return Line::from(vec![
+            Span::raw(indent),
+            Span::raw(truncate(tail.trim_start(), avail)),
+        ]);
+    }
+    let text = match (&row.state, row.direction()) {
+        (TransferState::AwaitingDecision, _) => "offered: a accept · d decline".to_string(),
+        (TransferState::Verified, Direction::Incoming) => "verified, saved".to_string(),
+        (state, _) => state.to_string(),
+    };
+    Line::from(vec![
+        Span::raw(indent),
+        Span::styled(truncate(&text, avail), state_style(&row.state, theme)),
+    ])
+}
+
+fn width_of(s: &str) -> usize {
+    width(s)
+}
+
+impl Widget for &QueuePane<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let (app, theme) = (self.app, self.theme);
+        let active = app.queue.iter().filter(|r| !r.state.is_final()).count();
+        let title = if app.queue.is_empty() {
+            " Files ".to_string()
+        } else {
+            format!(" Files {active}/{} ", app.queue.len())
+        };
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(theme.border(app.focus == Focus::Queue))
+            .title(title);
+        let inner = block.inner(area);
+        block.render(area, buf);
+        if inner.width == 0 || inner.height == 0 {
+            return;
+        }
+        if app.queue.is_empty() {
+            let hint = vec![
+                Line::from(Span::styled("No files yet.", theme.dim())),
+                Line::from(Span::styled("Drag files here, or /send PATH.", theme.dim())),
+            ];
+            Paragraph::new(hint).render(inner, buf);
+            return;
+        }
+        let w = inner.width as usize;
+        let rows_fit = (inner.height as usize / 2).max(1);
+        let selected = app.selected.min(app.queue.len() - 1);
+        let first = selected.saturating_sub(rows_fit - 1);
+        let mut lines = Vec::new();
+        for (i, row) in app.queue.iter().enumerate().skip(first).take(rows_fit) {
+            let arrow = match row.direction() {
+                Direction::Outgoing => "↑ ",
+                Direction::Incoming => "↓ ",
+            };
+            let size = format!(" {}", human_size(row.progress.total));
+            let name_w = w.saturating_sub(2 + width_of(&size));
+            let name = truncate_start(&row.path, name_w);
+            let pad = " ".repeat(name_w.saturating_sub(width_of(&name)));
+            let mut first_line = Line::from(vec![
+                Span::styled(arrow, state_style(&row.state, theme)),
+                Span::raw(name),
+                Span::raw(pad),
+                Span::styled(size, theme.dim()),
+            ]);
+            if i == selected && app.focus == Focus::Queue {
+                first_line = first_line.style(theme.selected());
+            }
+            lines.push(first_line);
+            lines.push(second_line(row, w, theme));
+        }
+        Paragraph::new(lines).render(inner, buf);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clock_time;
+
+    #[test]
+    fn eta_reads_as_a_clock() {
+        assert_eq!(clock_time(7), "0:07");
+        assert_eq!(clock_time(75), "1:15");
+        assert_eq!(clock_time(3661), "1:01:01");
+    }
+}

@@ -1,0 +1,63 @@
+//! The status bar: who we talk to and how, throughput, key hints.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Widget};
+
+use super::Theme;
+use crate::text::width;
+use crate::transfer::human_size;
+use crate::tui::app::{App, Link};
+use crate::tui::wrap::truncate;
+
+pub struct StatusBar<'a> {
+    pub app: &'a App,
+    pub theme: Theme,
+}
+
+impl Widget for &StatusBar<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let (app, theme) = (self.app, self.theme);
+        let state = match &app.link {
+            Link::Listening { addresses, port } => {
+                let addr = addresses.first().map_or("0.0.0.0", String::as_str);
+                format!("listening on {addr}:{port}")
+            }
+            Link::Connecting(target) => format!("connecting to {target}"),
+            Link::Handshaking(addr) => format!("identifying {addr}"),
+            Link::Connected(peer) => {
+                let addr = peer.addr.map(|a| a.to_string()).unwrap_or_default();
+                if peer.raw {
+                    format!("raw peer {addr}")
+                } else {
+                    format!("connected: {} ({addr})", peer.name)
+                }
+            }
+            Link::Disconnected(_) => "disconnected".to_string(),
+        };
+        let (up, down) = app.throughput();
+        let mut parts = vec![format!(" {state}"), app.encoding.to_string()];
+        if up > 0.0 || down > 0.0 {
+            parts.push(format!(
+                "↑ {}/s ↓ {}/s",
+                human_size(up as u64),
+                human_size(down as u64)
+            ));
+        }
+        let left = parts.join(" │ ");
+        let hints = "Tab focus · F1 help · Ctrl-C quit ";
+        let w = area.width as usize;
+        let line = if width(&left) + width(hints) < w {
+            let pad = w - width(&left) - width(hints);
+            Line::from(vec![
+                Span::raw(left),
+                Span::raw(" ".repeat(pad)),
+                Span::raw(hints),
+            ])
+        } else {
+            Line::from(truncate(&left, w))
+        };
+        Paragraph::new(line).style(theme.status()).render(area, buf);
+    }
+}
