@@ -81,7 +81,8 @@ async fn converse(mut session: Session, outbox: &Path, inbox: &Path) {
                 ] {
                     let _ = session.handle.send(say(line)).await;
                 }
-                match collect_files(&[outbox.to_path_buf()]) {
+                let files = [outbox.join("welcome.txt"), outbox.join("sample-32MiB.bin")];
+                match collect_files(&files) {
                     Ok(files) => Some(Command::Offer(files)),
                     Err(e) => Some(say(&format!("(could not offer my files: {e})"))),
                 }

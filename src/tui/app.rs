@@ -700,7 +700,9 @@ impl App {
 
     fn on_transfer(&mut self, update: TransferUpdate) {
         let key = RowKey::Transfer(update.id);
-        let index = match self.queue.iter().position(|r| r.key == key) {
+        let existing = self.queue.iter().position(|r| r.key == key);
+        let is_new = existing.is_none();
+        let index = match existing {
             Some(i) => i,
             None => {
                 let mut row = Row::new(key, &update.path, update.state.clone(), update.progress);
@@ -714,7 +716,7 @@ impl App {
         let now = Instant::now();
         let peer = self.peer_name();
         let row = &mut self.queue[index];
-        let changed = row.state != update.state;
+        let changed = is_new || row.state != update.state;
         if update.state == TransferState::Transferring {
             if let Some((at, done)) = row.sample {
                 let dt = now.duration_since(at).as_secs_f64();

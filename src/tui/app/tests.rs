@@ -1,1 +1,322 @@
+use std::net::SocketAddr;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
 use super::*;
+
+fn clock() -> String {
+    "12:00".into()
+}
+
+fn listening() -> App {
+    App::new(
+        "me".into(),
+        Encoding::Utf8,
+        Link::Listening {
+            addresses: vec!["192.168.1.5".into()],
+            port: 8989,
+        },
+        clock,
+    )
+}
+
+fn connected() -> App {
+    let mut app = listening();
+    app.update(Msg::Session(SessionEvent::Connected(PeerInfo {
+        name: "ana".into(),
+        addr: Some(SocketAddr::from(([192, 168, 1, 20], 50000))),
+        raw: false,
+    })));
+    app
+}
+
+fn key(code: KeyCode) -> Msg {
+    Msg::Key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+fn type_line(app: &mut App, text: &str) -> Vec<Action> {
+    for c in text.chars() {
+        app.update(key(KeyCode::Char(c)));
+    }
+    app.update(key(KeyCode::Enter))
+}
+
+fn offer(app: &mut App, id: u32, state: TransferState) {
+    app.update(Msg::Session(SessionEvent::Transfer(TransferUpdate {
+        id: TransferId::incoming(id),
+        path: format!("file{id}.bin"),
+        saved_as: None,
+        state,
+        progress: Progress {
+            done: 0,
+            total: 1000,
+        },
+    })));
+}
+
+fn last_text(app: &App) -> String {
+    app.transcript
+        .messages()
+        .last()
+        .map(|m| m.text.clone())
+        .unwrap_or_default()
+}
+
+#[test]
+fn enter_sends_the_line_and_shows_it_as_mine() {
+    let mut app = connected();
+    let actions = type_line(&mut app, "你好 ana");
+    assert!(matches!(&actions[..], [Action::Session(Command::Text(t))] if t == "你好 ana"));
+    let last = app.transcript.messages().last().cloned();
+    assert_eq!(
+        last.map(|m| (m.kind, m.text)),
+        Some((MessageKind::Mine, "你好 ana".into()))
+    );
+    assert!(app.input.is_empty());
+}
+
+#[test]
+fn text_typed_with_no_peer_stays_in_the_input_line() {
+    let mut app = listening();
+    let actions = type_line(&mut app, "hello?");
+    assert!(actions.is_empty());
+    assert_eq!(app.input.text(), "hello?");
+    assert!(last_text(&app).contains("not connected"));
+}
+
+#[test]
+fn unknown_commands_get_a_clear_message() {
+    let mut app = connected();
+    let actions = type_line(&mut app, "/frobnicate now");
+    assert!(actions.is_empty());
+    assert!(last_text(&app).contains("unknown command /frobnicate"));
+}
+
+#[test]
+fn double_slash_sends_a_literal_slash_message() {
+    let mut app = connected();
+    let actions = type_line(&mut app, "//shrug");
+    assert!(matches!(&actions[..], [Action::Session(Command::Text(t))] if t == "/shrug"));
+}
+
+#[test]
+fn encoding_command_switches_and_tells_the_session() {
+    let mut app = connected();
+    let actions = type_line(&mut app, "/encoding gbk");
+    assert_eq!(app.encoding, Encoding::Gbk);
+    assert!(matches!(
+        &actions[..],
+        [Action::Session(Command::SetEncoding(Encoding::Gbk))]
+    ));
+    type_line(&mut app, "/encoding latin1");
+    assert!(last_text(&app).contains("usage"));
+}
+
+#[test]
+fn send_command_parses_quoted_paths() {
+    let mut app = connected();
+    let actions = type_line(&mut app, "/send '/tmp/a b.txt' /tmp/c");
+    match &actions[..] {
+        [Action::Collect(paths)] => assert_eq!(
+            paths,
+            &[PathBuf::from("/tmp/a b.txt"), PathBuf::from("/tmp/c")]
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn connect_command_dials_only_without_a_session() {
+    let mut app = listening();
+    let actions = type_line(&mut app, "/connect 10.0.0.2");
+    assert!(matches!(&actions[..], [Action::Connect(t)] if t == "10.0.0.2"));
+    let mut app = connected();
+    assert!(type_line(&mut app, "/connect 10.0.0.2").is_empty());
+}
+
+#[test]
+fn a_paste_of_existing_paths_queues_files_and_other_text_goes_to_the_input() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let file = tmp.path().join("My File.txt");
+    std::fs::write(&file, b"x").expect("write");
+    let mut app = connected();
+    let actions = app.update(Msg::Paste(format!("'{}'", file.display())));
+    assert!(matches!(&actions[..], [Action::Collect(p)] if p == &[file.clone()]));
+    assert!(app.input.is_empty());
+    let actions = app.update(Msg::Paste("just some words\n".into()));
+    assert!(actions.is_empty());
+    assert_eq!(app.input.text(), "just some words");
+}
+
+#[test]
+fn files_queued_before_a_peer_are_offered_when_it_connects() {
+    let mut app = listening();
+    let file = OutgoingFile {
+        local: PathBuf::from("/tmp/a.txt"),
+        rel_path: "a.txt".into(),
+        size: 3,
+    };
+    assert!(
+        app.update(Msg::Collected(Ok(vec![file.clone()])))
+            .is_empty()
+    );
+    assert_eq!(app.queue.len(), 1);
+    assert_eq!(app.queue[0].state, TransferState::Queued);
+    let actions = app.update(Msg::Session(SessionEvent::Connected(PeerInfo {
+        name: "ana".into(),
+        addr: None,
+        raw: false,
+    })));
+    assert!(matches!(&actions[..], [Action::Session(Command::Offer(f))] if f == &[file.clone()]));
+    assert!(
+        app.queue.is_empty(),
+        "the local row gives way to the real offer"
+    );
+}
+
+#[test]
+fn files_for_a_raw_peer_are_refused_with_a_reason() {
+    let mut app = listening();
+    app.update(Msg::Session(SessionEvent::Connected(PeerInfo {
+        name: "nc".into(),
+        addr: None,
+        raw: true,
+    })));
+    let file = OutgoingFile {
+        local: PathBuf::from("/tmp/a.txt"),
+        rel_path: "a.txt".into(),
+        size: 3,
+    };
+    assert!(app.update(Msg::Collected(Ok(vec![file]))).is_empty());
+    assert!(last_text(&app).contains("raw peer"));
+}
+
+#[test]
+fn queue_keys_accept_and_decline_the_selected_offer() {
+    let mut app = connected();
+    offer(&mut app, 1, TransferState::AwaitingDecision);
+    offer(&mut app, 2, TransferState::AwaitingDecision);
+    app.update(key(KeyCode::Tab));
+    app.update(key(KeyCode::Tab));
+    assert_eq!(app.focus, Focus::Queue);
+    let actions = app.update(key(KeyCode::Char('a')));
+    assert!(matches!(
+        &actions[..],
+        [Action::Session(Command::Accept(1))]
+    ));
+    app.update(key(KeyCode::Down));
+    let actions = app.update(key(KeyCode::Char('d')));
+    assert!(matches!(
+        &actions[..],
+        [Action::Session(Command::Reject(2, _))]
+    ));
+}
+
+#[test]
+fn accept_command_accepts_every_waiting_offer() {
+    let mut app = connected();
+    offer(&mut app, 1, TransferState::AwaitingDecision);
+    offer(&mut app, 2, TransferState::AwaitingDecision);
+    offer(&mut app, 3, TransferState::Verified);
+    let actions = type_line(&mut app, "/accept");
+    assert_eq!(actions.len(), 2);
+}
+
+#[test]
+fn quitting_while_a_transfer_runs_asks_first() {
+    let mut app = connected();
+    offer(&mut app, 1, TransferState::Transferring);
+    let ctrl_c = Msg::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+    assert!(app.update(ctrl_c).is_empty());
+    assert!(app.confirm_quit);
+    assert!(app.update(key(KeyCode::Char('n'))).is_empty());
+    assert!(!app.confirm_quit);
+    let actions = type_line(&mut app, "/quit");
+    assert!(actions.is_empty() && app.confirm_quit);
+    assert!(matches!(
+        &app.update(key(KeyCode::Char('y')))[..],
+        [Action::Quit]
+    ));
+}
+
+#[test]
+fn quitting_when_idle_is_immediate() {
+    let mut app = connected();
+    let ctrl_c = Msg::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+    assert!(matches!(&app.update(ctrl_c)[..], [Action::Quit]));
+}
+
+#[test]
+fn help_opens_with_f1_and_question_mark_and_closes_with_esc() {
+    let mut app = connected();
+    app.update(key(KeyCode::F(1)));
+    assert!(app.help_open);
+    app.update(key(KeyCode::Esc));
+    assert!(!app.help_open);
+    app.update(key(KeyCode::Char('?')));
+    assert!(app.help_open);
+}
+
+#[test]
+fn a_failed_outgoing_file_can_be_retried() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let path = tmp.path().join("a.txt");
+    std::fs::write(&path, b"abc").expect("write");
+    let mut app = connected();
+    let file = OutgoingFile {
+        local: path,
+        rel_path: "a.txt".into(),
+        size: 3,
+    };
+    app.update(Msg::Collected(Ok(vec![file.clone()])));
+    app.update(Msg::Session(SessionEvent::Transfer(TransferUpdate {
+        id: TransferId::outgoing(1),
+        path: "a.txt".into(),
+        saved_as: None,
+        state: TransferState::Failed("connection lost".into()),
+        progress: Progress { done: 1, total: 3 },
+    })));
+    app.focus = Focus::Queue;
+    let actions = app.update(key(KeyCode::Char('r')));
+    assert!(matches!(&actions[..], [Action::Session(Command::Offer(f))] if f == &[file.clone()]));
+    assert!(
+        app.queue.is_empty(),
+        "the failed row is replaced by the new offer"
+    );
+}
+
+#[test]
+fn session_news_becomes_system_lines() {
+    let mut app = connected();
+    offer(&mut app, 1, TransferState::AwaitingDecision);
+    assert!(last_text(&app).contains("offers file1.bin"));
+    app.update(Msg::Session(SessionEvent::Text {
+        text: "a\u{fffd}b".into(),
+        encoding: Encoding::Gbk,
+        lossy: true,
+    }));
+    assert!(last_text(&app).contains("not valid gbk"));
+    app.update(Msg::Session(SessionEvent::Closed { error: None }));
+    assert!(matches!(app.link, Link::Disconnected(_)));
+    assert!(last_text(&app).contains("ana left"));
+}
+
+#[test]
+fn progress_updates_measure_speed() {
+    let mut app = connected();
+    offer(&mut app, 1, TransferState::Transferring);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    app.update(Msg::Session(SessionEvent::Transfer(TransferUpdate {
+        id: TransferId::incoming(1),
+        path: "file1.bin".into(),
+        saved_as: None,
+        state: TransferState::Transferring,
+        progress: Progress {
+            done: 500,
+            total: 1000,
+        },
+    })));
+    assert!(app.queue[0].speed > 0.0);
+    assert!(app.queue[0].eta_secs().is_some());
+    assert!(app.throughput().1 > 0.0);
+}

@@ -38,7 +38,9 @@ impl Widget for &MessagesPane<'_> {
             return;
         }
         if transcript.messages().is_empty() {
-            Paragraph::new(welcome(app, theme)).render(inner, buf);
+            Paragraph::new(welcome(app, theme))
+                .wrap(ratatui::widgets::Wrap { trim: false })
+                .render(inner, buf);
             return;
         }
         let lines = transcript.visible(inner.width as usize, inner.height as usize);

@@ -1,0 +1,240 @@
+//! The view at fixed sizes, drawn into ratatui's TestBackend and compared with reviewed
+//! snapshots (tests/snapshots). The clock is fixed; no paths from the machine appear.
+
+use std::net::SocketAddr;
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use tern::session::{PeerInfo, SessionEvent};
+use tern::text::Encoding;
+use tern::transfer::{Progress, TransferId, TransferState};
+use tern::tui::app::{App, Link, Msg, Row, RowKey};
+use tern::tui::keymap::Focus;
+use tern::tui::transcript::MessageKind;
+use tern::tui::view;
+
+fn clock() -> String {
+    "12:00".into()
+}
+
+fn listening() -> App {
+    App::new(
+        "me@laptop".into(),
+        Encoding::Utf8,
+        Link::Listening {
+            addresses: vec!["192.168.1.5".into(), "127.0.0.1".into()],
+            port: 8989,
+        },
+        clock,
+    )
+}
+
+fn connected() -> App {
+    let mut app = listening();
+    app.transcript = Default::default();
+    app.update(Msg::Session(SessionEvent::Connected(PeerInfo {
+        name: "ana@desk".into(),
+        addr: Some(SocketAddr::from(([192, 168, 1, 20], 50123))),
+        raw: false,
+    })));
+    app
+}
+
+/// Draw like the real loop: first tell the app its pane sizes, then render.
+fn render(app: &mut App, width: u16, height: u16) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("terminal");
+    if let Some(areas) = view::areas(
+        ratatui::layout::Rect::new(0, 0, width, height),
+        app.queue.len(),
+    ) {
+        let (w, h) = view::inner(areas.messages);
+        app.set_viewport(w, h);
+    }
+    terminal.draw(|frame| view::draw(app, frame)).expect("draw");
+    terminal
+}
+
+fn chat(app: &mut App) {
+    app.push(MessageKind::Peer, "ana@desk", "你好！我刚把照片整理好了，马上发给你。这一行很长，需要在窄的窗口里正确换行，每个汉字占两格。");
+    app.push(
+        MessageKind::Mine,
+        "me@laptop",
+        "Great, thanks! Send the whole folder, and the spreadsheet too if you have it handy.",
+    );
+    app.push(
+        MessageKind::Peer,
+        "ana@desk",
+        "好的 👍 mixed 中文 and English in one line, wrapping at spaces where it can.",
+    );
+    app.push(MessageKind::System, "", "outgoing encoding switched to gbk");
+    app.push(
+        MessageKind::Error,
+        "",
+        "photos/raw.cr2 failed: the receiver says: BLAKE3 mismatch",
+    );
+}
+
+#[test]
+fn empty_screen_shows_how_to_connect() {
+    let mut app = listening();
+    insta::assert_snapshot!(render(&mut app, 100, 24).backend());
+}
+
+#[test]
+fn chatting_in_chinese_and_english_wraps_by_cells() {
+    let mut app = connected();
+    chat(&mut app);
+    insta::assert_snapshot!(render(&mut app, 80, 24).backend());
+}
+
+fn row(id: TransferId, path: &str, state: TransferState, done: u64, total: u64) -> Row {
+    Row::new(RowKey::Transfer(id), path, state, Progress { done, total })
+}
+
+#[test]
+fn the_queue_shows_every_state() {
+    let mut app = connected();
+    let out = TransferId::outgoing;
+    let inc = TransferId::incoming;
+    app.queue = vec![
+        Row::new(
+            RowKey::Local(1),
+            "later/notes.txt",
+            TransferState::Queued,
+            Progress {
+                done: 0,
+                total: 2048,
+            },
+        ),
+        row(
+            out(1),
+            "photos/beach.jpg",
+            TransferState::Offered,
+            0,
+            4_100_000,
+        ),
+        row(
+            inc(1),
+            "报告 2024.pdf",
+            TransferState::AwaitingDecision,
+            0,
+            1_300_000,
+        ),
+        row(
+            out(2),
+            "videos/holiday.mp4",
+            TransferState::Transferring,
+            700 << 20,
+            1 << 30,
+        )
+        .with_speed(112.0 * 1024.0 * 1024.0),
+        row(
+            out(3),
+            "photos/山.jpg",
+            TransferState::Verifying,
+            4 << 20,
+            4 << 20,
+        ),
+        row(
+            inc(2),
+            "song.flac",
+            TransferState::Verified,
+            30 << 20,
+            30 << 20,
+        ),
+        row(
+            out(4),
+            "secret.key",
+            TransferState::Rejected("declined by the receiver".into()),
+            0,
+            3,
+        ),
+        row(
+            inc(3),
+            "raw.cr2",
+            TransferState::Failed("BLAKE3 mismatch: the data is corrupt".into()),
+            9 << 20,
+            9 << 20,
+        ),
+        row(
+            out(5),
+            "old.iso",
+            TransferState::Cancelled("cancelled by the peer".into()),
+            1 << 20,
+            700 << 20,
+        ),
+    ];
+    app.focus = Focus::Queue;
+    app.selected = 2;
+    insta::assert_snapshot!(render(&mut app, 120, 24).backend());
+}
+
+#[test]
+fn help_overlay_lists_keys_and_commands() {
+    let mut app = connected();
+    chat(&mut app);
+    app.help_open = true;
+    insta::assert_snapshot!(render(&mut app, 100, 32).backend());
+}
+
+#[test]
+fn a_narrow_terminal_stacks_the_panes() {
+    let mut app = connected();
+    chat(&mut app);
+    app.queue = vec![row(
+        TransferId::incoming(1),
+        "报告 2024.pdf",
+        TransferState::AwaitingDecision,
+        0,
+        1_300_000,
+    )];
+    insta::assert_snapshot!(render(&mut app, 44, 20).backend());
+}
+
+#[test]
+fn a_too_small_terminal_says_so() {
+    let mut app = connected();
+    insta::assert_snapshot!(render(&mut app, 30, 8).backend());
+}
+
+#[test]
+fn scrolled_up_the_view_holds_and_counts_new_messages() {
+    let mut app = connected();
+    for i in 0..40 {
+        app.push(MessageKind::Peer, "ana@desk", format!("message number {i}"));
+    }
+    render(&mut app, 100, 24);
+    app.update(Msg::Key(crossterm::event::KeyEvent::new(
+        crossterm::event::KeyCode::PageUp,
+        crossterm::event::KeyModifiers::NONE,
+    )));
+    let before = render(&mut app, 100, 24).backend().to_string();
+    app.push(MessageKind::Peer, "ana@desk", "new while scrolled");
+    app.push(MessageKind::Peer, "ana@desk", "another new one");
+    let after = render(&mut app, 100, 24);
+    assert!(after.backend().to_string().contains("2 new messages"));
+    assert!(!after.backend().to_string().contains("new while scrolled"));
+    // Same lines in view, only the marker is new.
+    let strip = |s: &str| s.lines().take(20).map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(
+        strip(&before)[1..19],
+        strip(&after.backend().to_string())[1..19]
+    );
+    insta::assert_snapshot!(after.backend());
+}
+
+#[test]
+fn the_cursor_sits_after_wide_characters() {
+    let mut app = connected();
+    for c in "你好ab".chars() {
+        app.update(Msg::Key(crossterm::event::KeyEvent::new(
+            crossterm::event::KeyCode::Char(c),
+            crossterm::event::KeyModifiers::NONE,
+        )));
+    }
+    let mut terminal = render(&mut app, 100, 24);
+    let pos = terminal.get_cursor_position().expect("cursor");
+    // Input box starts at column 0 with a border: text at column 1; 你好ab is 6 cells.
+    assert_eq!(pos.x, 1 + 6);
+    assert_eq!(pos.y, 24 - 1 - 2);
+}
