@@ -141,7 +141,7 @@ fn a_paste_of_existing_paths_queues_files_and_other_text_goes_to_the_input() {
     std::fs::write(&file, b"x").expect("write");
     let mut app = connected();
     let actions = app.update(Msg::Paste(format!("'{}'", file.display())));
-    assert!(matches!(&actions[..], [Action::Collect(p)] if p == &[file.clone()]));
+    assert!(matches!(&actions[..], [Action::Collect(p)] if p == std::slice::from_ref(&file)));
     assert!(app.input.is_empty());
     let actions = app.update(Msg::Paste("just some words\n".into()));
     assert!(actions.is_empty());
@@ -167,7 +167,9 @@ fn files_queued_before_a_peer_are_offered_when_it_connects() {
         addr: None,
         raw: false,
     })));
-    assert!(matches!(&actions[..], [Action::Session(Command::Offer(f))] if f == &[file.clone()]));
+    assert!(
+        matches!(&actions[..], [Action::Session(Command::Offer(f))] if f == std::slice::from_ref(&file))
+    );
     assert!(
         app.queue.is_empty(),
         "the local row gives way to the real offer"
@@ -278,7 +280,9 @@ fn a_failed_outgoing_file_can_be_retried() {
     })));
     app.focus = Focus::Queue;
     let actions = app.update(key(KeyCode::Char('r')));
-    assert!(matches!(&actions[..], [Action::Session(Command::Offer(f))] if f == &[file.clone()]));
+    assert!(
+        matches!(&actions[..], [Action::Session(Command::Offer(f))] if f == std::slice::from_ref(&file))
+    );
     assert!(
         app.queue.is_empty(),
         "the failed row is replaced by the new offer"
