@@ -106,6 +106,41 @@ pub struct CommonOptions {
     /// No framing: plain bytes both ways, for nc or a Python socket peer.
     #[arg(long, global = true)]
     pub raw: bool,
+
+    /// Refuse offered files larger than SIZE (e.g. 500M, 2G, 1.5GiB).
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
+    pub max_file_size: Option<u64>,
+
+    /// Refuse offers once SIZE in total has been accepted in one session.
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
+    pub max_total: Option<u64>,
+}
+
+/// `123`, `10K`, `5M`, `2G`, `1.5GiB`, `1T`: binary units, case-insensitive, `B`/`iB` optional.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (try 500M or 2G)"))?;
+    let unit = unit.trim().to_ascii_lowercase();
+    let unit = unit.trim_end_matches('b').trim_end_matches('i');
+    let factor: u64 = match unit {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        _ => return Err(format!("{text:?}: unknown size unit (use K, M, G or T)")),
+    };
+    let bytes = value * factor as f64;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+        return Err(format!("{text:?} is out of range"));
+    }
+    Ok(bytes as u64)
 }
 
 impl CommonOptions {
@@ -178,6 +213,18 @@ mod tests {
         assert!(cli.command.is_none());
         assert_eq!(cli.port, 8989);
         Ok(())
+    }
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_size("123"), Ok(123));
+        assert_eq!(parse_size("10K"), Ok(10 * 1024));
+        assert_eq!(parse_size("5m"), Ok(5 << 20));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("1.5G"), Ok(3 << 29));
+        assert_eq!(parse_size("1TB"), Ok(1 << 40));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5X").is_err());
     }
 
     #[test]

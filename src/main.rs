@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    ignore_file_size_signal();
     let _log = tern::logging::init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -35,6 +36,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut config = SessionConfig::new(common.display_name(), common.download_dir());
     config.encoding = common.encoding;
     config.raw = common.raw;
+    config.max_file_size = common.max_file_size;
+    config.max_total = common.max_total;
     config.offers = if common.yes {
         OfferPolicy::AcceptAll
     } else {
@@ -101,4 +104,15 @@ async fn tui(start: Start, config: SessionConfig) -> anyhow::Result<ExitCode> {
     })
     .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Under a file-size limit (`ulimit -f`), a write past it raises SIGXFSZ, which kills the process
+/// by default. Ignored, the write fails with EFBIG instead: one transfer fails, tern goes on.
+fn ignore_file_size_signal() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any thread starts; SIG_IGN installs no handler
+    // code, so nothing runs in signal context.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
 }

@@ -51,6 +51,10 @@ pub struct SessionConfig {
     pub chunk_len: usize,
     /// How long a listener waits for a silent peer's first byte before calling it raw.
     pub raw_silence: Duration,
+    /// Offers of larger files are refused up front.
+    pub max_file_size: Option<u64>,
+    /// Offers are refused once this many bytes were accepted in the session.
+    pub max_total: Option<u64>,
     /// Silence after which we ping, and after which the peer is declared unresponsive.
     pub ping_after: Duration,
     pub dead_after: Duration,
@@ -66,6 +70,8 @@ impl SessionConfig {
             raw: false,
             chunk_len: 256 * 1024,
             raw_silence: Duration::from_millis(1000),
+            max_file_size: None,
+            max_total: None,
             ping_after: Duration::from_secs(15),
             dead_after: Duration::from_secs(45),
         }

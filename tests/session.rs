@@ -671,3 +671,45 @@ async fn a_peer_that_goes_silent_is_declared_not_responding() {
     .expect("an error");
     assert!(error.contains("not responding"), "{error}");
 }
+
+#[tokio::test]
+async fn offers_over_the_receivers_limits_are_refused_up_front() {
+    let rx_dir = tempfile::tempdir().expect("tmp");
+    let tx_dir = tempfile::tempdir().expect("tmp");
+    let mut rx_cfg = config("rx", rx_dir.path(), OfferPolicy::AcceptAll);
+    rx_cfg.max_file_size = Some(1000);
+    rx_cfg.max_total = Some(1500);
+    let mut files = Vec::new();
+    for (name, size) in [("big.bin", 2000), ("a.bin", 800), ("b.bin", 800)] {
+        let p = tx_dir.path().join(name);
+        std::fs::write(&p, vec![1u8; size]).expect("write");
+        files.push(p);
+    }
+    let (mut rx, mut tx) = pair(rx_cfg, config("tx", tx_dir.path(), OfferPolicy::Ask)).await;
+    tx.handle
+        .send(Command::Offer(collect_files(&files).expect("collect")))
+        .await
+        .expect("offer");
+    let mut finals = std::collections::BTreeMap::new();
+    wait_for(&mut tx, |e| match e {
+        SessionEvent::Transfer(u) if u.state.is_final() => {
+            finals.insert(u.path.clone(), u.state.clone());
+            (finals.len() == 3).then_some(())
+        }
+        _ => None,
+    })
+    .await;
+    assert!(
+        matches!(&finals["big.bin"], TransferState::Rejected(why) if why.contains("limit")),
+        "{finals:?}"
+    );
+    assert_eq!(finals["a.bin"], TransferState::Verified);
+    assert!(
+        matches!(&finals["b.bin"], TransferState::Rejected(why) if why.contains("per session")),
+        "{finals:?}"
+    );
+    drop(rx.handle.send(Command::Close).await);
+    assert!(!rx_dir.path().join("big.bin").exists());
+    assert!(!rx_dir.path().join("b.bin").exists());
+    let _ = timeout(WAIT, rx.task).await;
+}

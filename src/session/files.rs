@@ -77,6 +77,10 @@ pub(super) struct Transfers {
     /// Accepted outgoing ids waiting for a place in `streaming`.
     waiting: VecDeque<u32>,
     incoming: HashMap<u32, Incoming>,
+    max_file_size: Option<u64>,
+    max_total: Option<u64>,
+    /// Bytes of every incoming offer accepted so far.
+    accepted_total: u64,
 }
 
 impl Transfers {
@@ -90,7 +94,32 @@ impl Transfers {
             streaming: VecDeque::new(),
             waiting: VecDeque::new(),
             incoming: HashMap::new(),
+            max_file_size: config.max_file_size,
+            max_total: config.max_total,
+            accepted_total: 0,
         }
+    }
+
+    /// Why an offer of `size` bytes must be refused, if it must.
+    fn over_limit(&self, size: u64) -> Option<String> {
+        if let Some(max) = self.max_file_size
+            && size > max
+        {
+            return Some(format!(
+                "the file ({}) is over the receiver's limit of {} per file",
+                human_size(size),
+                human_size(max)
+            ));
+        }
+        if let Some(max) = self.max_total
+            && self.accepted_total.saturating_add(size) > max
+        {
+            return Some(format!(
+                "the receiver's limit of {} per session would be exceeded",
+                human_size(max)
+            ));
+        }
+        None
     }
 
     /// Some file still has data to send.
@@ -182,13 +211,22 @@ impl Transfers {
     }
 
     pub(super) fn accept(&mut self, id: u32, out: &mut BytesMut, events: &mut EventQueue) {
-        let Some(t) = self.incoming.get_mut(&id) else {
-            events.push(SessionEvent::Notice(format!("no incoming offer #{id}")));
+        let Some(size) = self
+            .incoming
+            .get(&id)
+            .filter(|t| t.state == TransferState::AwaitingDecision)
+            .map(|t| t.size)
+        else {
+            events.push(SessionEvent::Notice(format!("no offer #{id} is waiting")));
             return;
         };
-        if t.state != TransferState::AwaitingDecision {
-            return;
+        if let Some(reason) = self.over_limit(size) {
+            return self.reject(id, reason, out, events);
         }
+        self.accepted_total = self.accepted_total.saturating_add(size);
+        let Some(t) = self.incoming.get_mut(&id) else {
+            return;
+        };
         t.state = TransferState::Transferring;
         push_frame(out, &Frame::Accept { id, offset: 0 });
         self.emit_in(id, events);
@@ -407,7 +445,10 @@ impl Transfers {
             return;
         }
         let (safe, state) = match SafePath::parse(&path) {
-            Ok(safe) => (Some(safe), TransferState::AwaitingDecision),
+            Ok(safe) => match self.over_limit(size) {
+                None => (Some(safe), TransferState::AwaitingDecision),
+                Some(reason) => (Some(safe), TransferState::Rejected(reason)),
+            },
             Err(e) => (
                 None,
                 TransferState::Rejected(format!("unsafe file name: {e}")),
