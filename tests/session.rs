@@ -685,7 +685,7 @@ async fn offers_over_the_receivers_limits_are_refused_up_front() {
         std::fs::write(&p, vec![1u8; size]).expect("write");
         files.push(p);
     }
-    let (mut rx, mut tx) = pair(rx_cfg, config("tx", tx_dir.path(), OfferPolicy::Ask)).await;
+    let (rx, mut tx) = pair(rx_cfg, config("tx", tx_dir.path(), OfferPolicy::Ask)).await;
     tx.handle
         .send(Command::Offer(collect_files(&files).expect("collect")))
         .await
