@@ -61,6 +61,10 @@ pub enum Mode {
         target: String,
         /// Files and folders to send; folders keep their relative paths.
         paths: Vec<PathBuf>,
+        /// Reconnect this many times when the connection fails or drops; each file resumes
+        /// from what the receiver already has.
+        #[arg(long, default_value_t = 3, value_name = "N")]
+        retries: u32,
     },
     /// Headless: wait for a peer, print its messages, save its files (with --yes), chat from
     /// stdin. Without --yes every offer is declined and the sender is told why.
@@ -198,7 +202,7 @@ mod tests {
         let cli = Cli::try_parse_from(["tern", "send", "h:1", "a", "b", "--encoding", "gbk"])?;
         assert_eq!(cli.common.encoding, Some(Encoding::Gbk));
         match cli.command {
-            Some(Mode::Send { target, paths }) => {
+            Some(Mode::Send { target, paths, .. }) => {
                 assert_eq!(target, "h:1");
                 assert_eq!(paths.len(), 2);
             }

@@ -3,12 +3,12 @@
 //! stdout carries only the peer's messages, one per line, flushed at once; everything else
 //! (connection, offers, progress, errors) goes to stderr prefixed with `tern:`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::io::AsyncBufReadExt;
@@ -68,6 +68,11 @@ struct Outcome {
     error: Option<String>,
     failed: usize,
     verified: usize,
+    /// The peer was identified (a handshake failure is not worth retrying).
+    connected: bool,
+    interrupted: bool,
+    /// Final state of each outgoing file, by relative path.
+    outgoing: HashMap<String, TransferState>,
 }
 
 impl Outcome {
@@ -135,12 +140,14 @@ async fn drive(
                 note("interrupted: closing the session");
                 close_sent = session.handle.send(Command::Close).await.is_ok();
                 outcome.error.get_or_insert_with(|| "interrupted".into());
+                outcome.interrupted = true;
             }
             event = session.events.recv() => {
                 let Some(event) = event else { break };
                 match event {
                     SessionEvent::Connected(peer) => {
                         connected = true;
+                        outcome.connected = true;
                         raw_peer = peer.raw;
                         let addr = peer.addr.map(|a| a.to_string()).unwrap_or_default();
                         if peer.raw {
@@ -165,6 +172,9 @@ async fn drive(
                             report_transfer(&update, started.get(&id));
                             if update.state == TransferState::Transferring {
                                 started.insert(id, Instant::now());
+                            }
+                            if id.direction == Direction::Outgoing && update.state.is_final() {
+                                outcome.outgoing.insert(update.path.clone(), update.state.clone());
                             }
                             match &update.state {
                                 TransferState::Verified => outcome.verified += 1,
@@ -272,11 +282,19 @@ fn watch_signals(token: CancellationToken) {
     });
 }
 
-/// `tern send HOST[:PORT] [PATH...]`.
+/// Wait before retry `attempt` (1-based): 1 s, 2 s, 4 s, ... at most 10 s.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_secs(1u64 << attempt.saturating_sub(1).min(3)).min(Duration::from_secs(10))
+}
+
+/// `tern send HOST[:PORT] [PATH...]`. A connection that fails or drops is retried up to
+/// `retries` times; each attempt offers only the files not yet verified, and the receiver
+/// resumes each from the `.part` it kept.
 pub async fn send(
     target: &str,
     paths: Vec<PathBuf>,
     config: SessionConfig,
+    retries: u32,
 ) -> anyhow::Result<ExitCode> {
     let files = tokio::task::spawn_blocking(move || collect_files(&paths))
         .await
@@ -284,12 +302,6 @@ pub async fn send(
     if config.raw && !files.is_empty() {
         anyhow::bail!("files cannot be sent to a raw peer (--raw): it speaks no tern protocol");
     }
-    let stream = session::connect(target, crate::cli::DEFAULT_PORT).await?;
-    let shutdown = CancellationToken::new();
-    watch_signals(shutdown.clone());
-    let root = CancellationToken::new();
-    let session = Session::start(stream, Role::Connector, config.clone(), &root);
-    let expect_outgoing = files.len();
     if !files.is_empty() {
         let total: u64 = files.iter().map(|f| f.size).sum();
         note(format!(
@@ -297,22 +309,74 @@ pub async fn send(
             files.len(),
             human_size(total)
         ));
-        // Queued now; the actor takes it once the handshake is done.
-        let _ = session.handle.send(Command::Offer(files)).await;
     }
+    let shutdown = CancellationToken::new();
+    watch_signals(shutdown.clone());
+    let root = CancellationToken::new();
     let mut lines = StdinLines::start();
-    let outcome = drive(
-        session,
-        &mut lines,
-        Finish::WhenDone,
-        expect_outgoing,
-        &shutdown,
-    )
-    .await;
-    if outcome.failed > 0 {
-        note(format!("{} transfer(s) did not complete", outcome.failed));
+    let mut remaining = files;
+    let mut refused = 0usize;
+    let mut attempt = 0u32;
+    loop {
+        let can_retry = attempt < retries && !config.raw && !shutdown.is_cancelled();
+        let stream = match session::connect(target, crate::cli::DEFAULT_PORT).await {
+            Ok(stream) => stream,
+            Err(e) if can_retry => {
+                attempt += 1;
+                let wait = backoff(attempt);
+                note(format!(
+                    "{e}; retry {attempt}/{retries} in {}s",
+                    wait.as_secs()
+                ));
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let session = Session::start(stream, Role::Connector, config.clone(), &root);
+        if !remaining.is_empty() {
+            // Queued now; the actor takes it once the handshake is done.
+            let _ = session.handle.send(Command::Offer(remaining.clone())).await;
+        }
+        let outcome = drive(
+            session,
+            &mut lines,
+            Finish::WhenDone,
+            remaining.len(),
+            &shutdown,
+        )
+        .await;
+        remaining.retain(|f| match outcome.outgoing.get(&f.rel_path) {
+            Some(TransferState::Verified) => false,
+            Some(TransferState::Rejected(_)) => {
+                refused += 1;
+                false
+            }
+            _ => true,
+        });
+        let broken = outcome.error.is_some() || !remaining.is_empty();
+        if broken && can_retry && outcome.connected && !outcome.interrupted {
+            attempt += 1;
+            let wait = backoff(attempt);
+            note(format!(
+                "{} file(s) left; reconnecting, retry {attempt}/{retries} in {}s",
+                remaining.len(),
+                wait.as_secs()
+            ));
+            tokio::time::sleep(wait).await;
+            continue;
+        }
+        let failed = remaining.len() + refused;
+        if failed > 0 {
+            note(format!("{failed} file(s) were not delivered"));
+        }
+        let ok = failed == 0 && outcome.error.is_none();
+        return Ok(if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
     }
-    Ok(outcome.exit_code())
 }
 
 /// `tern recv [--bind ADDR] [--port N] [--once]`.

@@ -44,7 +44,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         OfferPolicy::Ask
     };
     match cli.command {
-        Some(Mode::Send { target, paths }) => tern::headless::send(&target, paths, config).await,
+        Some(Mode::Send {
+            target,
+            paths,
+            retries,
+        }) => tern::headless::send(&target, paths, config, retries).await,
         Some(Mode::Recv { listen, once }) => {
             if !common.yes {
                 config.offers = OfferPolicy::DeclineAll(

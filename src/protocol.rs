@@ -33,10 +33,10 @@ pub const MAX_CHUNK_LEN: usize = 1024 * 1024;
 pub mod caps {
     /// The side accepts file offers.
     pub const FILES: u32 = 1 << 0;
-    /// Reserved: `Accept.offset` may be non-zero.
+    /// `Accept.offset` may be non-zero: the receiver holds that prefix from an earlier attempt.
     pub const RESUME: u32 = 1 << 1;
     /// What this build supports.
-    pub const OURS: u32 = FILES;
+    pub const OURS: u32 = FILES | RESUME;
 }
 
 /// The bytes a tern sends before its `Hello`.

@@ -104,13 +104,11 @@ impl TransferState {
 impl fmt::Display for TransferState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TransferState::Rejected(why)
-            | TransferState::Failed(why)
-            | TransferState::Cancelled(why)
-                if !why.is_empty() =>
-            {
+            TransferState::Rejected(why) | TransferState::Failed(why) if !why.is_empty() => {
                 write!(f, "{}: {why}", self.label())
             }
+            // Cancel reasons read on from the word: "cancelled by the peer".
+            TransferState::Cancelled(why) if !why.is_empty() => write!(f, "cancelled {why}"),
             _ => f.write_str(self.label()),
         }
     }

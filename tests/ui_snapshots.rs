@@ -159,7 +159,7 @@ fn the_queue_shows_every_state() {
         row(
             out(5),
             "old.iso",
-            TransferState::Cancelled("cancelled by the peer".into()),
+            TransferState::Cancelled("by the peer".into()),
             1 << 20,
             700 << 20,
         ),

@@ -70,7 +70,7 @@ pub(super) async fn run(
             let reader = FramedRead::new(read, FrameCodec);
             let mut actor = FramedActor {
                 encoding: config.encoding.unwrap_or_default(),
-                transfers: Transfers::new(&config),
+                transfers: Transfers::new(&config, capabilities),
                 config,
                 reader,
                 writer: write,
@@ -319,7 +319,7 @@ impl FramedActor {
             Command::Offer(files) => self.transfers.offer(files, out, events),
             Command::Accept(id) => self.transfers.accept(id, out, events),
             Command::Reject(id, reason) => self.transfers.reject(id, reason, out, events),
-            Command::Cancel(tid) => self.transfers.cancel(tid, "cancelled", out, events),
+            Command::Cancel(tid) => self.transfers.cancel(tid, "by you", out, events),
             Command::SetEncoding(encoding) => {
                 self.encoding = encoding;
                 events.push(SessionEvent::EncodingChanged(encoding));

@@ -79,12 +79,14 @@ pub(super) struct Transfers {
     incoming: HashMap<u32, Incoming>,
     max_file_size: Option<u64>,
     max_total: Option<u64>,
+    /// Both sides can resume from an offset.
+    resume: bool,
     /// Bytes of every incoming offer accepted so far.
     accepted_total: u64,
 }
 
 impl Transfers {
-    pub(super) fn new(config: &SessionConfig) -> Self {
+    pub(super) fn new(config: &SessionConfig, capabilities: u32) -> Self {
         Self {
             download_dir: config.download_dir.clone(),
             offers: config.offers.clone(),
@@ -96,6 +98,7 @@ impl Transfers {
             incoming: HashMap::new(),
             max_file_size: config.max_file_size,
             max_total: config.max_total,
+            resume: capabilities & crate::protocol::caps::RESUME != 0,
             accepted_total: 0,
         }
     }
@@ -224,12 +227,45 @@ impl Transfers {
             return self.reject(id, reason, out, events);
         }
         self.accepted_total = self.accepted_total.saturating_add(size);
+        let part = self.resumable_part(id, size);
         let Some(t) = self.incoming.get_mut(&id) else {
             return;
         };
+        let offset = part.as_ref().map_or(0, PartFile::received);
+        if offset > 0 {
+            events.push(SessionEvent::Notice(format!(
+                "{}: {} already here from an earlier attempt; resuming",
+                t.path,
+                human_size(offset)
+            )));
+        }
+        t.part = part;
         t.state = TransferState::Transferring;
-        push_frame(out, &Frame::Accept { id, offset: 0 });
+        push_frame(out, &Frame::Accept { id, offset });
         self.emit_in(id, events);
+    }
+
+    /// A `.part` from an earlier attempt at this offer's path, unless resuming is off or another
+    /// transfer of this session writes to it.
+    fn resumable_part(&self, id: u32, size: u64) -> Option<PartFile> {
+        if !self.resume {
+            return None;
+        }
+        let safe = self.incoming.get(&id)?.safe.as_ref()?;
+        let part = match PartFile::resume(&self.download_dir, safe, size) {
+            Ok(part) => part?,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot resume; starting over");
+                return None;
+            }
+        };
+        let busy = self.incoming.values().any(|other| {
+            other
+                .part
+                .as_ref()
+                .is_some_and(|p| p.part_path() == part.part_path())
+        });
+        (!busy).then_some(part)
     }
 
     pub(super) fn reject(
@@ -478,9 +514,9 @@ impl Transfers {
             self.emit_in(id, events);
             return;
         }
-        self.emit_in(id, events);
+        // Announced as waiting only when someone will decide; otherwise the decision is the news.
         match self.offers.clone() {
-            OfferPolicy::Ask => {}
+            OfferPolicy::Ask => self.emit_in(id, events),
             OfferPolicy::AcceptAll => self.accept(id, out, events),
             OfferPolicy::DeclineAll(reason) => self.reject(id, reason, out, events),
         }
@@ -614,8 +650,16 @@ impl Transfers {
             return self.verdict_fail(id, "nothing was written".into(), out, events);
         };
         if part.hash() != hash {
-            let where_ = part.part_path().display().to_string();
-            let reason = format!("BLAKE3 mismatch: the data is corrupt (kept as {where_})");
+            let reason = if part.resumed() {
+                // The kept prefix was not this file: start from zero next time.
+                part.discard();
+                "BLAKE3 mismatch: the data kept from an earlier attempt did not match; \
+                 it was removed, so a retry starts over"
+                    .to_string()
+            } else {
+                let where_ = part.part_path().display().to_string();
+                format!("BLAKE3 mismatch: the data is corrupt (kept as {where_})")
+            };
             return self.verdict_fail(id, reason, out, events);
         }
         match part.promote() {
@@ -685,8 +729,15 @@ impl Transfers {
         if t.state != TransferState::Offered {
             return;
         }
-        if offset != 0 {
-            let reason = format!("the peer asked to resume at {offset}, which was not negotiated");
+        if offset > t.file.size || (offset != 0 && !self.resume) {
+            let reason = format!(
+                "the peer asked to resume at byte {offset}, which {}",
+                if self.resume {
+                    "is past the end of the file"
+                } else {
+                    "was not negotiated"
+                }
+            );
             t.state = TransferState::Failed(reason.clone());
             push_frame(
                 out,
@@ -698,8 +749,19 @@ impl Transfers {
             );
             return self.emit_out(id, events);
         }
+        if offset > 0 {
+            events.push(SessionEvent::Notice(format!(
+                "{}: the receiver already has {}; resuming",
+                t.file.rel_path,
+                human_size(offset)
+            )));
+        }
         t.state = TransferState::Transferring;
-        t.reader = Some(FileReader::new(t.file.local.clone(), t.file.size));
+        t.reader = Some(FileReader::starting_at(
+            t.file.local.clone(),
+            t.file.size,
+            offset,
+        ));
         self.waiting.push_back(id);
         self.promote_waiting();
         self.emit_out(id, events);
@@ -741,9 +803,9 @@ impl Transfers {
         events: &mut EventQueue,
     ) {
         let reason = if reason.is_empty() {
-            "cancelled by the peer".to_string()
+            "by the peer".to_string()
         } else {
-            format!("cancelled by the peer: {}", short(reason))
+            format!("by the peer ({})", short(reason))
         };
         if by_sender {
             if let Some(t) = self.incoming.get_mut(&id)

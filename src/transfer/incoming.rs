@@ -153,6 +153,8 @@ pub struct PartFile {
     file: File,
     received: u64,
     hasher: blake3::Hasher,
+    /// Started from bytes left by an earlier attempt.
+    resumed: bool,
 }
 
 impl PartFile {
@@ -171,6 +173,7 @@ impl PartFile {
                         file,
                         received: 0,
                         hasher: blake3::Hasher::new(),
+                        resumed: false,
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -181,6 +184,40 @@ impl PartFile {
             io::ErrorKind::AlreadyExists,
             format!("too many files named {name}.part"),
         ))
+    }
+
+    /// Reopen `NAME.part` left by an earlier attempt at `path`, if it is a regular file with at
+    /// least one byte and no more than `size`. What it holds is hashed now, because the final
+    /// hash covers the whole file. `None`: nothing to resume.
+    pub fn resume(root: &Path, path: &SafePath, size: u64) -> io::Result<Option<Self>> {
+        let dir = prepare_folders(root, path)?;
+        let name = path.file_name().to_string();
+        let part = dir.join(format!("{name}.part"));
+        let meta = match std::fs::symlink_metadata(&part) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if !meta.file_type().is_file() || meta.len() == 0 || meta.len() > size {
+            return Ok(None);
+        }
+        let mut file = OpenOptions::new().read(true).append(true).open(&part)?;
+        let mut hasher = blake3::Hasher::new();
+        hasher.update_reader(&mut file)?;
+        let received = file.metadata()?.len();
+        Ok(Some(Self {
+            dir,
+            name,
+            part,
+            file,
+            received,
+            hasher,
+            resumed: true,
+        }))
+    }
+
+    pub fn resumed(&self) -> bool {
+        self.resumed
     }
 
     pub fn received(&self) -> u64 {
@@ -290,6 +327,33 @@ mod tests {
         assert_eq!(numbered("archive.tar.gz", 2), "archive.tar (2).gz");
         assert_eq!(numbered(".bashrc", 1), ".bashrc (1)");
         assert_eq!(numbered("README", 3), "README (3)");
+    }
+
+    #[test]
+    fn a_part_left_behind_is_resumed_with_its_prefix_hashed() -> anyhow::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let path = SafePath::parse("dir/a.bin")?;
+        let mut first = PartFile::create(tmp.path(), &path)?;
+        first.write(b"hello ")?;
+        drop(first);
+        let mut again = PartFile::resume(tmp.path(), &path, 11)?.expect("resumable");
+        assert!(again.resumed());
+        assert_eq!(again.received(), 6);
+        again.write(b"world")?;
+        assert_eq!(again.hash(), *blake3::hash(b"hello world").as_bytes());
+        let done = again.promote()?;
+        assert_eq!(std::fs::read(done)?, b"hello world");
+        Ok(())
+    }
+
+    #[test]
+    fn a_part_longer_than_the_offer_is_not_resumed() -> anyhow::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let path = SafePath::parse("a.bin")?;
+        std::fs::write(tmp.path().join("a.bin.part"), b"0123456789")?;
+        assert!(PartFile::resume(tmp.path(), &path, 5)?.is_none());
+        assert!(PartFile::resume(tmp.path(), &SafePath::parse("b.bin")?, 5)?.is_none());
+        Ok(())
     }
 
     #[test]

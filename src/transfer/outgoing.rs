@@ -4,7 +4,7 @@
 //! buffer, and hashed on the way: memory stays at one chunk per file, whatever the file size.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 use std::path::{Path, PathBuf};
 
 use bytes::BytesMut;
@@ -139,13 +139,33 @@ pub enum ReadStep {
 
 impl FileReader {
     pub fn new(local: PathBuf, size: u64) -> Self {
+        Self::starting_at(local, size, 0)
+    }
+
+    /// Resume: the receiver already holds `offset` bytes. The prefix is hashed (not sent) when
+    /// the file is first opened, because the final hash covers the whole file.
+    pub fn starting_at(local: PathBuf, size: u64, offset: u64) -> Self {
         Self {
             local,
             size,
-            sent: 0,
+            sent: offset.min(size),
             file: None,
             hasher: blake3::Hasher::new(),
         }
+    }
+
+    fn open(&mut self) -> io::Result<File> {
+        let mut file = File::open(&self.local)?;
+        if self.sent > 0 {
+            self.hasher.update_reader((&mut file).take(self.sent))?;
+            if file.stream_position()? != self.sent {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the file became shorter than the part the receiver already has",
+                ));
+            }
+        }
+        Ok(file)
     }
 
     pub fn sent(&self) -> u64 {
@@ -161,12 +181,14 @@ impl FileReader {
         dst: &mut BytesMut,
     ) -> io::Result<ReadStep> {
         let remaining = self.size - self.sent;
-        if remaining > 0 {
+        // Opened even with nothing left to send when resuming: the prefix must be hashed.
+        if self.file.is_none() && (remaining > 0 || self.sent > 0) {
+            self.file = Some(self.open()?);
+        }
+        if remaining > 0
+            && let Some(file) = self.file.as_mut()
+        {
             let n = remaining.min(chunk_len as u64) as usize;
-            let file = match &mut self.file {
-                Some(f) => f,
-                None => self.file.insert(File::open(&self.local)?),
-            };
             let start = dst.len();
             dst.reserve(CHUNK_HEADER_LEN + n);
             put_chunk_header(dst, id, self.sent, n);
@@ -269,6 +291,38 @@ mod tests {
         }
         assert_eq!(got, content);
         assert_eq!(end, Some(*blake3::hash(&content).as_bytes()));
+        Ok(())
+    }
+
+    #[test]
+    fn a_resumed_reader_hashes_the_skipped_prefix() -> anyhow::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let path = tmp.path().join("f");
+        let content: Vec<u8> = (0..5000u32).map(|i| (i % 7) as u8).collect();
+        std::fs::write(&path, &content)?;
+        for offset in [0, 1, 4096, 5000] {
+            let mut reader = FileReader::starting_at(path.clone(), 5000, offset);
+            let mut buf = BytesMut::new();
+            while reader.write_next(1, 4096, &mut buf)? == ReadStep::Chunk {}
+            let mut codec = FrameCodec;
+            let mut first_offset = None;
+            let mut hash = None;
+            while let Some(frame) = codec.decode(&mut buf)? {
+                match frame {
+                    Frame::Chunk { offset, .. } => {
+                        first_offset.get_or_insert(offset);
+                    }
+                    Frame::FileEnd { hash: h, .. } => hash = Some(h),
+                    other => anyhow::bail!("unexpected {other:?}"),
+                }
+            }
+            assert_eq!(first_offset, (offset < 5000).then_some(offset));
+            assert_eq!(
+                hash,
+                Some(*blake3::hash(&content).as_bytes()),
+                "offset {offset}"
+            );
+        }
         Ok(())
     }
 

@@ -153,6 +153,8 @@ pub struct App {
     pending: Vec<OutgoingFile>,
     /// Files offered, in order, waiting for their first event (to learn their ids).
     offered: VecDeque<OutgoingFile>,
+    /// The peer we dialled last, to dial again for a retry.
+    last_target: Option<String>,
 }
 
 /// `HH:MM` in local time.
@@ -162,6 +164,7 @@ pub fn local_clock() -> String {
 
 impl App {
     pub fn new(name: String, encoding: Encoding, link: Link, clock: fn() -> String) -> Self {
+        let link_for_target = link.clone();
         Self {
             name,
             encoding,
@@ -181,6 +184,10 @@ impl App {
             next_local: 1,
             pending: Vec::new(),
             offered: VecDeque::new(),
+            last_target: match &link_for_target {
+                Link::Connecting(target) => Some(target.clone()),
+                _ => None,
+            },
         }
     }
 
@@ -619,7 +626,16 @@ impl App {
         }
         self.queue.remove(self.selected);
         self.select(self.selected);
-        self.queue_files(vec![file])
+        let mut actions = self.queue_files(vec![file]);
+        // Disconnected after dialling out: dial again; the file is offered once connected and
+        // the receiver resumes it from what it kept.
+        if !self.link.has_session()
+            && !matches!(self.link, Link::Listening { .. } | Link::Connecting(_))
+            && let Some(target) = self.last_target.clone()
+        {
+            actions.push(Action::Connect(target));
+        }
+        actions
     }
 
     // ---- session and link -----------------------------------------------------------------
@@ -635,7 +651,10 @@ impl App {
                     "waiting for a peer on port {port}: on the other machine run  tern connect {addr}:{port}"
                 ));
             }
-            Link::Connecting(target) => self.system(format!("connecting to {target}…")),
+            Link::Connecting(target) => {
+                self.last_target = Some(target.clone());
+                self.system(format!("connecting to {target}…"));
+            }
             Link::Handshaking(_) => {}
             Link::Disconnected(reason) => self.error(reason.clone()),
             Link::Connected(_) => {}
@@ -757,9 +776,7 @@ impl App {
             (TransferState::Rejected(why), Direction::Outgoing) => {
                 self.system(format!("{peer} declined {path}: {why}"));
             }
-            (TransferState::Cancelled(why), _) => {
-                self.system(format!("{path} cancelled {why}").trim_end().to_string());
-            }
+            (state @ TransferState::Cancelled(_), _) => self.system(format!("{path}: {state}")),
             _ => {}
         }
     }

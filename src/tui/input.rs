@@ -35,6 +35,7 @@ impl InputLine {
 
     pub fn insert_str(&mut self, s: &str) {
         // A line is one line: pasted newlines and tabs become spaces, other controls vanish.
+        let s = s.replace("\r\n", "\n");
         let clean: String = s
             .chars()
             .filter_map(|c| match c {

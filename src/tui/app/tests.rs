@@ -324,3 +324,50 @@ fn progress_updates_measure_speed() {
     assert!(app.queue[0].eta_secs().is_some());
     assert!(app.throughput().1 > 0.0);
 }
+
+#[test]
+fn retry_after_a_lost_connection_dials_the_peer_again() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let path = tmp.path().join("a.txt");
+    std::fs::write(&path, b"abc").expect("write");
+    let mut app = connected();
+    app.update(Msg::Link(Link::Connecting("10.0.0.2:8989".into())));
+    app.update(Msg::Session(SessionEvent::Connected(PeerInfo {
+        name: "ana".into(),
+        addr: None,
+        raw: false,
+    })));
+    let file = OutgoingFile {
+        local: path,
+        rel_path: "a.txt".into(),
+        size: 3,
+    };
+    app.update(Msg::Collected(Ok(vec![file.clone()])));
+    app.update(Msg::Session(SessionEvent::Transfer(TransferUpdate {
+        id: TransferId::outgoing(1),
+        path: "a.txt".into(),
+        saved_as: None,
+        state: TransferState::Failed("connection lost".into()),
+        progress: Progress { done: 1, total: 3 },
+    })));
+    app.update(Msg::Session(SessionEvent::Closed {
+        error: Some("connection lost".into()),
+    }));
+    app.focus = Focus::Queue;
+    let actions = app.update(key(KeyCode::Char('r')));
+    assert!(
+        matches!(&actions[..], [Action::Connect(t)] if t == "10.0.0.2:8989"),
+        "{actions:?}"
+    );
+    assert_eq!(app.queue.len(), 1);
+    assert_eq!(app.queue[0].state, TransferState::Queued);
+    // Once connected again, the file is offered.
+    let actions = app.update(Msg::Session(SessionEvent::Connected(PeerInfo {
+        name: "ana".into(),
+        addr: None,
+        raw: false,
+    })));
+    assert!(
+        matches!(&actions[..], [Action::Session(Command::Offer(f))] if f == std::slice::from_ref(&file))
+    );
+}
