@@ -111,7 +111,9 @@ async fn drive(
     let mut outcome = Outcome::default();
     let mut states: BTreeMap<TransferId, TransferState> = BTreeMap::new();
     let mut started: BTreeMap<TransferId, Instant> = BTreeMap::new();
-    let mut pending_line: Option<String> = None;
+    // One command at a time waits for room in the session's queue, taken with `reserve` in the
+    // select below, so events keep being read meanwhile (never block on a full queue).
+    let mut pending: Option<Command> = None;
     let mut close_sent = false;
     let mut raw_peer = false;
     let mut connected = false;
@@ -125,20 +127,14 @@ async fn drive(
             && states
                 .iter()
                 .all(|(id, s)| id.direction == Direction::Incoming || s.is_final());
-        if finish == Finish::WhenDone
-            && connected
-            && !raw_peer
-            && lines.ended
-            && pending_line.is_none()
-            && settled
-            && !close_sent
-        {
-            close_sent = session.handle.send(Command::Close).await.is_ok();
+        let done = finish == Finish::WhenDone && connected && !raw_peer && lines.ended && settled;
+        if (done || outcome.interrupted) && pending.is_none() && !close_sent {
+            pending = Some(Command::Close);
+            close_sent = true;
         }
         tokio::select! {
-            () = shutdown.cancelled(), if !close_sent => {
+            () = shutdown.cancelled(), if !outcome.interrupted => {
                 note("interrupted: closing the session");
-                close_sent = session.handle.send(Command::Close).await.is_ok();
                 outcome.error.get_or_insert_with(|| "interrupted".into());
                 outcome.interrupted = true;
             }
@@ -198,17 +194,17 @@ async fn drive(
                     }
                 }
             }
-            line = lines.rx.recv(), if pending_line.is_none() && !lines.ended => match line {
-                Some(line) => pending_line = Some(line),
+            line = lines.rx.recv(), if pending.is_none() && !lines.ended && !close_sent => match line {
+                Some(line) => pending = Some(Command::Text(line)),
                 None => lines.ended = true,
             },
-            permit = session.handle.reserve(), if pending_line.is_some() => match permit {
+            permit = session.handle.reserve(), if pending.is_some() => match permit {
                 Ok(permit) => {
-                    if let Some(line) = pending_line.take() {
-                        permit.send(Command::Text(line));
+                    if let Some(command) = pending.take() {
+                        permit.send(command);
                     }
                 }
-                Err(_) => pending_line = None,
+                Err(_) => pending = None,
             },
         }
     }

@@ -9,10 +9,12 @@
 //! - [`headless`]: `tern send` / `tern recv`, driven by stdin and stdout.
 //! - [`tui`]: the terminal UI: app state + update, views, the async loop.
 //! - [`demo`]: a built-in peer for `tern demo`.
+//! - [`harness`]: untrusted bytes into the decoder and a whole session (fuzzing, properties).
 //! - [`cli`]: the command-line contract.
 
 pub mod cli;
 pub mod demo;
+pub mod harness;
 pub mod headless;
 pub mod logging;
 pub mod protocol;

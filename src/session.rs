@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -150,6 +151,11 @@ pub enum SessionError {
     PeerNotResponding(Duration),
 }
 
+/// What a session can run over: a TCP stream, or any other duplex byte stream.
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for T {}
+
 /// Capacity of the command and event channels: small, so a stuck side pushes back.
 const CHANNEL_CAPACITY: usize = 64;
 
@@ -207,6 +213,18 @@ impl Session {
         config: SessionConfig,
         cancel: &CancellationToken,
     ) -> Session {
+        let addr = stream.peer_addr().ok();
+        Self::start_with(stream, addr, role, config, cancel)
+    }
+
+    /// Like [`Session::start`] over any byte stream (an in-memory pipe in tests and fuzzing).
+    pub fn start_with<S: Transport>(
+        stream: S,
+        addr: Option<SocketAddr>,
+        role: Role,
+        config: SessionConfig,
+        cancel: &CancellationToken,
+    ) -> Session {
         let (cmd_tx, cmd_rx) = mpsc::channel(CHANNEL_CAPACITY);
         let (ev_tx, ev_rx) = mpsc::channel(CHANNEL_CAPACITY);
         let cancel = cancel.child_token();
@@ -214,7 +232,9 @@ impl Session {
             commands: cmd_tx,
             cancel: cancel.clone(),
         };
-        let task = tokio::spawn(actor::run(stream, role, config, cmd_rx, ev_tx, cancel));
+        let task = tokio::spawn(actor::run(
+            stream, addr, role, config, cmd_rx, ev_tx, cancel,
+        ));
         Session {
             handle,
             events: ev_rx,

@@ -713,3 +713,379 @@ async fn offers_over_the_receivers_limits_are_refused_up_front() {
     assert!(!rx_dir.path().join("b.bin").exists());
     let _ = timeout(WAIT, rx.task).await;
 }
+
+async fn closed_error(session: &mut Session) -> Option<String> {
+    wait_for(session, |e| match e {
+        SessionEvent::Closed { error } => Some(error.clone()),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_chunk_for_a_transfer_never_offered_is_refused_and_the_session_goes_on() {
+    let (mut fake, mut real, dir) = fake_connector(OfferPolicy::AcceptAll).await;
+    fake.send(Frame::Chunk {
+        id: 99,
+        offset: 0,
+        data: Bytes::from_static(b"sneaky"),
+    })
+    .await
+    .expect("chunk");
+    assert!(matches!(
+        next_frame(&mut fake).await,
+        Frame::Cancel {
+            id: 99,
+            by_sender: false,
+            ..
+        }
+    ));
+    let notice = wait_for(&mut real, |e| match e {
+        SessionEvent::Notice(n) => Some(n.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(notice.contains("unknown transfer"), "{notice}");
+    // Still talking.
+    fake.send(Frame::Text {
+        encoding: tern::text::Encoding::Utf8,
+        bytes: Bytes::from_static(b"ok?"),
+    })
+    .await
+    .expect("text");
+    let text = wait_for(&mut real, |e| match e {
+        SessionEvent::Text { text, .. } => Some(text.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(text, "ok?");
+    assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0);
+}
+
+#[tokio::test]
+async fn data_before_the_offer_is_accepted_fails_that_transfer() {
+    let (mut fake, mut real, dir) = fake_connector(OfferPolicy::Ask).await;
+    fake.send(Frame::Offer {
+        id: 1,
+        size: 10,
+        path: "early.bin".into(),
+    })
+    .await
+    .expect("offer");
+    wait_for(&mut real, |e| match e {
+        SessionEvent::Transfer(u) if u.state == TransferState::AwaitingDecision => Some(()),
+        _ => None,
+    })
+    .await;
+    fake.send(Frame::Chunk {
+        id: 1,
+        offset: 0,
+        data: Bytes::from_static(b"0123456789"),
+    })
+    .await
+    .expect("chunk");
+    let state = final_state(&mut real).await;
+    assert!(
+        matches!(&state, TransferState::Failed(m) if m.contains("before the offer was accepted")),
+        "{state:?}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0);
+}
+
+#[tokio::test]
+async fn a_second_offer_with_an_open_id_is_refused_and_the_first_completes() {
+    let (mut fake, mut real, dir) = fake_connector(OfferPolicy::AcceptAll).await;
+    offer_and_get_accepted(&mut fake, 3).await;
+    fake.send(Frame::Offer {
+        id: 1,
+        size: 5,
+        path: "impostor.bin".into(),
+    })
+    .await
+    .expect("offer");
+    match next_frame(&mut fake).await {
+        Frame::Reject { id: 1, reason } => assert!(reason.contains("already open"), "{reason}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    fake.send(Frame::Chunk {
+        id: 1,
+        offset: 0,
+        data: Bytes::from_static(b"abc"),
+    })
+    .await
+    .expect("chunk");
+    fake.send(Frame::FileEnd {
+        id: 1,
+        hash: *blake3::hash(b"abc").as_bytes(),
+    })
+    .await
+    .expect("end");
+    assert!(matches!(
+        next_frame(&mut fake).await,
+        Frame::Verdict {
+            id: 1,
+            ok: true,
+            ..
+        }
+    ));
+    assert_eq!(final_state(&mut real).await, TransferState::Verified);
+    assert_eq!(
+        std::fs::read(dir.path().join("data.bin")).expect("read"),
+        b"abc"
+    );
+    assert!(!dir.path().join("impostor.bin").exists());
+}
+
+#[tokio::test]
+async fn a_frame_over_the_size_limit_closes_the_session_with_a_clear_error() {
+    let (fake, mut real, _dir) = fake_connector(OfferPolicy::AcceptAll).await;
+    let mut stream = fake.into_inner();
+    // A header claiming 2 GiB; no body follows.
+    stream
+        .write_all(&[0x80, 0, 0, 0, 0x13])
+        .await
+        .expect("write");
+    let error = closed_error(&mut real).await.expect("an error");
+    assert!(
+        error.contains("over the") && error.contains("limit"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_frame_type_closes_the_session_with_a_clear_error() {
+    let (fake, mut real, _dir) = fake_connector(OfferPolicy::AcceptAll).await;
+    let mut stream = fake.into_inner();
+    stream
+        .write_all(&[0, 0, 0, 2, 0x77, 0])
+        .await
+        .expect("write");
+    let error = closed_error(&mut real).await.expect("an error");
+    assert!(error.contains("unknown frame type 0x77"), "{error}");
+}
+
+#[tokio::test]
+async fn a_flood_of_text_is_pushed_back_not_buffered() {
+    let (fake, mut real, _dir) = fake_connector(OfferPolicy::AcceptAll).await;
+    let (mut sink, mut source) = {
+        let (r, w) = tokio::io::split(fake.into_inner());
+        (w, r)
+    };
+    // Keep reading what the session writes, so only its reading side is under test.
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        while let Ok(n) = source.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    });
+    const MESSAGES: usize = 200_000;
+    let frame = {
+        let mut b = bytes::BytesMut::new();
+        tern::protocol::codec::encode_frame(
+            &Frame::Text {
+                encoding: tern::text::Encoding::Utf8,
+                bytes: Bytes::from(vec![b'x'; 1000]),
+            },
+            &mut b,
+        )
+        .expect("encode");
+        b.freeze()
+    };
+    let writer = tokio::spawn(async move {
+        for _ in 0..MESSAGES {
+            if sink.write_all(&frame).await.is_err() {
+                return false;
+            }
+        }
+        true
+    });
+    // Nobody reads the events: the session must stop reading, so the writer cannot finish
+    // 200 MB of text.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !writer.is_finished(),
+        "200 MB of text went into an unbounded queue"
+    );
+    // Reading the events again lets everything through, none lost.
+    let mut texts = 0;
+    wait_for(&mut real, |e| match e {
+        SessionEvent::Text { .. } => {
+            texts += 1;
+            (texts == MESSAGES).then_some(())
+        }
+        _ => None,
+    })
+    .await;
+    assert!(writer.await.expect("join"));
+}
+
+#[tokio::test]
+async fn a_folder_of_thousands_of_files_arrives_whole() {
+    let rx_dir = tempfile::tempdir().expect("tmp");
+    let tx_dir = tempfile::tempdir().expect("tmp");
+    let root = tx_dir.path().join("many");
+    for i in 0..3000 {
+        let dir = root.join(format!("d{}", i % 30));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join(format!("f{i}.txt")), format!("file {i}")).expect("write");
+    }
+    let (rx, mut tx) = pair(
+        config("rx", rx_dir.path(), OfferPolicy::AcceptAll),
+        config("tx", tx_dir.path(), OfferPolicy::Ask),
+    )
+    .await;
+    let files = collect_files(&[root]).expect("collect");
+    assert_eq!(files.len(), 3000);
+    tx.handle.send(Command::Offer(files)).await.expect("offer");
+    // The receiver's events must be read too: an unread session stops reading its socket.
+    let rx_handle = rx.handle.clone();
+    let rx_task = rx.task;
+    let mut rx_events = rx.events;
+    let drain = tokio::spawn(async move { while rx_events.recv().await.is_some() {} });
+    let mut verified = 0;
+    wait_for(&mut tx, |e| match e {
+        SessionEvent::Transfer(u) if u.state == TransferState::Verified => {
+            verified += 1;
+            (verified == 3000).then_some(())
+        }
+        SessionEvent::Transfer(u) if u.state.is_final() => panic!("{u:?}"),
+        _ => None,
+    })
+    .await;
+    drop(rx_handle.send(Command::Close).await);
+    let _ = timeout(WAIT, rx_task).await;
+    let _ = timeout(WAIT, drain).await;
+    let got = std::fs::read_to_string(rx_dir.path().join("many/d7/f2977.txt")).expect("read");
+    assert_eq!(got, "file 2977");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_symlink_in_the_download_dir_is_never_followed_out() {
+    let outside = tempfile::tempdir().expect("tmp");
+    let (mut fake, mut real, dir) = fake_connector(OfferPolicy::AcceptAll).await;
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("evil")).expect("symlink");
+    std::os::unix::fs::symlink(
+        outside.path().join("target.txt"),
+        dir.path().join("link.txt"),
+    )
+    .expect("symlink");
+    for (id, path) in [(1u32, "evil/x.txt"), (2, "link.txt")] {
+        fake.send(Frame::Offer {
+            id,
+            size: 3,
+            path: path.into(),
+        })
+        .await
+        .expect("offer");
+        assert_eq!(next_frame(&mut fake).await, Frame::Accept { id, offset: 0 });
+        fake.send(Frame::Chunk {
+            id,
+            offset: 0,
+            data: Bytes::from_static(b"bad"),
+        })
+        .await
+        .expect("chunk");
+        fake.send(Frame::FileEnd {
+            id,
+            hash: *blake3::hash(b"bad").as_bytes(),
+        })
+        .await
+        .expect("end");
+        // Either way the transfer is settled before the next offer.
+        match next_frame(&mut fake).await {
+            Frame::Cancel { id: got, .. } | Frame::Verdict { id: got, .. } => assert_eq!(got, id),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    fake.send(Frame::Bye {
+        reason: String::new(),
+    })
+    .await
+    .expect("bye");
+    let mut finals = Vec::new();
+    wait_for(&mut real, |e| match e {
+        SessionEvent::Transfer(u) if u.state.is_final() => {
+            finals.push((u.path.clone(), u.state.clone(), u.saved_as.clone()));
+            None
+        }
+        SessionEvent::Closed { .. } => Some(()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        std::fs::read_dir(outside.path()).expect("ls").count(),
+        0,
+        "{finals:?}"
+    );
+    // The plain name next to a link is still delivered, under a new name beside it.
+    let link = finals
+        .iter()
+        .find(|f| f.0 == "link.txt")
+        .expect("link.txt settled");
+    assert_eq!(link.1, TransferState::Verified);
+    assert_eq!(
+        link.2.as_deref(),
+        Some(dir.path().join("link (1).txt").as_path())
+    );
+    let evil = finals
+        .iter()
+        .find(|f| f.0 == "evil/x.txt")
+        .expect("evil settled");
+    assert!(matches!(evil.1, TransferState::Failed(_)), "{evil:?}");
+}
+
+#[tokio::test]
+async fn names_differing_by_case_or_normalisation_never_overwrite() {
+    let (mut fake, mut real, dir) = fake_connector(OfferPolicy::AcceptAll).await;
+    std::fs::write(dir.path().join("Café.txt"), b"original").expect("write");
+    let names = ["Café.txt", "Cafe\u{301}.txt", "café.txt", "CAFÉ.TXT"];
+    for (i, name) in names.iter().enumerate() {
+        let id = i as u32 + 1;
+        let body = format!("copy {id}");
+        fake.send(Frame::Offer {
+            id,
+            size: body.len() as u64,
+            path: (*name).into(),
+        })
+        .await
+        .expect("offer");
+        assert_eq!(next_frame(&mut fake).await, Frame::Accept { id, offset: 0 });
+        fake.send(Frame::Chunk {
+            id,
+            offset: 0,
+            data: Bytes::from(body.clone()),
+        })
+        .await
+        .expect("chunk");
+        fake.send(Frame::FileEnd {
+            id,
+            hash: *blake3::hash(body.as_bytes()).as_bytes(),
+        })
+        .await
+        .expect("end");
+        assert!(matches!(
+            next_frame(&mut fake).await,
+            Frame::Verdict { ok: true, .. }
+        ));
+    }
+    let mut verified = 0;
+    wait_for(&mut real, |e| match e {
+        SessionEvent::Transfer(u) if u.state == TransferState::Verified => {
+            verified += 1;
+            (verified == names.len()).then_some(())
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        std::fs::read(dir.path().join("Café.txt")).expect("read"),
+        b"original"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("ls").count(),
+        names.len() + 1
+    );
+}

@@ -9,8 +9,7 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::codec::{Decoder, FramedRead};
@@ -19,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::files::{Transfers, push_frame};
 use super::handshake::{self, Identified, Role};
 use super::outbox::EventQueue;
-use super::{Command, PeerInfo, SessionConfig, SessionError, SessionEvent, raw};
+use super::{Command, PeerInfo, SessionConfig, SessionError, SessionEvent, Transport, raw};
 use crate::protocol::{Frame, FrameCodec};
 use crate::text::{self, Encoding};
 
@@ -33,15 +32,15 @@ pub(super) const MAX_TEXT_LEN: usize = 1024 * 1024;
 /// How long a closing session waits for the peer to close its side.
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
 
-pub(super) async fn run(
-    mut stream: TcpStream,
+pub(super) async fn run<S: Transport>(
+    mut stream: S,
+    addr: Option<std::net::SocketAddr>,
     role: Role,
     config: SessionConfig,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<SessionEvent>,
     cancel: CancellationToken,
 ) {
-    let addr = stream.peer_addr().ok();
     let identified = tokio::select! {
         r = handshake::identify(&mut stream, role, &config) => r,
         () = cancel.cancelled() => Err(SessionError::Io(std::io::Error::new(
@@ -66,7 +65,7 @@ pub(super) async fn run(
                 addr,
                 raw: false,
             }));
-            let (read, write) = stream.into_split();
+            let (read, write) = tokio::io::split(stream);
             let reader = FramedRead::new(read, FrameCodec);
             let mut actor = FramedActor {
                 encoding: config.encoding.unwrap_or_default(),
@@ -100,12 +99,12 @@ pub(super) async fn run(
     queue.drain().await;
 }
 
-struct FramedActor {
+struct FramedActor<S> {
     config: SessionConfig,
     encoding: Encoding,
     transfers: Transfers,
-    reader: FramedRead<OwnedReadHalf, FrameCodec>,
-    writer: OwnedWriteHalf,
+    reader: FramedRead<ReadHalf<S>, FrameCodec>,
+    writer: WriteHalf<S>,
     /// Encoded bytes not yet written to the socket.
     out: BytesMut,
     events: EventQueue,
@@ -128,7 +127,7 @@ enum Stop {
     Error(String),
 }
 
-impl FramedActor {
+impl<S: Transport> FramedActor<S> {
     /// Run until the session ends; the result is the error to report, if any.
     async fn run(&mut self, leftover: BytesMut) -> Option<String> {
         let stop = match self.take_leftover(leftover) {

@@ -7,11 +7,10 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_util::codec::Decoder;
 
-use super::{SessionConfig, SessionError};
+use super::{SessionConfig, SessionError, Transport};
 use crate::protocol::codec::encode_frame;
 use crate::protocol::{
     Frame, FrameCodec, PREAMBLE_LEN, PreambleCheck, VERSION, caps, check_preamble, preamble,
@@ -44,8 +43,8 @@ pub(super) enum Identified {
     },
 }
 
-pub(super) async fn identify(
-    stream: &mut TcpStream,
+pub(super) async fn identify<S: Transport>(
+    stream: &mut S,
     role: Role,
     config: &SessionConfig,
 ) -> Result<Identified, SessionError> {
@@ -74,8 +73,8 @@ fn hello_bytes(config: &SessionConfig) -> Result<BytesMut, SessionError> {
     Ok(out)
 }
 
-async fn listen_side(
-    stream: &mut TcpStream,
+async fn listen_side<S: Transport>(
+    stream: &mut S,
     config: &SessionConfig,
 ) -> Result<Identified, SessionError> {
     let mut buf = BytesMut::with_capacity(4096);
@@ -132,8 +131,8 @@ async fn listen_side(
     })
 }
 
-async fn connect_side(
-    stream: &mut TcpStream,
+async fn connect_side<S: Transport>(
+    stream: &mut S,
     config: &SessionConfig,
 ) -> Result<Identified, SessionError> {
     stream.write_all(&hello_bytes(config)?).await?;
@@ -178,7 +177,10 @@ async fn connect_side(
     }
 }
 
-async fn read_frame(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<Frame, SessionError> {
+async fn read_frame<S: Transport>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+) -> Result<Frame, SessionError> {
     let mut codec = FrameCodec;
     loop {
         match codec.decode(buf) {

@@ -8,13 +8,12 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::actor::MAX_TEXT_LEN;
 use super::outbox::EventQueue;
-use super::{Command, SessionConfig, SessionEvent};
+use super::{Command, SessionConfig, SessionEvent, Transport};
 use crate::text::{self, Encoding};
 use crate::transfer::{Progress, TransferId, TransferState, TransferUpdate};
 
@@ -72,15 +71,15 @@ impl RawText {
     }
 }
 
-pub(super) async fn run(
-    stream: TcpStream,
+pub(super) async fn run<S: Transport>(
+    stream: S,
     first: BytesMut,
     config: &SessionConfig,
     mut commands: mpsc::Receiver<Command>,
     events: &mut EventQueue,
     cancel: CancellationToken,
 ) -> Option<String> {
-    let (mut read, mut write) = stream.into_split();
+    let (mut read, mut write) = tokio::io::split(stream);
     let mut text = RawText {
         forced: config.encoding,
         reply: config.encoding.unwrap_or_default(),
