@@ -8,6 +8,7 @@ use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -85,8 +86,43 @@ impl Outcome {
     }
 }
 
+/// A progress line is on stderr (a terminal) and must be cleared before the next note.
+static PROGRESS_SHOWN: AtomicBool = AtomicBool::new(false);
+
 fn note(message: impl std::fmt::Display) {
-    eprintln!("tern: {message}");
+    let mut err = std::io::stderr().lock();
+    if PROGRESS_SHOWN.swap(false, Ordering::Relaxed) {
+        let _ = write!(err, "\r\x1b[K");
+    }
+    let _ = writeln!(err, "tern: {message}");
+}
+
+/// Redraw the one-line progress of a moving file, when stderr is a terminal (a log file gets
+/// only the notes).
+fn show_progress(update: &crate::transfer::TransferUpdate, started: Option<&Instant>) {
+    if !std::io::stderr().is_terminal() {
+        return;
+    }
+    let p = update.progress;
+    let rate = started
+        .map(|t| t.elapsed().as_secs_f64())
+        .filter(|s| *s > 0.2)
+        .map(|s| format!(" {}/s", human_size((p.done as f64 / s) as u64)))
+        .unwrap_or_default();
+    let arrow = match update.id.direction {
+        Direction::Outgoing => "↑",
+        Direction::Incoming => "↓",
+    };
+    let mut err = std::io::stderr().lock();
+    let _ = write!(
+        err,
+        "\r\x1b[Ktern: {arrow} {} {:>3.0}% of {}{rate}",
+        update.path,
+        p.fraction() * 100.0,
+        human_size(p.total)
+    );
+    let _ = err.flush();
+    PROGRESS_SHOWN.store(true, Ordering::Relaxed);
 }
 
 /// What ends a session from our side.
@@ -164,7 +200,11 @@ async fn drive(
                     SessionEvent::Notice(text) => note(text),
                     SessionEvent::Transfer(update) => {
                         let id = update.id;
-                        if states.get(&id) != Some(&update.state) {
+                        if states.get(&id) == Some(&update.state) {
+                            if update.state == TransferState::Transferring {
+                                show_progress(&update, started.get(&id));
+                            }
+                        } else {
                             report_transfer(&update, started.get(&id));
                             if update.state == TransferState::Transferring {
                                 started.insert(id, Instant::now());
@@ -395,7 +435,6 @@ pub async fn recv(bind: SocketAddr, once: bool, config: SessionConfig) -> anyhow
             accepted = listener.accept() => accepted.context("accepting a connection")?,
             () = shutdown.cancelled() => return Ok(last),
         };
-        let _ = stream.set_nodelay(true);
         tracing::info!(%addr, "accepted");
         let session = Session::start(stream, Role::Listener, config.clone(), &root);
         let outcome = drive(session, &mut lines, Finish::WhenPeerLeaves, 0, &shutdown).await;

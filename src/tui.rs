@@ -184,8 +184,7 @@ where
             accepted = accept(&listener), if session.is_none() && !matches!(app.link, Link::Connecting(_)) => {
                 match accepted {
                     Ok((stream, addr)) => {
-                        let _ = stream.set_nodelay(true);
-                        app.update(Msg::Link(Link::Handshaking(addr.to_string())));
+                                        app.update(Msg::Link(Link::Handshaking(addr.to_string())));
                         session = Some(Session::start(stream, Role::Listener, session_config(&config, &app), &root));
                     }
                     Err(e) => tracing::warn!(error = %e, "accept failed"),
