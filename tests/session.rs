@@ -353,6 +353,25 @@ async fn offer_and_get_accepted(framed: &mut Framed<TcpStream, FrameCodec>, size
     assert_eq!(next_frame(framed).await, Frame::Accept { id: 1, offset: 0 });
 }
 
+/// Send `body` as the whole of file `id`: one chunk and a matching `FileEnd`.
+async fn send_body(framed: &mut Framed<TcpStream, FrameCodec>, id: u32, body: &[u8]) {
+    framed
+        .send(Frame::Chunk {
+            id,
+            offset: 0,
+            data: Bytes::copy_from_slice(body),
+        })
+        .await
+        .expect("chunk");
+    framed
+        .send(Frame::FileEnd {
+            id,
+            hash: *blake3::hash(body).as_bytes(),
+        })
+        .await
+        .expect("end");
+}
+
 async fn final_state(session: &mut Session) -> TransferState {
     wait_for(session, |e| match e {
         SessionEvent::Transfer(u)
@@ -807,19 +826,7 @@ async fn a_second_offer_with_an_open_id_is_refused_and_the_first_completes() {
         Frame::Reject { id: 1, reason } => assert!(reason.contains("already open"), "{reason}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
-    fake.send(Frame::Chunk {
-        id: 1,
-        offset: 0,
-        data: Bytes::from_static(b"abc"),
-    })
-    .await
-    .expect("chunk");
-    fake.send(Frame::FileEnd {
-        id: 1,
-        hash: *blake3::hash(b"abc").as_bytes(),
-    })
-    .await
-    .expect("end");
+    send_body(&mut fake, 1, b"abc").await;
     assert!(matches!(
         next_frame(&mut fake).await,
         Frame::Verdict {
@@ -981,19 +988,7 @@ async fn a_symlink_in_the_download_dir_is_never_followed_out() {
         .await
         .expect("offer");
         assert_eq!(next_frame(&mut fake).await, Frame::Accept { id, offset: 0 });
-        fake.send(Frame::Chunk {
-            id,
-            offset: 0,
-            data: Bytes::from_static(b"bad"),
-        })
-        .await
-        .expect("chunk");
-        fake.send(Frame::FileEnd {
-            id,
-            hash: *blake3::hash(b"bad").as_bytes(),
-        })
-        .await
-        .expect("end");
+        send_body(&mut fake, id, b"bad").await;
         // Either way the transfer is settled before the next offer.
         match next_frame(&mut fake).await {
             Frame::Cancel { id: got, .. } | Frame::Verdict { id: got, .. } => assert_eq!(got, id),

@@ -341,57 +341,54 @@ impl Transfers {
         }
     }
 
-    /// Cancel everything still moving (we are closing).
-    pub(super) fn cancel_all(&mut self, reason: &str, out: &mut BytesMut, events: &mut EventQueue) {
-        let mut ids: Vec<TransferId> = self
+    /// Every transfer not yet settled, outgoing first, each in id order.
+    fn unsettled(&self) -> Vec<TransferId> {
+        let mut out: Vec<TransferId> = self
             .outgoing
             .iter()
             .filter(|(_, t)| !t.state.is_final())
             .map(|(&id, _)| TransferId::outgoing(id))
             .collect();
-        ids.extend(
+        out.extend(
             self.incoming
                 .iter()
                 .filter(|(_, t)| !t.state.is_final())
                 .map(|(&id, _)| TransferId::incoming(id)),
         );
-        ids.sort();
-        for tid in ids {
+        out.sort();
+        out
+    }
+
+    /// Cancel everything still moving (we are closing).
+    pub(super) fn cancel_all(&mut self, reason: &str, out: &mut BytesMut, events: &mut EventQueue) {
+        for tid in self.unsettled() {
             self.cancel(tid, reason, out, events);
         }
     }
 
     /// The connection is gone: whatever is unfinished has failed. `.part` files stay.
     pub(super) fn fail_all(&mut self, reason: &str, events: &mut EventQueue) {
-        let mut out_ids: Vec<u32> = self
-            .outgoing
-            .iter()
-            .filter(|(_, t)| !t.state.is_final())
-            .map(|(&id, _)| id)
-            .collect();
-        out_ids.sort_unstable();
-        for id in out_ids {
-            if let Some(t) = self.outgoing.get_mut(&id) {
-                t.state = TransferState::Failed(reason.to_string());
+        use crate::transfer::Direction;
+        for tid in self.unsettled() {
+            let failed = TransferState::Failed(reason.to_string());
+            match tid.direction {
+                Direction::Outgoing => {
+                    if let Some(t) = self.outgoing.get_mut(&tid.id) {
+                        t.state = failed;
+                    }
+                    self.emit_out(tid.id, events);
+                }
+                Direction::Incoming => {
+                    if let Some(t) = self.incoming.get_mut(&tid.id) {
+                        t.state = failed;
+                        t.part = None;
+                    }
+                    self.emit_in(tid.id, events);
+                }
             }
-            self.emit_out(id, events);
         }
         self.streaming.clear();
         self.waiting.clear();
-        let mut in_ids: Vec<u32> = self
-            .incoming
-            .iter()
-            .filter(|(_, t)| !t.state.is_final())
-            .map(|(&id, _)| id)
-            .collect();
-        in_ids.sort_unstable();
-        for id in in_ids {
-            if let Some(t) = self.incoming.get_mut(&id) {
-                t.state = TransferState::Failed(reason.to_string());
-                t.part = None;
-            }
-            self.emit_in(id, events);
-        }
     }
 
     fn unschedule(&mut self, id: u32) {

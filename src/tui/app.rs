@@ -205,6 +205,19 @@ impl App {
         self.queue.iter().any(Row::is_active)
     }
 
+    /// Transfers whose bytes are moving (quitting would cut them).
+    pub fn running_transfers(&self) -> usize {
+        self.queue
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r.state,
+                    TransferState::Transferring | TransferState::Verifying
+                )
+            })
+            .count()
+    }
+
     /// Total bytes per second in each direction.
     pub fn throughput(&self) -> (f64, f64) {
         let sum = |d: Direction| {
@@ -359,17 +372,7 @@ impl App {
         if self.confirm_quit {
             return vec![Action::Quit];
         }
-        let running = self
-            .queue
-            .iter()
-            .filter(|r| {
-                matches!(
-                    r.state,
-                    TransferState::Transferring | TransferState::Verifying
-                )
-            })
-            .count();
-        if running > 0 {
+        if self.running_transfers() > 0 {
             self.confirm_quit = true;
             Vec::new()
         } else {

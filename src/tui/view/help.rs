@@ -6,7 +6,6 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget, Wrap};
 
 use super::{Theme, centered};
-use crate::transfer::TransferState;
 use crate::tui::app::App;
 
 /// Every key and command, as the help overlay lists them.
@@ -81,17 +80,7 @@ pub struct ConfirmQuit<'a> {
 
 impl Widget for &ConfirmQuit<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
-        let running = self
-            .app
-            .queue
-            .iter()
-            .filter(|r| {
-                matches!(
-                    r.state,
-                    TransferState::Transferring | TransferState::Verifying
-                )
-            })
-            .count();
+        let running = self.app.running_transfers();
         let text = vec![
             Line::from(format!("{running} transfer(s) still running.")),
             Line::from("Quit and cancel them? y / n"),
