@@ -66,10 +66,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tern::headless::recv(bind, once, config).await
         }
         Some(Mode::Listen(listen)) => {
-            let bind = SocketAddr::new(listen.bind, listen.port);
-            tui(Start::Listen(bind), config).await
+            let listener = bind(SocketAddr::new(listen.bind, listen.port)).await?;
+            tui(Start::Listen(listener), config).await
         }
-        None => tui(Start::Listen(SocketAddr::new(cli.bind, cli.port)), config).await,
+        None => {
+            let listener = bind(SocketAddr::new(cli.bind, cli.port)).await?;
+            tui(Start::Listen(listener), config).await
+        }
         Some(Mode::Connect { target }) => tui(Start::Connect(target), config).await,
         Some(Mode::Demo) => {
             let dir = std::env::temp_dir().join(format!("tern-demo-{}", std::process::id()));
@@ -119,4 +122,10 @@ fn ignore_file_size_signal() {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
 }

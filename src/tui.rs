@@ -30,10 +30,11 @@ use crate::session::{self, Role, Session, SessionConfig, SessionEvent};
 use crate::transfer::outgoing::collect_files;
 use app::{Action, App, Link, Msg};
 
-/// How the UI starts.
-#[derive(Clone, Debug)]
+/// How the UI starts. The listener is bound before the terminal is taken over, so a port in
+/// use is a plain error on a normal screen.
+#[derive(Debug)]
 pub enum Start {
-    Listen(SocketAddr),
+    Listen(TcpListener),
     Connect(String),
 }
 
@@ -97,10 +98,13 @@ where
         color,
     } = options;
     let initial_link = match &start {
-        Start::Listen(addr) => Link::Listening {
-            addresses: local_addresses(*addr),
-            port: addr.port(),
-        },
+        Start::Listen(l) => {
+            let addr = l.local_addr()?;
+            Link::Listening {
+                addresses: local_addresses(addr),
+                port: addr.port(),
+            }
+        }
         Start::Connect(target) => Link::Connecting(target.clone()),
     };
     let mut app = App::new(
@@ -113,21 +117,13 @@ where
     let (bg_tx, mut bg_rx) = mpsc::channel::<Background>(32);
     let root = CancellationToken::new();
     let mut session: Option<Session> = None;
-    let mut listener: Option<TcpListener> = None;
-    match &start {
-        Start::Listen(addr) => {
-            let l = TcpListener::bind(addr)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-            let port = l.local_addr()?.port();
-            listener = Some(l);
-            app.link = Link::Listening {
-                addresses: local_addresses(*addr),
-                port,
-            };
+    let listener = match start {
+        Start::Listen(l) => Some(l),
+        Start::Connect(target) => {
+            dial(target, &bg_tx);
+            None
         }
-        Start::Connect(target) => dial(target.clone(), &bg_tx),
-    }
+    };
     let shutdown = CancellationToken::new();
     watch_signals(shutdown.clone());
 
