@@ -250,6 +250,10 @@ impl Tui {
         }
     }
 
+    fn pid(&self) -> Option<u32> {
+        self.child.process_id()
+    }
+
     /// Wait for the child to exit by itself.
     fn wait_exit(&mut self) -> Result<ExitStatus> {
         let start = Instant::now();
@@ -422,12 +426,16 @@ fn quitting_restores_the_terminal() -> Result<()> {
 
     tui.write(CTRL_C)?;
     let status = tui.wait_exit()?;
-
     assert!(
         status.success(),
         "Ctrl-C exits with success, got {status:?}\n{}",
         tui.report()
     );
+    assert_restored(&mut tui)
+}
+
+/// Every mode the UI set is undone: screen, paste, mouse, cursor, termios.
+fn assert_restored(tui: &mut Tui) -> Result<()> {
     let (alternate, paste, mouse, hidden) = tui.with_screen(|s| {
         (
             s.alternate_screen(),
@@ -450,6 +458,23 @@ fn quitting_restores_the_terminal() -> Result<()> {
         "the terminal is back in cooked mode with echo, flags: {after:?}"
     );
     Ok(())
+}
+
+#[test]
+fn sigterm_restores_the_terminal() -> Result<()> {
+    let (mut tui, _port) = Tui::listen("terminated", &[])?;
+    tui.wait_for("the message pane", |s| s.contains("Messages"))?;
+    let pid = tui.pid().context("the child's pid")?;
+    // SAFETY: sending a signal to our own child process.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0, "kill failed");
+    let status = tui.wait_exit()?;
+    assert!(
+        status.success(),
+        "SIGTERM ends the UI cleanly, got {status:?}\n{}",
+        tui.report()
+    );
+    assert_restored(&mut tui)
 }
 
 #[test]
