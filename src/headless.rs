@@ -90,17 +90,25 @@ impl Outcome {
 static PROGRESS_SHOWN: AtomicBool = AtomicBool::new(false);
 
 fn note(message: impl std::fmt::Display) {
-    let mut err = std::io::stderr().lock();
-    if PROGRESS_SHOWN.swap(false, Ordering::Relaxed) {
-        let _ = write!(err, "\r\x1b[K");
-    }
-    let _ = writeln!(err, "tern: {message}");
+    // One write per line: stderr is unbuffered, and a formatted write is a syscall per piece.
+    let clear = if PROGRESS_SHOWN.swap(false, Ordering::Relaxed) {
+        "\r\x1b[K"
+    } else {
+        ""
+    };
+    let line = format!("{clear}tern: {message}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+fn stderr_is_terminal() -> bool {
+    static TERMINAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TERMINAL.get_or_init(|| std::io::stderr().is_terminal())
 }
 
 /// Redraw the one-line progress of a moving file, when stderr is a terminal (a log file gets
 /// only the notes).
 fn show_progress(update: &crate::transfer::TransferUpdate, started: Option<&Instant>) {
-    if !std::io::stderr().is_terminal() {
+    if !stderr_is_terminal() {
         return;
     }
     let p = update.progress;
@@ -113,15 +121,13 @@ fn show_progress(update: &crate::transfer::TransferUpdate, started: Option<&Inst
         Direction::Outgoing => "↑",
         Direction::Incoming => "↓",
     };
-    let mut err = std::io::stderr().lock();
-    let _ = write!(
-        err,
+    let line = format!(
         "\r\x1b[Ktern: {arrow} {} {:>3.0}% of {}{rate}",
         update.path,
         p.fraction() * 100.0,
         human_size(p.total)
     );
-    let _ = err.flush();
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
     PROGRESS_SHOWN.store(true, Ordering::Relaxed);
 }
 

@@ -14,7 +14,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     ignore_file_size_signal();
     let _log = tern::logging::init();
-    let runtime = match tokio::runtime::Runtime::new() {
+    // One thread: the session actor and the stdin/stdout or UI loop hand events to each other
+    // constantly, and on one thread that costs no cross-thread wake-up.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("tern: cannot start: {e}");

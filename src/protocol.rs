@@ -35,8 +35,10 @@ pub mod caps {
     pub const FILES: u32 = 1 << 0;
     /// `Accept.offset` may be non-zero: the receiver holds that prefix from an earlier attempt.
     pub const RESUME: u32 = 1 << 1;
+    /// The receiver paces file data with `Credit` frames (see docs/PROTOCOL.md).
+    pub const FLOW: u32 = 1 << 2;
     /// What this build supports.
-    pub const OURS: u32 = FILES | RESUME;
+    pub const OURS: u32 = FILES | RESUME | FLOW;
 }
 
 /// The bytes a tern sends before its `Hello`.

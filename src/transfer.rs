@@ -3,6 +3,7 @@
 //! `outgoing` reads files chunk by chunk; `incoming` writes `.part` files and names them safely.
 //! Depends on `protocol` (for chunk framing) and `text` only.
 
+pub mod disk;
 pub mod incoming;
 pub mod outgoing;
 

@@ -51,6 +51,10 @@ fn samples() -> Vec<Frame> {
             by_sender: true,
             reason: String::new(),
         },
+        Frame::Credit {
+            id: 7,
+            upto: 2 << 20,
+        },
         Frame::Ping { nonce: 42 },
         Frame::Pong { nonce: 42 },
         Frame::Bye {
@@ -233,6 +237,7 @@ fn arb_frame() -> impl Strategy<Value = Frame> {
                 reason,
             }
         }),
+        (any::<u32>(), any::<u64>()).prop_map(|(id, upto)| Frame::Credit { id, upto }),
         any::<u64>().prop_map(|nonce| Frame::Ping { nonce }),
         any::<u64>().prop_map(|nonce| Frame::Pong { nonce }),
         arb_string().prop_map(|reason| Frame::Bye { reason }),

@@ -86,11 +86,12 @@ fn transfer_frames() -> impl Strategy<Value = Frame> {
             ok,
             message: String::new()
         }),
-        (id, ".{0,8}").prop_map(|(id, reason)| Frame::Reject { id, reason }),
+        (id.clone(), ".{0,8}").prop_map(|(id, reason)| Frame::Reject { id, reason }),
         data.prop_map(|bytes| Frame::Text {
             encoding: Encoding::Gbk,
             bytes
         }),
+        (id, 0u64..4000).prop_map(|(id, upto)| Frame::Credit { id, upto }),
         any::<u64>().prop_map(|nonce| Frame::Ping { nonce }),
         Just(Frame::Hello {
             capabilities: 3,

@@ -148,6 +148,7 @@ fn parse(mut body: Bytes) -> Result<Frame, ProtocolError> {
         tag::FILE_END => "FileEnd",
         tag::VERDICT => "Verdict",
         tag::CANCEL => "Cancel",
+        tag::CREDIT => "Credit",
         tag::PING => "Ping",
         tag::PONG => "Pong",
         tag::BYE => "Bye",
@@ -233,6 +234,10 @@ fn parse(mut body: Bytes) -> Result<Frame, ProtocolError> {
                 reason: f.str16()?,
             }
         }
+        tag::CREDIT => Frame::Credit {
+            id: f.u32()?,
+            upto: f.u64()?,
+        },
         tag::PING => Frame::Ping { nonce: f.u64()? },
         tag::PONG => Frame::Pong { nonce: f.u64()? },
         tag::BYE => Frame::Bye { reason: f.str16()? },
@@ -299,7 +304,7 @@ pub fn encode_frame(frame: &Frame, dst: &mut BytesMut) -> Result<(), ProtocolErr
                 dst.put_u64(*size);
                 put_str16(dst, "path", path)?;
             }
-            Frame::Accept { id, offset } => {
+            Frame::Accept { id, offset } | Frame::Credit { id, upto: offset } => {
                 dst.put_u32(*id);
                 dst.put_u64(*offset);
             }

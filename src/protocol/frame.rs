@@ -48,6 +48,11 @@ pub enum Frame {
         by_sender: bool,
         reason: String,
     },
+    /// The receiver allows chunk data of `id` up to byte `upto` (exclusive).
+    Credit {
+        id: u32,
+        upto: u64,
+    },
     Ping {
         nonce: u64,
     },
@@ -70,6 +75,7 @@ pub(crate) mod tag {
     pub const FILE_END: u8 = 0x14;
     pub const VERDICT: u8 = 0x15;
     pub const CANCEL: u8 = 0x16;
+    pub const CREDIT: u8 = 0x17;
     pub const PING: u8 = 0x20;
     pub const PONG: u8 = 0x21;
     pub const BYE: u8 = 0x2f;
@@ -87,6 +93,7 @@ impl Frame {
             Frame::FileEnd { .. } => tag::FILE_END,
             Frame::Verdict { .. } => tag::VERDICT,
             Frame::Cancel { .. } => tag::CANCEL,
+            Frame::Credit { .. } => tag::CREDIT,
             Frame::Ping { .. } => tag::PING,
             Frame::Pong { .. } => tag::PONG,
             Frame::Bye { .. } => tag::BYE,
@@ -105,6 +112,7 @@ impl Frame {
             Frame::FileEnd { .. } => "FileEnd",
             Frame::Verdict { .. } => "Verdict",
             Frame::Cancel { .. } => "Cancel",
+            Frame::Credit { .. } => "Credit",
             Frame::Ping { .. } => "Ping",
             Frame::Pong { .. } => "Pong",
             Frame::Bye { .. } => "Bye",

@@ -137,7 +137,7 @@ impl<S: Transport> FramedActor<S> {
         match stop {
             Stop::Close => {
                 self.transfers.cancel_all(
-                    "the session was closed",
+                    "because the session was closed",
                     &mut self.out,
                     &mut self.events,
                 );
@@ -151,6 +151,7 @@ impl<S: Transport> FramedActor<S> {
                 None
             }
             Stop::PeerBye(reason) => {
+                self.settle_disk().await;
                 let unfinished = self.transfers.unfinished() > 0;
                 self.transfers
                     .fail_all("the peer left before it finished", &mut self.events);
@@ -164,6 +165,7 @@ impl<S: Transport> FramedActor<S> {
                 }
             }
             Stop::Eof => {
+                self.settle_disk().await;
                 let unfinished = self.transfers.unfinished();
                 self.transfers.fail_all("connection lost", &mut self.events);
                 if unfinished > 0 {
@@ -176,6 +178,7 @@ impl<S: Transport> FramedActor<S> {
                 }
             }
             Stop::Error(error) => {
+                self.settle_disk().await;
                 self.transfers.fail_all(&error, &mut self.events);
                 push_frame(
                     &mut self.out,
@@ -185,6 +188,25 @@ impl<S: Transport> FramedActor<S> {
                 );
                 self.finish().await;
                 Some(error)
+            }
+        }
+    }
+
+    /// Files whose every byte arrived are being checked and renamed by the disk thread: let it
+    /// finish (briefly), so they end verified rather than failed with the connection.
+    async fn settle_disk(&mut self) {
+        let deadline = Instant::now() + CLOSE_GRACE;
+        while self.transfers.receiving.finishing() > 0 {
+            let event =
+                tokio::time::timeout_at(deadline, self.transfers.receiving.disk_events.recv())
+                    .await;
+            match event {
+                Ok(Some(event)) => {
+                    self.transfers
+                        .receiving
+                        .on_disk(event, &mut self.out, &mut self.events);
+                }
+                _ => break,
             }
         }
     }
@@ -211,8 +233,9 @@ impl<S: Transport> FramedActor<S> {
 
     async fn main_loop(&mut self) -> Stop {
         loop {
-            while self.out.len() < LOW_WATER && self.transfers.has_data() {
+            while self.out.len() < LOW_WATER && self.transfers.sending.has_data() {
                 self.transfers
+                    .sending
                     .write_next_chunk(&mut self.out, &mut self.events);
             }
             let backed_up = self.events.is_backed_up();
@@ -236,6 +259,11 @@ impl<S: Transport> FramedActor<S> {
                     Some(Command::Close) | None => return Stop::Close,
                     Some(command) => self.on_command(command),
                 },
+                Some(event) = self.transfers.receiving.disk_events.recv() => {
+                    self.transfers
+                        .receiving
+                        .on_disk(event, &mut self.out, &mut self.events);
+                }
                 frame = self.reader.next(), if can_read => match frame {
                     Some(Ok(frame)) => {
                         self.last_heard = Instant::now();
@@ -287,7 +315,9 @@ impl<S: Transport> FramedActor<S> {
             while let Some(Ok(frame)) = self.reader.next().await {
                 // Late verdicts still count; anything else is moot now.
                 if let Frame::Verdict { id, ok, message } = frame {
-                    self.transfers.on_verdict(id, ok, message, &mut self.events);
+                    self.transfers
+                        .sending
+                        .on_verdict(id, ok, message, &mut self.events);
                 }
             }
         })
@@ -315,9 +345,11 @@ impl<S: Transport> FramedActor<S> {
                     },
                 );
             }
-            Command::Offer(files) => self.transfers.offer(files, out, events),
-            Command::Accept(id) => self.transfers.accept(id, out, events),
-            Command::Reject(id, reason) => self.transfers.reject(id, reason, out, events),
+            Command::Offer(files) => self.transfers.sending.offer(files, out, events),
+            Command::Accept(id) => self.transfers.receiving.accept(id, out, events),
+            Command::Reject(id, reason) => {
+                self.transfers.receiving.reject(id, reason, out, events);
+            }
             Command::Cancel(tid) => self.transfers.cancel(tid, "by you", out, events),
             Command::SetEncoding(encoding) => {
                 self.encoding = encoding;
@@ -339,15 +371,26 @@ impl<S: Transport> FramedActor<S> {
                     lossy: decoded.lossy,
                 });
             }
-            Frame::Offer { id, size, path } => self.transfers.on_offer(id, size, path, out, events),
-            Frame::Accept { id, offset } => self.transfers.on_accept(id, offset, out, events),
-            Frame::Reject { id, reason } => self.transfers.on_reject(id, reason, events),
-            Frame::Chunk { id, offset, data } => {
-                self.transfers.on_chunk(id, offset, data, out, events);
+            Frame::Offer { id, size, path } => {
+                self.transfers
+                    .receiving
+                    .on_offer(id, size, path, out, events);
             }
-            Frame::FileEnd { id, hash } => self.transfers.on_file_end(id, hash, out, events),
+            Frame::Accept { id, offset } => {
+                self.transfers.sending.on_accept(id, offset, out, events);
+            }
+            Frame::Credit { id, upto } => self.transfers.sending.on_credit(id, upto),
+            Frame::Reject { id, reason } => self.transfers.sending.on_reject(id, reason, events),
+            Frame::Chunk { id, offset, data } => {
+                self.transfers
+                    .receiving
+                    .on_chunk(id, offset, data, out, events);
+            }
+            Frame::FileEnd { id, hash } => {
+                self.transfers.receiving.on_file_end(id, hash, out, events);
+            }
             Frame::Verdict { id, ok, message } => {
-                self.transfers.on_verdict(id, ok, message, events);
+                self.transfers.sending.on_verdict(id, ok, message, events);
             }
             Frame::Cancel {
                 id,

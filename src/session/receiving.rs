@@ -1,0 +1,565 @@
+//! Offers from the peer: checking names and limits, accepting or declining, and passing the
+//! accepted data to the disk thread, granting credit as the disk takes it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::mpsc;
+
+use super::files::{PROGRESS_EVERY, push_frame, short};
+use super::outbox::EventQueue;
+use super::{OfferPolicy, SessionConfig, SessionEvent};
+use crate::protocol::Frame;
+use crate::transfer::disk::{DiskEvent, DiskJob, DiskWorker};
+use crate::transfer::incoming::SafePath;
+use crate::transfer::{Progress, TransferId, TransferState, TransferUpdate, human_size};
+
+/// File data one transfer may have in flight or queued for the disk: covers a fast link's
+/// bandwidth × delay, yet keeps memory small and the connection free for chat when the disk
+/// is the slow part.
+const CREDIT_WINDOW: u64 = 2 * 1024 * 1024;
+
+struct Incoming {
+    /// As shown: control characters replaced.
+    path: String,
+    safe: Option<SafePath>,
+    size: u64,
+    state: TransferState,
+    /// Bytes handed to the disk thread (the next chunk's offset).
+    received: u64,
+    /// Bytes the disk thread has written.
+    written: u64,
+    /// Credit granted to the sender (with FLOW).
+    granted: u64,
+    /// Accepted, waiting for the disk thread to say where to resume.
+    awaiting_offset: bool,
+    /// `FileEnd` arrived; the disk thread is checking the hash.
+    finishing: bool,
+    saved_as: Option<PathBuf>,
+    last_event: Instant,
+}
+
+pub(super) struct Receiving {
+    download_dir: PathBuf,
+    offers: OfferPolicy,
+    max_file_size: Option<u64>,
+    max_total: Option<u64>,
+    resume: bool,
+    flow: bool,
+    /// Bytes of every offer accepted so far.
+    accepted_total: u64,
+    incoming: HashMap<u32, Incoming>,
+    disk: Option<DiskWorker>,
+    disk_tx: mpsc::UnboundedSender<DiskEvent>,
+    /// What the disk thread reports; the actor selects on it.
+    pub(super) disk_events: mpsc::UnboundedReceiver<DiskEvent>,
+}
+
+impl Receiving {
+    pub(super) fn new(config: &SessionConfig, resume: bool, flow: bool) -> Self {
+        let (disk_tx, disk_events) = mpsc::unbounded_channel();
+        Self {
+            download_dir: config.download_dir.clone(),
+            offers: config.offers.clone(),
+            max_file_size: config.max_file_size,
+            max_total: config.max_total,
+            resume,
+            flow,
+            accepted_total: 0,
+            incoming: HashMap::new(),
+            disk: None,
+            disk_tx,
+            disk_events,
+        }
+    }
+
+    pub(super) fn unsettled(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = self
+            .incoming
+            .iter()
+            .filter(|(_, t)| !t.state.is_final())
+            .map(|(&id, _)| id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Files whose hash the disk thread is still checking.
+    pub(super) fn finishing(&self) -> usize {
+        let busy = |t: &&Incoming| t.finishing && !t.state.is_final();
+        self.incoming.values().filter(busy).count()
+    }
+
+    /// Hand the disk thread a job, starting it on first use.
+    fn disk(&mut self, job: DiskJob) -> Result<(), String> {
+        if self.disk.is_none() {
+            let worker = DiskWorker::start(self.download_dir.clone(), self.disk_tx.clone())
+                .map_err(|e| format!("cannot start the disk thread: {e}"))?;
+            self.disk = Some(worker);
+        }
+        match &self.disk {
+            Some(worker) if worker.send(job) => Ok(()),
+            _ => Err("the disk thread stopped".into()),
+        }
+    }
+
+    fn emit(&mut self, id: u32, events: &mut EventQueue) {
+        if let Some(t) = self.incoming.get_mut(&id) {
+            t.last_event = Instant::now();
+            let done = if t.state.is_success() {
+                t.size
+            } else {
+                t.written
+            };
+            events.push(SessionEvent::Transfer(TransferUpdate {
+                id: TransferId::incoming(id),
+                path: t.path.clone(),
+                saved_as: t.saved_as.clone(),
+                state: t.state.clone(),
+                progress: Progress {
+                    done,
+                    total: t.size,
+                },
+            }));
+        }
+    }
+
+    /// Why an offer of `size` bytes must be refused, if it must.
+    fn over_limit(&self, size: u64) -> Option<String> {
+        if let Some(max) = self.max_file_size
+            && size > max
+        {
+            return Some(format!(
+                "the file ({}) is over the receiver's limit of {} per file",
+                human_size(size),
+                human_size(max)
+            ));
+        }
+        if let Some(max) = self.max_total
+            && self.accepted_total.saturating_add(size) > max
+        {
+            return Some(format!(
+                "the receiver's limit of {} per session would be exceeded",
+                human_size(max)
+            ));
+        }
+        None
+    }
+
+    pub(super) fn on_offer(
+        &mut self,
+        id: u32,
+        size: u64,
+        path: String,
+        out: &mut BytesMut,
+        events: &mut EventQueue,
+    ) {
+        if let Some(existing) = self.incoming.get(&id)
+            && !existing.state.is_final()
+        {
+            events.push(SessionEvent::Notice(format!(
+                "the peer offered #{id} twice; the second offer ({path}) was refused"
+            )));
+            let reason = "an offer with this id is already open".into();
+            return push_frame(out, &Frame::Reject { id, reason });
+        }
+        let (safe, state) = match SafePath::parse(&path) {
+            Ok(safe) => match self.over_limit(size) {
+                None => (Some(safe), TransferState::AwaitingDecision),
+                Some(reason) => (Some(safe), TransferState::Rejected(reason)),
+            },
+            Err(e) => (
+                None,
+                TransferState::Rejected(format!("unsafe file name: {e}")),
+            ),
+        };
+        // Shown on screen: keep a hostile name from carrying escape sequences there.
+        let shown: String = path
+            .chars()
+            .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+            .take(300)
+            .collect();
+        let refused = match &state {
+            TransferState::Rejected(reason) => Some(reason.clone()),
+            _ => None,
+        };
+        self.incoming.insert(
+            id,
+            Incoming {
+                path: shown,
+                safe,
+                size,
+                state,
+                received: 0,
+                written: 0,
+                granted: 0,
+                awaiting_offset: false,
+                finishing: false,
+                saved_as: None,
+                last_event: Instant::now(),
+            },
+        );
+        if let Some(reason) = refused {
+            push_frame(out, &Frame::Reject { id, reason });
+            return self.emit(id, events);
+        }
+        // Announced as waiting only when someone will decide; otherwise the decision is the news.
+        match self.offers.clone() {
+            OfferPolicy::Ask => self.emit(id, events),
+            OfferPolicy::AcceptAll => self.accept(id, out, events),
+            OfferPolicy::DeclineAll(reason) => self.reject(id, reason, out, events),
+        }
+    }
+
+    pub(super) fn accept(&mut self, id: u32, out: &mut BytesMut, events: &mut EventQueue) {
+        let Some((size, safe)) = self
+            .incoming
+            .get(&id)
+            .filter(|t| t.state == TransferState::AwaitingDecision)
+            .and_then(|t| Some((t.size, t.safe.clone()?)))
+        else {
+            events.push(SessionEvent::Notice(format!("no offer #{id} is waiting")));
+            return;
+        };
+        if let Some(reason) = self.over_limit(size) {
+            return self.reject(id, reason, out, events);
+        }
+        self.accepted_total = self.accepted_total.saturating_add(size);
+        // Only a `.part` already there needs the disk thread's answer before `Accept`.
+        let resume = self.resume && self.part_exists(&safe);
+        if let Err(reason) = self.disk(DiskJob::Begin {
+            id,
+            path: safe,
+            size,
+            resume,
+        }) {
+            return self.reject(id, reason, out, events);
+        }
+        let Some(t) = self.incoming.get_mut(&id) else {
+            return;
+        };
+        t.state = TransferState::Transferring;
+        t.awaiting_offset = resume;
+        if !resume {
+            self.start_at(id, 0, out);
+        }
+        self.emit(id, events);
+    }
+
+    fn part_exists(&self, safe: &SafePath) -> bool {
+        let mut part = self.download_dir.clone();
+        part.extend(safe.folders());
+        part.push(format!("{}.part", safe.file_name()));
+        std::fs::symlink_metadata(part).is_ok_and(|m| m.file_type().is_file() && m.len() > 0)
+    }
+
+    /// Tell the sender to go from `offset`, with a first window of credit.
+    fn start_at(&mut self, id: u32, offset: u64, out: &mut BytesMut) {
+        let flow = self.flow;
+        let Some(t) = self.incoming.get_mut(&id) else {
+            return;
+        };
+        t.received = offset;
+        t.written = offset;
+        t.awaiting_offset = false;
+        push_frame(out, &Frame::Accept { id, offset });
+        if flow {
+            t.granted = (offset + CREDIT_WINDOW).min(t.size);
+            push_frame(
+                out,
+                &Frame::Credit {
+                    id,
+                    upto: t.granted,
+                },
+            );
+        }
+    }
+
+    pub(super) fn reject(
+        &mut self,
+        id: u32,
+        reason: String,
+        out: &mut BytesMut,
+        events: &mut EventQueue,
+    ) {
+        let Some(t) = self.incoming.get_mut(&id) else {
+            return;
+        };
+        if t.state != TransferState::AwaitingDecision {
+            return;
+        }
+        let reason = short(reason);
+        t.state = TransferState::Rejected(reason.clone());
+        push_frame(out, &Frame::Reject { id, reason });
+        self.emit(id, events);
+    }
+
+    /// We stop a transfer: its `.part` goes too.
+    pub(super) fn cancel(
+        &mut self,
+        id: u32,
+        reason: &str,
+        out: &mut BytesMut,
+        events: &mut EventQueue,
+    ) {
+        let Some(t) = self.incoming.get_mut(&id).filter(|t| !t.state.is_final()) else {
+            return;
+        };
+        let reason = short(reason);
+        let started = t.state != TransferState::AwaitingDecision;
+        t.state = TransferState::Cancelled(reason.clone());
+        if started {
+            let _ = self.disk(DiskJob::Abandon { id, discard: true });
+        }
+        push_frame(
+            out,
+            &Frame::Cancel {
+                id,
+                by_sender: false,
+                reason,
+            },
+        );
+        self.emit(id, events);
+    }
+
+    /// The connection is gone. The `.part` stays for a later resume.
+    pub(super) fn fail(&mut self, id: u32, reason: &str, events: &mut EventQueue) {
+        if let Some(t) = self.incoming.get_mut(&id) {
+            t.state = TransferState::Failed(reason.to_string());
+        }
+        let _ = self.disk(DiskJob::Abandon { id, discard: false });
+        self.emit(id, events);
+    }
+
+    /// Fail a transfer and tell the sender to stop.
+    fn fail_and_stop(
+        &mut self,
+        id: u32,
+        reason: String,
+        out: &mut BytesMut,
+        events: &mut EventQueue,
+    ) {
+        let reason = short(reason);
+        if let Some(t) = self.incoming.get_mut(&id) {
+            t.state = TransferState::Failed(reason.clone());
+        }
+        let _ = self.disk(DiskJob::Abandon { id, discard: false });
+        push_frame(
+            out,
+            &Frame::Cancel {
+                id,
+                by_sender: false,
+                reason,
+            },
+        );
+        self.emit(id, events);
+    }
+
+    /// Fail a transfer whose sender is waiting for the verdict.
+    fn verdict_fail(
+        &mut self,
+        id: u32,
+        reason: String,
+        out: &mut BytesMut,
+        events: &mut EventQueue,
+    ) {
+        let reason = short(reason);
+        if let Some(t) = self.incoming.get_mut(&id) {
+            t.state = TransferState::Failed(reason.clone());
+        }
+        push_frame(
+            out,
+            &Frame::Verdict {
+                id,
+                ok: false,
+                message: reason,
+            },
+        );
+        self.emit(id, events);
+    }
+
+    pub(super) fn on_chunk(
+        &mut self,
+        id: u32,
+        offset: u64,
+        data: Bytes,
+        out: &mut BytesMut,
+        events: &mut EventQueue,
+    ) {
+        let flow = self.flow;
+        let Some(t) = self.incoming.get_mut(&id) else {
+            events.push(SessionEvent::Notice(format!(
+                "the peer sent data for unknown transfer #{id}; ignored"
+            )));
+            let reason = "data for a transfer that was never offered".into();
+            return push_frame(
+                out,
+                &Frame::Cancel {
+                    id,
+                    by_sender: false,
+                    reason,
+                },
+            );
+        };
+        if t.state.is_final() {
+            // Chunks already in flight when we cancelled or failed it.
+            return;
+        }
+        if t.state != TransferState::Transferring || t.awaiting_offset || t.finishing {
+            let reason = "data arrived before the offer was accepted".to_string();
+            return self.fail_and_stop(id, reason, out, events);
+        }
+        let end = t.received + data.len() as u64;
+        let problem = if offset != t.received {
+            Some(format!("chunk at offset {offset}, expected {}", t.received))
+        } else if end > t.size {
+            Some(format!(
+                "the peer sent more than the {} it offered",
+                human_size(t.size)
+            ))
+        } else if flow && end > t.granted {
+            Some(format!(
+                "the peer sent past its credit (byte {end} of {})",
+                t.granted
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = problem {
+            return self.fail_and_stop(id, reason, out, events);
+        }
+        t.received = end;
+        if let Err(reason) = self.disk(DiskJob::Write { id, data }) {
+            self.fail_and_stop(id, reason, out, events);
+        }
+    }
+
+    pub(super) fn on_file_end(
+        &mut self,
+        id: u32,
+        hash: [u8; 32],
+        out: &mut BytesMut,
+        events: &mut EventQueue,
+    ) {
+        let Some(t) = self.incoming.get_mut(&id) else {
+            return;
+        };
+        if t.state != TransferState::Transferring || t.awaiting_offset || t.finishing {
+            return;
+        }
+        if t.received != t.size {
+            let reason = format!(
+                "truncated: the peer sent {} of {} bytes",
+                t.received, t.size
+            );
+            let _ = self.disk(DiskJob::Abandon { id, discard: false });
+            return self.verdict_fail(id, reason, out, events);
+        }
+        t.finishing = true;
+        if let Err(reason) = self.disk(DiskJob::Finish { id, hash }) {
+            self.verdict_fail(id, reason, out, events);
+        }
+    }
+
+    /// The sender stopped its transfer: the `.part` goes.
+    pub(super) fn on_cancel(&mut self, id: u32, reason: String, events: &mut EventQueue) {
+        if let Some(t) = self.incoming.get_mut(&id)
+            && !t.state.is_final()
+        {
+            let started = t.state != TransferState::AwaitingDecision;
+            t.state = TransferState::Cancelled(reason);
+            if started {
+                let _ = self.disk(DiskJob::Abandon { id, discard: true });
+            }
+            self.emit(id, events);
+        }
+    }
+
+    /// What the disk thread did.
+    pub(super) fn on_disk(
+        &mut self,
+        event: DiskEvent,
+        out: &mut BytesMut,
+        events: &mut EventQueue,
+    ) {
+        let flow = self.flow;
+        match event {
+            DiskEvent::Ready { id, offset } => {
+                let Some(t) = self.incoming.get(&id).filter(|t| t.awaiting_offset) else {
+                    return;
+                };
+                if t.state.is_final() {
+                    return;
+                }
+                if offset > 0 {
+                    events.push(SessionEvent::Notice(format!(
+                        "{}: {} already here from an earlier attempt; resuming",
+                        t.path,
+                        human_size(offset)
+                    )));
+                }
+                self.start_at(id, offset, out);
+                self.emit(id, events);
+            }
+            DiskEvent::Written { id, total } => {
+                let Some(t) = self.incoming.get_mut(&id) else {
+                    return;
+                };
+                t.written = total;
+                if t.state.is_final() {
+                    return;
+                }
+                if flow && t.granted < t.size && t.granted - t.written < CREDIT_WINDOW / 2 {
+                    t.granted = (t.written + CREDIT_WINDOW).min(t.size);
+                    push_frame(
+                        out,
+                        &Frame::Credit {
+                            id,
+                            upto: t.granted,
+                        },
+                    );
+                }
+                if t.last_event.elapsed() >= PROGRESS_EVERY {
+                    self.emit(id, events);
+                }
+            }
+            DiskEvent::Saved { id, path } => {
+                let message = path
+                    .strip_prefix(&self.download_dir)
+                    .unwrap_or(&path)
+                    .display()
+                    .to_string();
+                let Some(t) = self.incoming.get_mut(&id) else {
+                    return;
+                };
+                t.state = TransferState::Verified;
+                t.written = t.size;
+                t.saved_as = Some(path);
+                push_frame(
+                    out,
+                    &Frame::Verdict {
+                        id,
+                        ok: true,
+                        message: short(message),
+                    },
+                );
+                self.emit(id, events);
+            }
+            DiskEvent::Failed { id, reason } => {
+                let Some(t) = self.incoming.get(&id) else {
+                    return;
+                };
+                if t.state.is_final() {
+                    return;
+                }
+                if t.finishing {
+                    self.verdict_fail(id, reason, out, events);
+                } else {
+                    self.fail_and_stop(id, reason, out, events);
+                }
+            }
+        }
+    }
+}

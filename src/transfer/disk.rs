@@ -1,0 +1,293 @@
+//! The receiving side's disk work, on a thread of its own: resuming, creating, writing,
+//! hashing and promoting `.part` files. The session actor hands it jobs and hears back, so a
+//! slow or full disk stalls neither chat nor the socket.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use bytes::Bytes;
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::incoming::{PartFile, SafePath};
+
+/// Work for the disk thread, in the order it must happen per transfer.
+#[derive(Debug)]
+pub enum DiskJob {
+    /// A transfer was accepted: remember where it goes. With `resume`, look for a `.part` to
+    /// continue and answer `Ready` with the bytes it holds.
+    Begin {
+        id: u32,
+        path: SafePath,
+        size: u64,
+        resume: bool,
+    },
+    Write {
+        id: u32,
+        data: Bytes,
+    },
+    /// Every byte was handed over: check the hash, then give the file its name.
+    Finish {
+        id: u32,
+        hash: [u8; 32],
+    },
+    /// Stop writing; with `discard`, delete the `.part` too (a cancel, not a failure).
+    Abandon {
+        id: u32,
+        discard: bool,
+    },
+}
+
+/// What the disk thread reports.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DiskEvent {
+    /// Answer to `Begin { resume: true }`: continue from `offset`.
+    Ready { id: u32, offset: u64 },
+    /// All of the transfer's bytes up to `total` are written.
+    Written { id: u32, total: u64 },
+    /// Verified and renamed to this path.
+    Saved { id: u32, path: PathBuf },
+    /// The transfer failed here; the `.part` stays unless the reason says otherwise.
+    Failed { id: u32, reason: String },
+}
+
+struct Slot {
+    path: SafePath,
+    part: Option<PartFile>,
+    /// A write failed: further jobs for this transfer are moot.
+    broken: bool,
+}
+
+/// The sending end of a disk thread; dropping it lets the thread finish its queue and end.
+pub struct DiskWorker {
+    jobs: mpsc::Sender<DiskJob>,
+}
+
+impl DiskWorker {
+    /// Start the thread for files under `root`; its reports go to `events`.
+    pub fn start(root: PathBuf, events: UnboundedSender<DiskEvent>) -> std::io::Result<Self> {
+        let (jobs, queue) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("tern-disk".into())
+            .spawn(move || run(&root, &queue, &events))?;
+        Ok(Self { jobs })
+    }
+
+    /// Queue a job. `false` if the thread is gone (it never stops while we hold the sender,
+    /// short of a panic, which the caller reports as a failure of the transfer).
+    pub fn send(&self, job: DiskJob) -> bool {
+        self.jobs.send(job).is_ok()
+    }
+}
+
+fn run(root: &Path, queue: &mpsc::Receiver<DiskJob>, events: &UnboundedSender<DiskEvent>) {
+    let mut slots: HashMap<u32, Slot> = HashMap::new();
+    while let Ok(job) = queue.recv() {
+        if let Some(event) = handle(root, &mut slots, job) {
+            // The session is gone: finish the queue anyway, so what arrived is on disk.
+            let _ = events.send(event);
+        }
+    }
+}
+
+fn handle(root: &Path, slots: &mut HashMap<u32, Slot>, job: DiskJob) -> Option<DiskEvent> {
+    match job {
+        DiskJob::Begin {
+            id,
+            path,
+            size,
+            resume,
+        } => {
+            let part = if resume {
+                match PartFile::resume(root, &path, size) {
+                    Ok(part) => part,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot resume; starting over");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            let offset = part.as_ref().map_or(0, PartFile::received);
+            slots.insert(
+                id,
+                Slot {
+                    path,
+                    part,
+                    broken: false,
+                },
+            );
+            resume.then_some(DiskEvent::Ready { id, offset })
+        }
+        DiskJob::Write { id, data } => {
+            let slot = slots.get_mut(&id).filter(|s| !s.broken)?;
+            match write(root, slot, &data) {
+                Ok(total) => Some(DiskEvent::Written { id, total }),
+                Err(reason) => {
+                    slot.broken = true;
+                    // Dropping the file keeps what was written, for a later resume.
+                    slot.part = None;
+                    Some(DiskEvent::Failed { id, reason })
+                }
+            }
+        }
+        DiskJob::Finish { id, hash } => {
+            let mut slot = slots.remove(&id).filter(|s| !s.broken)?;
+            if slot.part.is_none()
+                && let Err(reason) = write(root, &mut slot, &[])
+            {
+                return Some(DiskEvent::Failed { id, reason });
+            }
+            let part = slot.part.take()?;
+            if part.hash() != hash {
+                let reason = if part.resumed() {
+                    // The kept prefix was not this file: start from zero next time.
+                    part.discard();
+                    "BLAKE3 mismatch: the data kept from an earlier attempt did not match; \
+                     it was removed, so a retry starts over"
+                        .to_string()
+                } else {
+                    let kept = part.part_path().display().to_string();
+                    format!("BLAKE3 mismatch: the data is corrupt (kept as {kept})")
+                };
+                return Some(DiskEvent::Failed { id, reason });
+            }
+            Some(match part.promote() {
+                Ok(path) => DiskEvent::Saved { id, path },
+                Err(e) => DiskEvent::Failed {
+                    id,
+                    reason: format!("cannot rename the finished file: {e}"),
+                },
+            })
+        }
+        DiskJob::Abandon { id, discard } => {
+            if let Some(part) = slots.remove(&id).and_then(|s| s.part)
+                && discard
+            {
+                part.discard();
+            }
+            None
+        }
+    }
+}
+
+/// Write `data` to the slot's `.part`, creating it on first use; the total written.
+fn write(root: &Path, slot: &mut Slot, data: &[u8]) -> Result<u64, String> {
+    let part = match &mut slot.part {
+        Some(part) => part,
+        None => {
+            let created = PartFile::create(root, &slot.path)
+                .map_err(|e| format!("cannot create file in {}: {e}", root.display()))?;
+            slot.part.insert(created)
+        }
+    };
+    part.write(data)
+        .map_err(|e| format!("writing {}: {e}", part.part_path().display()))?;
+    Ok(part.received())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(p: &str) -> SafePath {
+        SafePath::parse(p).expect("safe")
+    }
+
+    #[test]
+    fn jobs_write_verify_and_promote_in_order() -> anyhow::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let mut slots = HashMap::new();
+        let root = tmp.path();
+        let begin = DiskJob::Begin {
+            id: 1,
+            path: path("dir/a.txt"),
+            size: 11,
+            resume: false,
+        };
+        assert_eq!(handle(root, &mut slots, begin), None);
+        let write = |data: &'static [u8]| DiskJob::Write {
+            id: 1,
+            data: Bytes::from_static(data),
+        };
+        assert_eq!(
+            handle(root, &mut slots, write(b"hello ")),
+            Some(DiskEvent::Written { id: 1, total: 6 })
+        );
+        handle(root, &mut slots, write(b"world"));
+        let finish = DiskJob::Finish {
+            id: 1,
+            hash: *blake3::hash(b"hello world").as_bytes(),
+        };
+        let saved = root.join("dir/a.txt");
+        assert_eq!(
+            handle(root, &mut slots, finish),
+            Some(DiskEvent::Saved {
+                id: 1,
+                path: saved.clone()
+            })
+        );
+        assert_eq!(std::fs::read(saved)?, b"hello world");
+        Ok(())
+    }
+
+    #[test]
+    fn a_wrong_hash_keeps_the_part_and_reports_it() -> anyhow::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let mut slots = HashMap::new();
+        let root = tmp.path();
+        let begin = DiskJob::Begin {
+            id: 2,
+            path: path("b.bin"),
+            size: 3,
+            resume: false,
+        };
+        handle(root, &mut slots, begin);
+        let write = DiskJob::Write {
+            id: 2,
+            data: Bytes::from_static(b"abc"),
+        };
+        handle(root, &mut slots, write);
+        let finish = DiskJob::Finish {
+            id: 2,
+            hash: [0; 32],
+        };
+        match handle(root, &mut slots, finish) {
+            Some(DiskEvent::Failed { reason, .. }) => assert!(reason.contains("BLAKE3")),
+            other => anyhow::bail!("unexpected {other:?}"),
+        }
+        assert!(root.join("b.bin.part").exists());
+        assert!(!root.join("b.bin").exists());
+        Ok(())
+    }
+
+    #[test]
+    fn the_thread_reports_back_over_its_channel() -> anyhow::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let worker = DiskWorker::start(tmp.path().to_path_buf(), tx)?;
+        std::fs::write(tmp.path().join("r.bin.part"), b"12")?;
+        assert!(worker.send(DiskJob::Begin {
+            id: 7,
+            path: path("r.bin"),
+            size: 4,
+            resume: true,
+        }));
+        assert_eq!(
+            rx.blocking_recv(),
+            Some(DiskEvent::Ready { id: 7, offset: 2 })
+        );
+        assert!(worker.send(DiskJob::Write {
+            id: 7,
+            data: Bytes::from_static(b"34"),
+        }));
+        assert_eq!(
+            rx.blocking_recv(),
+            Some(DiskEvent::Written { id: 7, total: 4 })
+        );
+        drop(worker);
+        assert_eq!(rx.blocking_recv(), None);
+        Ok(())
+    }
+}
