@@ -3,7 +3,7 @@
 //! stdout carries only the peer's messages, one per line, flushed at once; everything else
 //! (connection, offers, progress, errors) goes to stderr prefixed with `tern:`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -89,15 +89,34 @@ impl Outcome {
 /// A progress line is on stderr (a terminal) and must be cleared before the next note.
 static PROGRESS_SHOWN: AtomicBool = AtomicBool::new(false);
 
+/// Notes not yet written: a burst of them (ten thousand small files) goes out in one write.
+static NOTES: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
 fn note(message: impl std::fmt::Display) {
-    // One write per line: stderr is unbuffered, and a formatted write is a syscall per piece.
     let clear = if PROGRESS_SHOWN.swap(false, Ordering::Relaxed) {
         "\r\x1b[K"
     } else {
         ""
     };
-    let line = format!("{clear}tern: {message}\n");
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    if let Ok(mut notes) = NOTES.lock() {
+        notes.push_str(&format!("{clear}tern: {message}\n"));
+        if BATCHING.load(Ordering::Relaxed) && notes.len() < 64 * 1024 {
+            return;
+        }
+    }
+    flush_notes();
+}
+
+/// Set while `drive` handles a burst of events; otherwise each note is written at once.
+static BATCHING: AtomicBool = AtomicBool::new(false);
+
+/// Write the notes gathered so far (`drive` calls this each turn, and at the end).
+fn flush_notes() {
+    let text = match NOTES.lock() {
+        Ok(mut notes) if !notes.is_empty() => std::mem::take(&mut *notes),
+        _ => return,
+    };
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 fn stderr_is_terminal() -> bool {
@@ -150,94 +169,46 @@ async fn drive(
     expect_outgoing: usize,
     shutdown: &CancellationToken,
 ) -> Outcome {
-    let mut outcome = Outcome::default();
-    let mut states: BTreeMap<TransferId, TransferState> = BTreeMap::new();
-    let mut started: BTreeMap<TransferId, Instant> = BTreeMap::new();
+    let mut driver = Driver::default();
     // One command at a time waits for room in the session's queue, taken with `reserve` in the
     // select below, so events keep being read meanwhile (never block on a full queue).
     let mut pending: Option<Command> = None;
     let mut close_sent = false;
-    let mut raw_peer = false;
-    let mut connected = false;
-    let stdout = std::io::stdout();
     loop {
-        let settled_out = states
-            .iter()
-            .filter(|(id, s)| id.direction == Direction::Outgoing && s.is_final())
-            .count();
-        let settled = settled_out >= expect_outgoing
-            && states
-                .iter()
-                .all(|(id, s)| id.direction == Direction::Incoming || s.is_final());
-        let done = finish == Finish::WhenDone && connected && !raw_peer && lines.ended && settled;
-        if (done || outcome.interrupted) && pending.is_none() && !close_sent {
+        let settled = driver.outgoing_settled >= expect_outgoing && driver.open == 0;
+        let done = finish == Finish::WhenDone
+            && driver.connected
+            && !driver.raw_peer
+            && lines.ended
+            && settled;
+        if (done || driver.outcome.interrupted) && pending.is_none() && !close_sent {
             pending = Some(Command::Close);
             close_sent = true;
         }
         tokio::select! {
-            () = shutdown.cancelled(), if !outcome.interrupted => {
+            () = shutdown.cancelled(), if !driver.outcome.interrupted => {
                 note("interrupted: closing the session");
-                outcome.error.get_or_insert_with(|| "interrupted".into());
-                outcome.interrupted = true;
+                driver.outcome.error.get_or_insert_with(|| "interrupted".into());
+                driver.outcome.interrupted = true;
             }
             event = session.events.recv() => {
                 let Some(event) = event else { break };
-                match event {
-                    SessionEvent::Connected(peer) => {
-                        connected = true;
-                        outcome.connected = true;
-                        raw_peer = peer.raw;
-                        let addr = peer.addr.map(|a| a.to_string()).unwrap_or_default();
-                        if peer.raw {
-                            note(format!("connected to raw peer {addr} (plain bytes, no framing)"));
-                        } else {
-                            note(format!("connected to {} ({addr})", peer.name));
-                        }
-                    }
-                    SessionEvent::Text { text, lossy, .. } => {
-                        let mut out = stdout.lock();
-                        // A closed stdout (a pipe reader gone) is not worth dying for.
-                        let _ = writeln!(out, "{text}").and_then(|()| out.flush());
-                        if lossy {
-                            note("the last message had bytes invalid in its encoding (shown as \u{fffd})");
-                        }
-                    }
-                    SessionEvent::EncodingChanged(encoding) => note(format!("replying in {encoding}")),
-                    SessionEvent::Notice(text) => note(text),
-                    SessionEvent::Transfer(update) => {
-                        let id = update.id;
-                        if states.get(&id) == Some(&update.state) {
-                            if update.state == TransferState::Transferring {
-                                show_progress(&update, started.get(&id));
-                            }
-                        } else {
-                            report_transfer(&update, started.get(&id));
-                            if update.state == TransferState::Transferring {
-                                started.insert(id, Instant::now());
-                            }
-                            if id.direction == Direction::Outgoing && update.state.is_final() {
-                                outcome.outgoing.insert(update.path.clone(), update.state.clone());
-                            }
-                            match &update.state {
-                                TransferState::Verified => outcome.verified += 1,
-                                TransferState::Failed(_) | TransferState::Cancelled(_) => outcome.failed += 1,
-                                TransferState::Rejected(_) if id.direction == Direction::Outgoing => {
-                                    outcome.failed += 1;
-                                }
-                                _ => {}
-                            }
-                            states.insert(id, update.state);
-                        }
-                    }
-                    SessionEvent::Closed { error } => {
-                        if let Some(error) = &error {
-                            note(error);
-                        }
-                        if outcome.error.is_none() {
-                            outcome.error = error;
-                        }
+                BATCHING.store(true, Ordering::Relaxed);
+                let mut closed = driver.on_event(event);
+                // Whatever else is queued, in the same turn: one stderr write for the lot.
+                for _ in 0..EVENT_BURST {
+                    if closed {
                         break;
                     }
+                    match session.events.try_recv() {
+                        Ok(event) => closed = driver.on_event(event),
+                        Err(_) => break,
+                    }
+                }
+                BATCHING.store(false, Ordering::Relaxed);
+                flush_notes();
+                if closed {
+                    break;
                 }
             }
             line = lines.rx.recv(), if pending.is_none() && !lines.ended && !close_sent => match line {
@@ -254,20 +225,126 @@ async fn drive(
             },
         }
     }
+    flush_notes();
     let _ = session.task.await;
-    outcome
+    driver.outcome
+}
+
+/// Events handled in one turn of the drive loop, at most.
+const EVENT_BURST: usize = 512;
+
+/// What `drive` knows about the session so far.
+#[derive(Default)]
+struct Driver {
+    outcome: Outcome,
+    states: HashMap<TransferId, TransferState>,
+    started: HashMap<TransferId, Instant>,
+    // Kept as counts, not recomputed from `states`: ten thousand files mean ten thousand
+    // events, and a scan per event would make the loop quadratic.
+    open: usize,
+    outgoing_settled: usize,
+    raw_peer: bool,
+    connected: bool,
+}
+
+impl Driver {
+    /// Print and count one event; `true` when the session has closed.
+    fn on_event(&mut self, event: SessionEvent) -> bool {
+        match event {
+            SessionEvent::Connected(peer) => {
+                self.connected = true;
+                self.outcome.connected = true;
+                self.raw_peer = peer.raw;
+                let addr = peer.addr.map(|a| a.to_string()).unwrap_or_default();
+                if peer.raw {
+                    note(format!(
+                        "connected to raw peer {addr} (plain bytes, no framing)"
+                    ));
+                } else {
+                    note(format!("connected to {} ({addr})", peer.name));
+                }
+            }
+            SessionEvent::Text { text, lossy, .. } => {
+                let mut out = std::io::stdout().lock();
+                // At once, for chat; a closed stdout (its reader gone) is not worth dying for.
+                let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+                if lossy {
+                    note("the last message had bytes invalid in its encoding (shown as \u{fffd})");
+                }
+            }
+            SessionEvent::EncodingChanged(encoding) => note(format!("replying in {encoding}")),
+            SessionEvent::Notice(text) => note(text),
+            SessionEvent::Transfer(update) => self.on_transfer(update),
+            SessionEvent::Closed { error } => {
+                if let Some(error) = &error {
+                    note(error);
+                }
+                if self.outcome.error.is_none() {
+                    self.outcome.error = error;
+                }
+                return true;
+            }
+        }
+        false
+    }
+
+    fn on_transfer(&mut self, update: crate::transfer::TransferUpdate) {
+        let id = update.id;
+        let before = self.states.get(&id);
+        if before == Some(&update.state) {
+            if update.state == TransferState::Transferring {
+                show_progress(&update, self.started.get(&id));
+            }
+            return;
+        }
+        report_transfer(&update, self.started.get(&id));
+        let outgoing = id.direction == Direction::Outgoing;
+        match (before.map(TransferState::is_final), update.state.is_final()) {
+            (None, false) => self.open += 1,
+            (None, true) => self.outgoing_settled += usize::from(outgoing),
+            (Some(false), true) => {
+                self.open -= 1;
+                self.outgoing_settled += usize::from(outgoing);
+            }
+            (Some(true), false) => {
+                self.open += 1;
+                self.outgoing_settled -= usize::from(outgoing);
+            }
+            _ => {}
+        }
+        if update.state == TransferState::Transferring {
+            self.started.insert(id, Instant::now());
+        }
+        if outgoing && update.state.is_final() {
+            self.outcome
+                .outgoing
+                .insert(update.path.clone(), update.state.clone());
+        }
+        match &update.state {
+            TransferState::Verified => self.outcome.verified += 1,
+            TransferState::Failed(_) | TransferState::Cancelled(_) => self.outcome.failed += 1,
+            TransferState::Rejected(_) if outgoing => self.outcome.failed += 1,
+            _ => {}
+        }
+        self.states.insert(id, update.state);
+    }
 }
 
 fn report_transfer(update: &crate::transfer::TransferUpdate, started: Option<&Instant>) {
     let size = human_size(update.progress.total);
     let path = &update.path;
+    // Starts are news for big files; for thousands of small ones, the ends say it all.
+    let big = update.progress.total >= 1 << 20;
     match (&update.state, update.id.direction) {
-        (TransferState::Offered, _) => note(format!("offering {path} ({size})")),
+        (TransferState::Offered, _) if big => note(format!("offering {path} ({size})")),
         (TransferState::AwaitingDecision, _) => note(format!("offer: {path} ({size})")),
-        (TransferState::Transferring, Direction::Outgoing) => note(format!("sending {path}")),
-        (TransferState::Transferring, Direction::Incoming) => {
-            note(format!("receiving {path} ({size})"))
+        (TransferState::Transferring, Direction::Outgoing) if big => {
+            note(format!("sending {path}"));
         }
+        (TransferState::Transferring, Direction::Incoming) if big => {
+            note(format!("receiving {path} ({size})"));
+        }
+        (TransferState::Offered | TransferState::Transferring, _) => {}
         (TransferState::Verifying, _) => {}
         (TransferState::Verified, direction) => {
             let rate = started

@@ -36,6 +36,9 @@ pub enum ProtocolError {
     FieldTooLong { field: &'static str, len: usize },
 }
 
+/// Spare room kept in the read buffer when a frame is incomplete.
+const READ_AHEAD: usize = 64 * 1024;
+
 /// Length prefix + tag.
 const HEADER_LEN: usize = 5;
 /// Bytes of a `Chunk` before its data: header, id, offset.
@@ -50,6 +53,8 @@ impl Decoder for FrameCodec {
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
         if src.len() < 4 {
+            // Room for a good read: with small frames, a read per frame would dominate.
+            src.reserve(READ_AHEAD);
             return Ok(None);
         }
         let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
@@ -60,7 +65,7 @@ impl Decoder for FrameCodec {
             return Err(ProtocolError::FrameTooLarge { len });
         }
         if src.len() < 4 + len {
-            src.reserve(4 + len - src.len());
+            src.reserve((4 + len - src.len()).max(READ_AHEAD));
             return Ok(None);
         }
         src.advance(4);

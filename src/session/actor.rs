@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
@@ -29,6 +29,10 @@ const LOW_WATER: usize = 64 * 1024;
 const HIGH_WATER: usize = 8 * 1024 * 1024;
 /// Longest text message, in bytes once encoded.
 pub(super) const MAX_TEXT_LEN: usize = 1024 * 1024;
+/// Bytes read from the socket at a time, at most.
+const READ_BUFFER: usize = 256 * 1024;
+/// Most frames handled in one turn of the loop before others get theirs.
+const BURST: usize = 64;
 /// How long a closing session waits for the peer to close its side.
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
 
@@ -66,7 +70,8 @@ pub(super) async fn run<S: Transport>(
                 raw: false,
             }));
             let (read, write) = tokio::io::split(stream);
-            let reader = FramedRead::new(read, FrameCodec);
+            // Big reads: one read syscall per small frame would cost more than the frame.
+            let reader = FramedRead::with_capacity(read, FrameCodec, READ_BUFFER);
             let mut actor = FramedActor {
                 encoding: config.encoding.unwrap_or_default(),
                 transfers: Transfers::new(&config, capabilities),
@@ -168,6 +173,9 @@ impl<S: Transport> FramedActor<S> {
                 self.settle_disk().await;
                 let unfinished = self.transfers.unfinished();
                 self.transfers.fail_all("connection lost", &mut self.events);
+                self.transfers
+                    .receiving
+                    .flush_disk(&mut self.out, &mut self.events);
                 if unfinished > 0 {
                     Some("connection lost: the peer closed the connection mid-transfer".into())
                 } else {
@@ -196,6 +204,9 @@ impl<S: Transport> FramedActor<S> {
     /// finish (briefly), so they end verified rather than failed with the connection.
     async fn settle_disk(&mut self) {
         let deadline = Instant::now() + CLOSE_GRACE;
+        self.transfers
+            .receiving
+            .flush_disk(&mut self.out, &mut self.events);
         while self.transfers.receiving.finishing() > 0 {
             let event =
                 tokio::time::timeout_at(deadline, self.transfers.receiving.disk_events.recv())
@@ -233,6 +244,9 @@ impl<S: Transport> FramedActor<S> {
 
     async fn main_loop(&mut self) -> Stop {
         loop {
+            self.transfers
+                .receiving
+                .flush_disk(&mut self.out, &mut self.events);
             while self.out.len() < LOW_WATER && self.transfers.sending.has_data() {
                 self.transfers
                     .sending
@@ -271,6 +285,25 @@ impl<S: Transport> FramedActor<S> {
                         if let Some(stop) = self.on_frame(frame) {
                             return stop;
                         }
+                        // Frames already buffered are handled in the same turn, so their disk
+                        // jobs and answers go out together.
+                        for _ in 0..BURST {
+                            if self.events.is_backed_up() || self.out.len() >= HIGH_WATER {
+                                break;
+                            }
+                            match self.reader.next().now_or_never() {
+                                Some(Some(Ok(frame))) => {
+                                    if let Some(stop) = self.on_frame(frame) {
+                                        return stop;
+                                    }
+                                }
+                                Some(Some(Err(e))) => {
+                                    return Stop::Error(format!("bad data from the peer: {e}"));
+                                }
+                                Some(None) => return Stop::Eof,
+                                None => break,
+                            }
+                        }
                     }
                     Some(Err(e)) => return Stop::Error(format!("bad data from the peer: {e}")),
                     None => return Stop::Eof,
@@ -296,6 +329,10 @@ impl<S: Transport> FramedActor<S> {
     /// Write what is queued, shut our side down, and give the peer a moment to close its own,
     /// so nothing it sent last is lost to a reset.
     async fn finish(&mut self) {
+        // Cancels and failures just queued jobs (removing a `.part`, closing a file).
+        self.transfers
+            .receiving
+            .flush_disk(&mut self.out, &mut self.events);
         let deadline = Instant::now() + CLOSE_GRACE;
         let flushed = tokio::time::timeout_at(deadline, async {
             while !self.out.is_empty() {

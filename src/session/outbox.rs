@@ -37,13 +37,25 @@ impl EventQueue {
         !self.pending.is_empty()
     }
 
-    /// Wait for room in the channel, then send the oldest event. Cancel-safe: nothing is taken
+    /// Wait for room in the channel, then send the oldest events. Cancel-safe: nothing is taken
     /// from the queue until there is room. Returns false once the UI is gone.
     pub(super) async fn send_one(&mut self) -> bool {
         match self.tx.reserve().await {
             Ok(permit) => {
                 if let Some(event) = self.pending.pop_front() {
                     permit.send(event);
+                }
+                // And as many more as fit now: one turn of the actor's loop per event would
+                // cost more than the events for ten thousand small files.
+                while !self.pending.is_empty() {
+                    match self.tx.try_reserve() {
+                        Ok(permit) => {
+                            if let Some(event) = self.pending.pop_front() {
+                                permit.send(event);
+                            }
+                        }
+                        Err(_) => break,
+                    }
                 }
                 true
             }

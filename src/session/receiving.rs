@@ -52,9 +52,11 @@ pub(super) struct Receiving {
     accepted_total: u64,
     incoming: HashMap<u32, Incoming>,
     disk: Option<DiskWorker>,
-    disk_tx: mpsc::UnboundedSender<DiskEvent>,
+    /// Jobs gathered while handling a burst of frames, sent together by `flush_disk`.
+    disk_jobs: Vec<DiskJob>,
+    disk_tx: mpsc::UnboundedSender<Vec<DiskEvent>>,
     /// What the disk thread reports; the actor selects on it.
-    pub(super) disk_events: mpsc::UnboundedReceiver<DiskEvent>,
+    pub(super) disk_events: mpsc::UnboundedReceiver<Vec<DiskEvent>>,
 }
 
 impl Receiving {
@@ -70,6 +72,7 @@ impl Receiving {
             accepted_total: 0,
             incoming: HashMap::new(),
             disk: None,
+            disk_jobs: Vec::new(),
             disk_tx,
             disk_events,
         }
@@ -92,16 +95,32 @@ impl Receiving {
         self.incoming.values().filter(busy).count()
     }
 
-    /// Hand the disk thread a job, starting it on first use.
+    /// Queue a job for the disk thread, starting it on first use. Jobs go out in batches
+    /// (`flush_disk`): a wake-up per job would cost more than the job for small files.
     fn disk(&mut self, job: DiskJob) -> Result<(), String> {
         if self.disk.is_none() {
             let worker = DiskWorker::start(self.download_dir.clone(), self.disk_tx.clone())
                 .map_err(|e| format!("cannot start the disk thread: {e}"))?;
             self.disk = Some(worker);
         }
-        match &self.disk {
-            Some(worker) if worker.send(job) => Ok(()),
-            _ => Err("the disk thread stopped".into()),
+        self.disk_jobs.push(job);
+        Ok(())
+    }
+
+    /// Send the gathered jobs. If the thread is gone, every transfer they touch fails.
+    pub(super) fn flush_disk(&mut self, out: &mut BytesMut, events: &mut EventQueue) {
+        if self.disk_jobs.is_empty() {
+            return;
+        }
+        let jobs = std::mem::take(&mut self.disk_jobs);
+        let ids: Vec<u32> = jobs.iter().map(DiskJob::id).collect();
+        if self.disk.as_ref().is_some_and(|worker| worker.send(jobs)) {
+            return;
+        }
+        for id in ids {
+            if self.incoming.get(&id).is_some_and(|t| !t.state.is_final()) {
+                self.fail_and_stop(id, "the disk thread stopped".into(), out, events);
+            }
         }
     }
 
@@ -477,13 +496,19 @@ impl Receiving {
         }
     }
 
-    /// What the disk thread did.
+    /// What the disk thread did, in order.
     pub(super) fn on_disk(
         &mut self,
-        event: DiskEvent,
+        batch: Vec<DiskEvent>,
         out: &mut BytesMut,
         events: &mut EventQueue,
     ) {
+        for event in batch {
+            self.on_disk_event(event, out, events);
+        }
+    }
+
+    fn on_disk_event(&mut self, event: DiskEvent, out: &mut BytesMut, events: &mut EventQueue) {
         let flow = self.flow;
         match event {
             DiskEvent::Ready { id, offset } => {

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::incoming::{PartFile, SafePath};
+use super::incoming::{FolderCache, PartFile, SafePath};
 
 /// Work for the disk thread, in the order it must happen per transfer.
 #[derive(Debug)]
@@ -38,6 +38,17 @@ pub enum DiskJob {
     },
 }
 
+impl DiskJob {
+    pub fn id(&self) -> u32 {
+        match self {
+            DiskJob::Begin { id, .. }
+            | DiskJob::Write { id, .. }
+            | DiskJob::Finish { id, .. }
+            | DiskJob::Abandon { id, .. } => *id,
+        }
+    }
+}
+
 /// What the disk thread reports.
 #[derive(Debug, PartialEq, Eq)]
 pub enum DiskEvent {
@@ -53,6 +64,7 @@ pub enum DiskEvent {
 
 struct Slot {
     path: SafePath,
+    size: u64,
     part: Option<PartFile>,
     /// A write failed: further jobs for this transfer are moot.
     broken: bool,
@@ -60,37 +72,73 @@ struct Slot {
 
 /// The sending end of a disk thread; dropping it lets the thread finish its queue and end.
 pub struct DiskWorker {
-    jobs: mpsc::Sender<DiskJob>,
+    jobs: mpsc::Sender<Vec<DiskJob>>,
 }
 
 impl DiskWorker {
     /// Start the thread for files under `root`; its reports go to `events`.
-    pub fn start(root: PathBuf, events: UnboundedSender<DiskEvent>) -> std::io::Result<Self> {
+    pub fn start(root: PathBuf, events: UnboundedSender<Vec<DiskEvent>>) -> std::io::Result<Self> {
         let (jobs, queue) = mpsc::channel();
         std::thread::Builder::new()
             .name("tern-disk".into())
-            .spawn(move || run(&root, &queue, &events))?;
+            .spawn(move || {
+                lower_priority();
+                run(&root, &queue, &events);
+            })?;
         Ok(Self { jobs })
     }
 
-    /// Queue a job. `false` if the thread is gone (it never stops while we hold the sender,
-    /// short of a panic, which the caller reports as a failure of the transfer).
-    pub fn send(&self, job: DiskJob) -> bool {
-        self.jobs.send(job).is_ok()
+    /// Queue jobs, in order. `false` if the thread is gone (it never stops while we hold the
+    /// sender, short of a panic, which the caller reports as a failure of the transfer).
+    pub fn send(&self, jobs: Vec<DiskJob>) -> bool {
+        self.jobs.send(jobs).is_ok()
     }
 }
 
-fn run(root: &Path, queue: &mpsc::Receiver<DiskJob>, events: &UnboundedSender<DiskEvent>) {
-    let mut slots: HashMap<u32, Slot> = HashMap::new();
-    while let Ok(job) = queue.recv() {
-        if let Some(event) = handle(root, &mut slots, job) {
-            // The session is gone: finish the queue anyway, so what arrived is on disk.
-            let _ = events.send(event);
+/// Bulk disk work yields the CPU to the session threads: on a busy machine, a chat line
+/// should not wait for a time slice behind file data.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain syscalls on the calling thread's own id; no memory is passed.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        if libc::setpriority(libc::PRIO_PROCESS, tid, 10) != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "setpriority");
         }
     }
 }
 
-fn handle(root: &Path, slots: &mut HashMap<u32, Slot>, job: DiskJob) -> Option<DiskEvent> {
+/// What the disk thread keeps between jobs.
+#[derive(Default)]
+struct Disk {
+    slots: HashMap<u32, Slot>,
+    folders: FolderCache,
+}
+
+fn run(
+    root: &Path,
+    queue: &mpsc::Receiver<Vec<DiskJob>>,
+    events: &UnboundedSender<Vec<DiskEvent>>,
+) {
+    let mut disk = Disk::default();
+    while let Ok(mut batch) = queue.recv() {
+        // Take whatever else is queued too: one wake-up and one report for the lot.
+        while let Ok(more) = queue.try_recv() {
+            batch.extend(more);
+        }
+        let done: Vec<DiskEvent> = batch
+            .into_iter()
+            .filter_map(|job| handle(root, &mut disk, job))
+            .collect();
+        if !done.is_empty() {
+            // The session may be gone: the queue is finished anyway, so what arrived is on disk.
+            let _ = events.send(done);
+        }
+    }
+}
+
+fn handle(root: &Path, disk: &mut Disk, job: DiskJob) -> Option<DiskEvent> {
+    let slots = &mut disk.slots;
     match job {
         DiskJob::Begin {
             id,
@@ -99,7 +147,11 @@ fn handle(root: &Path, slots: &mut HashMap<u32, Slot>, job: DiskJob) -> Option<D
             resume,
         } => {
             let part = if resume {
-                match PartFile::resume(root, &path, size) {
+                match disk
+                    .folders
+                    .prepare(root, &path)
+                    .and_then(|dir| PartFile::resume_in(dir, &path, size))
+                {
                     Ok(part) => part,
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot resume; starting over");
@@ -114,6 +166,7 @@ fn handle(root: &Path, slots: &mut HashMap<u32, Slot>, job: DiskJob) -> Option<D
                 id,
                 Slot {
                     path,
+                    size,
                     part,
                     broken: false,
                 },
@@ -122,7 +175,9 @@ fn handle(root: &Path, slots: &mut HashMap<u32, Slot>, job: DiskJob) -> Option<D
         }
         DiskJob::Write { id, data } => {
             let slot = slots.get_mut(&id).filter(|s| !s.broken)?;
-            match write(root, slot, &data) {
+            match write(root, &mut disk.folders, slot, &data) {
+                // A file that is complete needs no credit or progress: its `Finish` follows.
+                Ok(total) if total == slot.size => None,
                 Ok(total) => Some(DiskEvent::Written { id, total }),
                 Err(reason) => {
                     slot.broken = true;
@@ -135,7 +190,7 @@ fn handle(root: &Path, slots: &mut HashMap<u32, Slot>, job: DiskJob) -> Option<D
         DiskJob::Finish { id, hash } => {
             let mut slot = slots.remove(&id).filter(|s| !s.broken)?;
             if slot.part.is_none()
-                && let Err(reason) = write(root, &mut slot, &[])
+                && let Err(reason) = write(root, &mut disk.folders, &mut slot, &[])
             {
                 return Some(DiskEvent::Failed { id, reason });
             }
@@ -173,11 +228,18 @@ fn handle(root: &Path, slots: &mut HashMap<u32, Slot>, job: DiskJob) -> Option<D
 }
 
 /// Write `data` to the slot's `.part`, creating it on first use; the total written.
-fn write(root: &Path, slot: &mut Slot, data: &[u8]) -> Result<u64, String> {
+fn write(
+    root: &Path,
+    folders: &mut FolderCache,
+    slot: &mut Slot,
+    data: &[u8],
+) -> Result<u64, String> {
     let part = match &mut slot.part {
         Some(part) => part,
         None => {
-            let created = PartFile::create(root, &slot.path)
+            let created = folders
+                .prepare(root, &slot.path)
+                .and_then(|dir| PartFile::create_in(dir, &slot.path))
                 .map_err(|e| format!("cannot create file in {}: {e}", root.display()))?;
             slot.part.insert(created)
         }
@@ -198,7 +260,7 @@ mod tests {
     #[test]
     fn jobs_write_verify_and_promote_in_order() -> anyhow::Result<()> {
         let tmp = tempfile::tempdir()?;
-        let mut slots = HashMap::new();
+        let mut disk = Disk::default();
         let root = tmp.path();
         let begin = DiskJob::Begin {
             id: 1,
@@ -206,23 +268,23 @@ mod tests {
             size: 11,
             resume: false,
         };
-        assert_eq!(handle(root, &mut slots, begin), None);
+        assert_eq!(handle(root, &mut disk, begin), None);
         let write = |data: &'static [u8]| DiskJob::Write {
             id: 1,
             data: Bytes::from_static(data),
         };
         assert_eq!(
-            handle(root, &mut slots, write(b"hello ")),
+            handle(root, &mut disk, write(b"hello ")),
             Some(DiskEvent::Written { id: 1, total: 6 })
         );
-        handle(root, &mut slots, write(b"world"));
+        handle(root, &mut disk, write(b"world"));
         let finish = DiskJob::Finish {
             id: 1,
             hash: *blake3::hash(b"hello world").as_bytes(),
         };
         let saved = root.join("dir/a.txt");
         assert_eq!(
-            handle(root, &mut slots, finish),
+            handle(root, &mut disk, finish),
             Some(DiskEvent::Saved {
                 id: 1,
                 path: saved.clone()
@@ -235,7 +297,7 @@ mod tests {
     #[test]
     fn a_wrong_hash_keeps_the_part_and_reports_it() -> anyhow::Result<()> {
         let tmp = tempfile::tempdir()?;
-        let mut slots = HashMap::new();
+        let mut disk = Disk::default();
         let root = tmp.path();
         let begin = DiskJob::Begin {
             id: 2,
@@ -243,17 +305,17 @@ mod tests {
             size: 3,
             resume: false,
         };
-        handle(root, &mut slots, begin);
+        handle(root, &mut disk, begin);
         let write = DiskJob::Write {
             id: 2,
             data: Bytes::from_static(b"abc"),
         };
-        handle(root, &mut slots, write);
+        handle(root, &mut disk, write);
         let finish = DiskJob::Finish {
             id: 2,
             hash: [0; 32],
         };
-        match handle(root, &mut slots, finish) {
+        match handle(root, &mut disk, finish) {
             Some(DiskEvent::Failed { reason, .. }) => assert!(reason.contains("BLAKE3")),
             other => anyhow::bail!("unexpected {other:?}"),
         }
@@ -268,23 +330,23 @@ mod tests {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let worker = DiskWorker::start(tmp.path().to_path_buf(), tx)?;
         std::fs::write(tmp.path().join("r.bin.part"), b"12")?;
-        assert!(worker.send(DiskJob::Begin {
+        assert!(worker.send(vec![DiskJob::Begin {
             id: 7,
             path: path("r.bin"),
-            size: 4,
+            size: 6,
             resume: true,
-        }));
+        }]));
         assert_eq!(
             rx.blocking_recv(),
-            Some(DiskEvent::Ready { id: 7, offset: 2 })
+            Some(vec![DiskEvent::Ready { id: 7, offset: 2 }])
         );
-        assert!(worker.send(DiskJob::Write {
+        assert!(worker.send(vec![DiskJob::Write {
             id: 7,
             data: Bytes::from_static(b"34"),
-        }));
+        }]));
         assert_eq!(
             rx.blocking_recv(),
-            Some(DiskEvent::Written { id: 7, total: 4 })
+            Some(vec![DiskEvent::Written { id: 7, total: 4 }])
         );
         drop(worker);
         assert_eq!(rx.blocking_recv(), None);

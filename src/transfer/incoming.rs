@@ -145,6 +145,72 @@ pub fn prepare_folders(root: &Path, path: &SafePath) -> io::Result<PathBuf> {
     Ok(dir)
 }
 
+/// Folders already checked or made this session, so ten thousand files in one folder cost
+/// one check of it, not ten thousand.
+#[derive(Debug, Default)]
+pub struct FolderCache {
+    known: std::collections::HashSet<PathBuf>,
+}
+
+impl FolderCache {
+    /// Like [`prepare_folders`], remembering folders it has already vouched for.
+    pub fn prepare(&mut self, root: &Path, path: &SafePath) -> io::Result<PathBuf> {
+        let mut dir = root.to_path_buf();
+        dir.extend(path.folders());
+        if !self.known.contains(&dir) {
+            prepare_folders(root, path)?;
+            self.known.insert(dir.clone());
+        }
+        Ok(dir)
+    }
+}
+
+/// Rename without ever replacing an existing file: `Ok(false)` when `to` exists.
+fn rename_no_replace(from: &Path, to: &Path) -> io::Result<bool> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let c = |p: &Path| {
+            std::ffi::CString::new(p.as_os_str().as_bytes())
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
+        };
+        let (from_c, to_c) = (c(from)?, c(to)?);
+        // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call.
+        let rc = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                from_c.as_ptr(),
+                libc::AT_FDCWD,
+                to_c.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        if rc == 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EEXIST) => return Ok(false),
+            // Not supported by this file system or kernel: the portable way below.
+            Some(libc::EINVAL | libc::ENOSYS | libc::ENOTSUP) => {}
+            _ => return Err(e),
+        }
+    }
+    // A hard link fails if the target exists, whatever it is: an atomic no-overwrite.
+    match std::fs::hard_link(from, to) {
+        Ok(()) => std::fs::remove_file(from).map(|()| true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => {
+            // File systems without hard links: check, then rename.
+            tracing::debug!(error = %e, "hard link failed, falling back to rename");
+            if std::fs::symlink_metadata(to).is_ok() {
+                return Ok(false);
+            }
+            std::fs::rename(from, to).map(|()| true)
+        }
+    }
+}
+
 /// An accepted incoming file being written to its `.part`.
 pub struct PartFile {
     dir: PathBuf,
@@ -160,7 +226,11 @@ pub struct PartFile {
 impl PartFile {
     /// Create `NAME.part` (or `NAME (n).part` if taken) in the folder for `path` under `root`.
     pub fn create(root: &Path, path: &SafePath) -> io::Result<Self> {
-        let dir = prepare_folders(root, path)?;
+        Self::create_in(prepare_folders(root, path)?, path)
+    }
+
+    /// [`PartFile::create`] in `dir`, already prepared for `path`.
+    pub fn create_in(dir: PathBuf, path: &SafePath) -> io::Result<Self> {
         let name = path.file_name().to_string();
         for n in 0..1000 {
             let part = dir.join(format!("{}.part", numbered(&name, n)));
@@ -190,7 +260,11 @@ impl PartFile {
     /// least one byte and no more than `size`. What it holds is hashed now, because the final
     /// hash covers the whole file. `None`: nothing to resume.
     pub fn resume(root: &Path, path: &SafePath, size: u64) -> io::Result<Option<Self>> {
-        let dir = prepare_folders(root, path)?;
+        Self::resume_in(prepare_folders(root, path)?, path, size)
+    }
+
+    /// [`PartFile::resume`] in `dir`, already prepared for `path`.
+    pub fn resume_in(dir: PathBuf, path: &SafePath, size: u64) -> io::Result<Option<Self>> {
         let name = path.file_name().to_string();
         let part = dir.join(format!("{name}.part"));
         let meta = match std::fs::symlink_metadata(&part) {
@@ -248,22 +322,8 @@ impl PartFile {
         drop(self.file);
         for n in 0..10_000 {
             let target = self.dir.join(numbered(&self.name, n));
-            // A hard link fails if the target exists, whatever it is: an atomic no-overwrite.
-            match std::fs::hard_link(&self.part, &target) {
-                Ok(()) => {
-                    std::fs::remove_file(&self.part)?;
-                    return Ok(target);
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => {
-                    // File systems without hard links: check, then rename.
-                    tracing::debug!(error = %e, "hard link failed, falling back to rename");
-                    if std::fs::symlink_metadata(&target).is_ok() {
-                        continue;
-                    }
-                    std::fs::rename(&self.part, &target)?;
-                    return Ok(target);
-                }
+            if rename_no_replace(&self.part, &target)? {
+                return Ok(target);
             }
         }
         Err(io::Error::new(
