@@ -1,0 +1,740 @@
+#!/usr/bin/env bash
+# tern against reference tools, on 127.0.0.1: one table of medians and ratios.
+#
+#   bash benches/compare.sh                  the full run (several minutes on 2 cores)
+#   QUICK=1 bash benches/compare.sh          a smoke run: tiny sizes, 1 repeat (~15 s)
+#
+# Cases (tern and its reference alternate A B A B ..., REPEATS times):
+#   1. bulk: one random file of BULK_MB to disk; reference socat (and, when they can be set up
+#      here, scp to a throwaway local sshd and magic-wormhole through a local mailbox + relay)
+#   2. many small files: SMALL_FILES x 4 KiB in nested folders; reference tar | socat
+#   3. chat while streaming a CHAT_MB file: one-way latency of a line every 10 ms, lines lost
+#   4. memory: peak RSS of sender and receiver per size in MEM_SIZES_MB, largest vs smallest
+#   5. TUI idle CPU: `tern listen` in a pseudo-terminal, CPU used over TUI_SECONDS
+#
+# Knobs (environment): BULK_MB (1024), SMALL_FILES (10000), CHAT_MB (4096),
+#   MEM_SIZES_MB ("256 4096"), REPEATS (3), TUI_SECONDS (10), QUICK=1 (16 MiB, 500 files,
+#   MEM_SIZES_MB="16 64", 1 repeat, TUI_SECONDS=3; explicit knobs still win),
+#   OPTIONAL_REFS (1; 0 skips scp and magic-wormhole), BENCH_DIR (/tmp: where the temporary
+#   data folder goes), KEEP_BENCH_DIR=1 (keep it, with the logs), TERN_BIN (use this binary
+#   instead of running `cargo build --release`).
+#
+# Needs root for the installs it makes when something is missing (apt-get). Exit status: 0,
+# or 1 when tern itself failed (a build, a transfer, a mismatched file, a lost chat line, a UI
+# that did not quit); 2 when the harness could not run. Slow numbers never fail it.
+
+set -euo pipefail
+
+SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
+REPO=$(cd -- "$SCRIPT_DIR/.." && pwd -P)
+# The command line, with the knobs that came from the environment, to paste and rerun.
+INVOCATION=""
+for knob in QUICK BULK_MB SMALL_FILES CHAT_MB MEM_SIZES_MB REPEATS TUI_SECONDS OPTIONAL_REFS \
+    BENCH_DIR KEEP_BENCH_DIR TERN_BIN; do
+    if [[ -n ${!knob+set} ]]; then
+        if [[ ${!knob} =~ ^[A-Za-z0-9_./:=+-]*$ ]]; then
+            INVOCATION+="$knob=${!knob} "
+        else
+            INVOCATION+="$knob='${!knob//\'/\'\\\'\'}' "
+        fi
+    fi
+done
+INVOCATION+="bash $(printf '%q ' "$0" "$@")"
+INVOCATION="${INVOCATION% } (in $(pwd))"
+
+# ---------------------------------------------------------------------------------- knobs
+
+if [[ ${QUICK:-0} == 1 ]]; then
+    BULK_MB=${BULK_MB:-16}
+    SMALL_FILES=${SMALL_FILES:-500}
+    CHAT_MB=${CHAT_MB:-16}
+    MEM_SIZES_MB=${MEM_SIZES_MB:-"16 64"}
+    REPEATS=${REPEATS:-1}
+    TUI_SECONDS=${TUI_SECONDS:-3}
+else
+    BULK_MB=${BULK_MB:-1024}
+    SMALL_FILES=${SMALL_FILES:-10000}
+    CHAT_MB=${CHAT_MB:-4096}
+    MEM_SIZES_MB=${MEM_SIZES_MB:-"256 4096"}
+    REPEATS=${REPEATS:-3}
+    TUI_SECONDS=${TUI_SECONDS:-10}
+fi
+QUICK=${QUICK:-0}
+OPTIONAL_REFS=${OPTIONAL_REFS:-1}
+FILES_PER_DIR=100
+SMALL_SIZE=4096
+BUF=131072
+
+die() {
+    printf 'compare.sh: %s\n' "$*" >&2
+    exit 2
+}
+note() { printf '[bench] %s\n' "$*" >&2; }
+
+is_count() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
+for knob in BULK_MB SMALL_FILES CHAT_MB REPEATS TUI_SECONDS; do
+    is_count "${!knob}" || die "$knob must be a positive integer, not '${!knob}'"
+done
+read -r -a MEM_SIZES <<<"$MEM_SIZES_MB"
+((${#MEM_SIZES[@]} > 0)) || die "MEM_SIZES_MB is empty"
+for mb in "${MEM_SIZES[@]}"; do
+    is_count "$mb" || die "MEM_SIZES_MB: '$mb' is not a positive integer"
+done
+mapfile -t MEM_SIZES < <(printf '%s\n' "${MEM_SIZES[@]}" | sort -n -u)
+
+KNOBS="QUICK=$QUICK BULK_MB=$BULK_MB SMALL_FILES=$SMALL_FILES CHAT_MB=$CHAT_MB"
+KNOBS+=" MEM_SIZES_MB=\"${MEM_SIZES[*]}\" REPEATS=$REPEATS TUI_SECONDS=$TUI_SECONDS"
+KNOBS+=" OPTIONAL_REFS=$OPTIONAL_REFS"
+
+# ---------------------------------------------------------------- work folder and cleanup
+
+BASE=${BENCH_DIR:-/tmp}
+mkdir -p "$BASE"
+W=$(mktemp -d "$BASE/tern-bench.XXXXXX")
+PIDS=$W/pids     # every child group leader we start; the trap ends whatever is left
+PORTS=$W/ports   # ports handed out, so that no two runs share one
+SAMPLES=$W/samples.tsv
+ROWS=$W/rows.tsv
+LOGS=$W/logs
+mkdir -p "$W/bin" "$W/data" "$W/out" "$LOGS" "$W/tern-logs"
+: >"$PIDS"
+: >"$PORTS"
+: >"$SAMPLES"
+: >"$ROWS"
+
+cleanup() {
+    local rc=$?
+    set +e
+    trap - EXIT INT TERM
+    if [[ -s $PIDS ]]; then
+        local pid sig
+        for sig in TERM KILL; do
+            while read -r pid; do
+                [[ $pid =~ ^[0-9]+$ ]] || continue
+                kill "-$sig" -- "-$pid" 2>/dev/null
+                kill "-$sig" "$pid" 2>/dev/null
+            done <"$PIDS"
+            [[ $sig == TERM ]] && sleep 0.3
+        done
+    fi
+    if [[ ${KEEP_BENCH_DIR:-0} == 1 ]]; then
+        note "kept $W"
+    else
+        rm -rf -- "$W"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+export TERN_LOG_DIR=$W/tern-logs    # tern's own log file goes there, not to ~/.local/state
+export PYTHONDONTWRITEBYTECODE=1    # no __pycache__ in benches/
+
+# ----------------------------------------------------------------------------- installs
+
+APT_UPDATED=0
+apt_install() {
+    if ((APT_UPDATED == 0)); then
+        note "apt-get update"
+        if ! apt-get update -qq >"$LOGS/apt-update.log" 2>&1; then
+            note "apt-get update failed: $(tail -n 2 "$LOGS/apt-update.log" | tr '\n' ' ')"
+            return 1
+        fi
+        APT_UPDATED=1
+    fi
+    note "apt-get install -y $*"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >"$LOGS/apt-install.log" 2>&1
+}
+apt_error() { tail -n 3 "$LOGS/apt-install.log" 2>/dev/null | tr '\n' ' '; }
+
+missing=()
+command -v socat >/dev/null || missing+=(socat)
+[[ -x /usr/bin/time ]] || missing+=(time)
+command -v pv >/dev/null || missing+=(pv)
+command -v python3 >/dev/null || missing+=(python3)
+command -v cmp >/dev/null || missing+=(diffutils)
+command -v tar >/dev/null || missing+=(tar)
+if ((${#missing[@]})); then
+    ((EUID == 0)) || die "missing ${missing[*]} and not root: install them first"
+    apt_install "${missing[@]}" || die "apt-get install ${missing[*]} failed: $(apt_error)"
+fi
+PY=$(command -v python3)
+
+# -------------------------------------------------------------------------------- build
+
+TERN=$W/bin/tern
+if [[ -n ${TERN_BIN:-} ]]; then
+    [[ -x $TERN_BIN ]] || die "TERN_BIN=$TERN_BIN is not an executable"
+    cp -- "$TERN_BIN" "$TERN"
+    TERN_SOURCE="$TERN_BIN (TERN_BIN)"
+else
+    if ! command -v cargo >/dev/null && [[ -x $HOME/.cargo/bin/cargo ]]; then
+        PATH=$HOME/.cargo/bin:$PATH
+    fi
+    command -v cargo >/dev/null || die "cargo not found"
+    note "cargo build --release (in $REPO)"
+    if ! (cd "$REPO" && cargo build --release); then
+        printf 'compare.sh: tern failed: cargo build --release failed\n' >&2
+        exit 1
+    fi
+    # A copy: the tree may be rebuilt by someone else while we measure.
+    cp -- "$REPO/target/release/tern" "$TERN"
+    TERN_SOURCE="$REPO/target/release/tern"
+fi
+TERN_REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ -n $(git -C "$REPO" status --porcelain --untracked-files=no -- src Cargo.toml Cargo.lock 2>/dev/null) ]]; then
+    TERN_REV+=" + uncommitted changes in src/"
+fi
+
+# ---------------------------------------------------------------------- disk space check
+
+need_mb=0
+declare -A SIZE_SEEN=()
+for mb in "$BULK_MB" "$CHAT_MB" "${MEM_SIZES[@]}"; do
+    if [[ -z ${SIZE_SEEN[$mb]:-} ]]; then
+        SIZE_SEEN[$mb]=1
+        need_mb=$((need_mb + mb))
+    fi
+done
+largest=$BULK_MB
+for mb in "$CHAT_MB" "${MEM_SIZES[@]}"; do
+    if ((mb > largest)); then largest=$mb; fi
+done
+# sources + one received copy of the largest + small files twice (with folder overhead) + slack
+need_mb=$((need_mb + largest + SMALL_FILES * 3 * SMALL_SIZE / 1048576 + 256))
+avail_mb=$(($(df -Pk "$W" | awk 'NR == 2 { print $4 }') / 1024))
+((avail_mb >= need_mb)) || die "needs about $need_mb MiB free in $BASE, has $avail_mb MiB (set BENCH_DIR or smaller knobs)"
+
+# ------------------------------------------------------------------------------ helpers
+
+TERN_FAILURES=0
+declare -a FAILURE_LIST=()
+
+tern_fail() { # WHAT LOGPREFIX
+    TERN_FAILURES=$((TERN_FAILURES + 1))
+    FAILURE_LIST+=("$1")
+    note "TERN FAILED: $1"
+    local f
+    for f in "$2".*; do
+        [[ -f $f && -s $f ]] || continue
+        printf '  --- %s (last lines)\n' "${f##*/}" >&2
+        tail -n 5 -- "$f" | sed 's/^/  | /' >&2
+    done
+}
+
+sample() { printf '%s\t%s\n' "$1" "$2" >>"$SAMPLES"; }
+
+row() { # fields...
+    local IFS=$'\t'
+    printf '%s\n' "$*" >>"$ROWS"
+}
+
+free_port() { "$PY" "$SCRIPT_DIR/benchutil.py" free-port "$PORTS"; }
+
+fresh_dir() {
+    rm -rf -- "$1"
+    mkdir -p -- "$1"
+}
+
+# Flush earlier runs' writes so they do not land inside the next timed run.
+quiesce() { sync; }
+
+rate() { awk -v n="$1" -v t="$2" 'BEGIN { if (t > 0) printf "%.3f", n / t; else print "nan" }'; }
+mbps() { awk -v n="$1" -v t="$2" 'BEGIN { if (t > 0) printf "%.3f", n / t / 1e6; else print "nan" }'; }
+
+# pyrun SCRIPT ARGS...: run a Python helper in the background and wait for it, so that a
+# signal reaches our trap at once (bash defers traps while a foreground child runs); its
+# stdout ends up in PYOUT. Returns the helper's exit status.
+pyrun() {
+    local pid rc=0
+    "$PY" "$SCRIPT_DIR/$1" "${@:2}" >"$W/pyout" &
+    pid=$!
+    echo "$pid" >>"$PIDS"
+    wait "$pid" || rc=$?
+    PYOUT=$(<"$W/pyout")
+    return "$rc"
+}
+
+# run_pair LOGPREFIX READY TIMEOUT FIRST... :: SECOND...   (see runpair.py)
+# Sets RP_ELAPSED RP_RC1 RP_RC2 RP_STATUS; returns 0 only if both exited 0 in time.
+run_pair() {
+    local log=$1 ready=$2 timeout=$3 rc=0
+    shift 3
+    pyrun runpair.py --ready "$ready" --timeout "$timeout" --log "$log" --pidfile "$PIDS" \
+        -- "$@" || rc=$?
+    read -r RP_ELAPSED RP_RC1 RP_RC2 RP_STATUS <<<"${PYOUT:-0 999 999 harness-error}"
+    return "$rc"
+}
+run_single() { # LOGPREFIX TIMEOUT CMD...
+    local log=$1 timeout=$2 rc=0
+    shift 2
+    pyrun runpair.py --single --timeout "$timeout" --log "$log" --pidfile "$PIDS" \
+        -- "$@" || rc=$?
+    read -r RP_ELAPSED RP_RC1 RP_RC2 RP_STATUS <<<"${PYOUT:-0 999 999 harness-error}"
+    return "$rc"
+}
+
+kv() { awk -v k="$1" 'index($0, k "=") == 1 { print substr($0, length(k) + 2); exit }' <<<"$2"; }
+
+# Exactly one regular file in DIR, identical to SRC.
+same_single_file() { # SRC DIR NAME
+    local n
+    n=$(find "$2" -type f | wc -l)
+    [[ $n -eq 1 && -f $2/$3 ]] && cmp -s -- "$1" "$2/$3"
+}
+why_not_same() { # SRC DIR NAME
+    if [[ ! -f $2/$3 ]]; then
+        echo "no $3 in $2: $(find "$2" -type f | head -n 3 | tr '\n' ' ')"
+    elif [[ $(find "$2" -type f | wc -l) -ne 1 ]]; then
+        echo "extra files in $2: $(find "$2" -type f | head -n 3 | tr '\n' ' ')"
+    else
+        echo "content differs: $(cmp -- "$1" "$2/$3" 2>&1 | head -n 1)"
+    fi
+}
+
+datafile() { # MB -> prints the path of a random file of MB MiB, made once
+    local f=$W/data/rand_$1M.bin
+    if [[ ! -f $f ]]; then
+        note "generating $1 MiB of random data"
+        head -c "$(($1 * 1048576))" /dev/urandom >"$f.tmp" &
+        local pid=$!
+        echo "$pid" >>"$PIDS"
+        wait "$pid" || die "could not write $f.tmp"
+        mv -- "$f.tmp" "$f"
+    fi
+    printf '%s\n' "$f"
+}
+
+timeout_for_mb() { echo $((120 + $1 * 2)); } # generous: only there to end a hang
+
+# ------------------------------------------------------------------ optional references
+
+SSH_PORT="" SSH_KEY="" SSH_SKIP="" SSHD_PID=""
+setup_sshd() {
+    if [[ ! -x /usr/sbin/sshd ]] || ! command -v scp >/dev/null || ! command -v ssh-keygen >/dev/null; then
+        if ((EUID != 0)); then
+            SSH_SKIP="openssh-server is not installed and we are not root"
+            return 1
+        fi
+        if ! apt_install openssh-server openssh-client; then
+            SSH_SKIP="apt-get install openssh-server failed: $(apt_error)"
+            return 1
+        fi
+    fi
+    local d=$W/ssh user
+    user=$(id -un)
+    mkdir -p "$d"
+    chmod 700 "$d"
+    if ! ssh-keygen -q -t ed25519 -N '' -f "$d/host_key" >/dev/null 2>"$LOGS/ssh-keygen.log" ||
+        ! ssh-keygen -q -t ed25519 -N '' -f "$d/client_key" >/dev/null 2>>"$LOGS/ssh-keygen.log"; then
+        SSH_SKIP="ssh-keygen failed: $(tail -n 1 "$LOGS/ssh-keygen.log")"
+        return 1
+    fi
+    cp -- "$d/client_key.pub" "$d/authorized_keys"
+    chmod 600 "$d/authorized_keys"
+    SSH_PORT=$(free_port)
+    cat >"$d/sshd_config" <<EOF
+Port $SSH_PORT
+ListenAddress 127.0.0.1
+HostKey $d/host_key
+AuthorizedKeysFile $d/authorized_keys
+PidFile $d/sshd.pid
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+Subsystem sftp internal-sftp
+LogLevel ERROR
+EOF
+    mkdir -p /run/sshd 2>/dev/null || true # privilege-separation folder sshd insists on
+    if ! /usr/sbin/sshd -t -f "$d/sshd_config" >"$LOGS/sshd.log" 2>&1; then
+        SSH_SKIP="sshd -t rejected the config: $(tail -n 2 "$LOGS/sshd.log" | tr '\n' ' ')"
+        return 1
+    fi
+    setsid /usr/sbin/sshd -D -e -f "$d/sshd_config" >>"$LOGS/sshd.log" 2>&1 </dev/null &
+    SSHD_PID=$!
+    echo "$SSHD_PID" >>"$PIDS"
+    if ! "$PY" "$SCRIPT_DIR/benchutil.py" wait-listen "$SSH_PORT" 30 "$SSHD_PID"; then
+        SSH_SKIP="sshd did not start listening on 127.0.0.1:$SSH_PORT: $(tail -n 2 "$LOGS/sshd.log" | tr '\n' ' ')"
+        return 1
+    fi
+    SSH_KEY=$d/client_key
+    SSH_OPTS=(-F /dev/null -i "$SSH_KEY" -o BatchMode=yes -o StrictHostKeyChecking=no
+        -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR)
+    SSH_USER=$user
+    if ! ssh "${SSH_OPTS[@]}" -p "$SSH_PORT" "$user@127.0.0.1" true >"$LOGS/ssh-login.log" 2>&1; then
+        SSH_SKIP="key login as $user to the local sshd failed: $(tail -n 2 "$LOGS/ssh-login.log" | tr '\n' ' ') $(tail -n 2 "$LOGS/sshd.log" | tr '\n' ' ')"
+        return 1
+    fi
+    return 0
+}
+
+WH_SKIP="" WH_RELAY="" WH_TRANSIT="" WH_PIDS=()
+setup_wormhole() {
+    local twist plugins=""
+    twist=$(command -v twist3 || command -v twist || true)
+    if [[ -n $twist ]]; then plugins=$("$twist" --help 2>&1 || true); fi
+    if ! command -v wormhole >/dev/null || [[ -z $twist ]] ||
+        ! grep -q wormhole-mailbox <<<"$plugins" || ! grep -q transitrelay <<<"$plugins"; then
+        if ((EUID != 0)); then
+            WH_SKIP="magic-wormhole and its servers are not installed and we are not root"
+            return 1
+        fi
+        if ! apt_install magic-wormhole python3-magic-wormhole-mailbox-server magic-wormhole-transit-relay; then
+            WH_SKIP="apt-get install magic-wormhole python3-magic-wormhole-mailbox-server magic-wormhole-transit-relay failed: $(apt_error)"
+            return 1
+        fi
+        twist=$(command -v twist3 || command -v twist || true)
+    fi
+    if [[ -z $twist ]]; then
+        WH_SKIP="no twist/twist3 command (python3-twisted) after installing"
+        return 1
+    fi
+    plugins=$("$twist" --help 2>&1 || true)
+    if ! grep -q wormhole-mailbox <<<"$plugins" || ! grep -q transitrelay <<<"$plugins"; then
+        WH_SKIP="$twist lists no wormhole-mailbox/transitrelay plugin"
+        return 1
+    fi
+    # Debian ships both servers as twisted plugins only (no entry points of their own): they
+    # run as `twist3 wormhole-mailbox` and `twist3 transitrelay`. Free ports rather than the
+    # usual 4000/4001, so that nothing already there gets in the way.
+    local d=$W/wormhole mport tport
+    mkdir -p "$d"
+    mport=$(free_port)
+    tport=$(free_port)
+    (cd "$d" && exec setsid "$twist" wormhole-mailbox "--port=tcp:$mport:interface=127.0.0.1" \
+        "--channel-db=$d/relay.sqlite" >"$LOGS/wormhole-mailbox.log" 2>&1 </dev/null) &
+    WH_PIDS+=($!)
+    echo "$!" >>"$PIDS"
+    (cd "$d" && exec setsid "$twist" transitrelay "--port=tcp:$tport:interface=127.0.0.1" \
+        >"$LOGS/wormhole-transit.log" 2>&1 </dev/null) &
+    WH_PIDS+=($!)
+    echo "$!" >>"$PIDS"
+    if ! "$PY" "$SCRIPT_DIR/benchutil.py" wait-listen "$mport" 60 "${WH_PIDS[0]}"; then
+        WH_SKIP="the mailbox server did not listen on 127.0.0.1:$mport: $(tail -n 2 "$LOGS/wormhole-mailbox.log" | tr '\n' ' ')"
+        return 1
+    fi
+    if ! "$PY" "$SCRIPT_DIR/benchutil.py" wait-listen "$tport" 60 "${WH_PIDS[1]}"; then
+        WH_SKIP="the transit relay did not listen on 127.0.0.1:$tport: $(tail -n 2 "$LOGS/wormhole-transit.log" | tr '\n' ' ')"
+        return 1
+    fi
+    WH_RELAY=ws://127.0.0.1:$mport/v1
+    WH_TRANSIT=tcp:127.0.0.1:$tport
+    return 0
+}
+
+stop_pid() { # PID...: end server groups we started
+    local pid
+    for pid in "$@"; do
+        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "$@"; do
+        wait "$pid" 2>/dev/null || true
+    done
+}
+
+# ------------------------------------------------------------------------------- cases
+
+TERN_READY='stderr:^tern: listening on'
+
+bench_bulk() {
+    local src bytes name timeout r port out
+    src=$(datafile "$BULK_MB")
+    bytes=$(stat -c %s "$src")
+    name=${src##*/}
+    timeout=$(timeout_for_mb "$BULK_MB")
+    local have_scp=0 have_wh=0
+    if [[ $OPTIONAL_REFS == 1 ]]; then
+        if setup_sshd; then have_scp=1; else note "scp row skipped: $SSH_SKIP"; fi
+        if setup_wormhole; then have_wh=1; else note "magic-wormhole row skipped: $WH_SKIP"; fi
+    else
+        SSH_SKIP="OPTIONAL_REFS=0"
+        WH_SKIP="OPTIONAL_REFS=0"
+    fi
+    for ((r = 1; r <= REPEATS; r++)); do
+        # A: tern
+        out=$W/out/bulk-tern
+        fresh_dir "$out"
+        port=$(free_port)
+        quiesce
+        if run_pair "$LOGS/bulk-tern-$r" "$TERN_READY" "$timeout" \
+            "$TERN" recv --once --yes --bind 127.0.0.1 --port "$port" --download-dir "$out" :: \
+            "$TERN" send "127.0.0.1:$port" "$src"; then
+            if same_single_file "$src" "$out" "$name"; then
+                sample bulk.tern "$(mbps "$bytes" "$RP_ELAPSED")"
+                note "bulk $r/$REPEATS tern: $(mbps "$bytes" "$RP_ELAPSED") MB/s"
+            else
+                sample bulk.tern FAIL
+                tern_fail "bulk run $r: received file wrong: $(why_not_same "$src" "$out" "$name")" "$LOGS/bulk-tern-$r"
+            fi
+        else
+            sample bulk.tern FAIL
+            tern_fail "bulk run $r: $RP_STATUS (recv rc $RP_RC1, send rc $RP_RC2)" "$LOGS/bulk-tern-$r"
+        fi
+        rm -rf -- "$out"
+
+        # B: socat
+        out=$W/out/bulk-socat
+        fresh_dir "$out"
+        port=$(free_port)
+        quiesce
+        if run_pair "$LOGS/bulk-socat-$r" "port:$port" "$timeout" \
+            socat -u -b "$BUF" "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr" "CREATE:$out/$name" :: \
+            socat -u -b "$BUF" "OPEN:$src" "TCP:127.0.0.1:$port" &&
+            same_single_file "$src" "$out" "$name"; then
+            sample bulk.socat "$(mbps "$bytes" "$RP_ELAPSED")"
+            note "bulk $r/$REPEATS socat: $(mbps "$bytes" "$RP_ELAPSED") MB/s"
+        else
+            sample bulk.socat FAIL
+            note "socat run $r failed ($RP_STATUS): $(why_not_same "$src" "$out" "$name")"
+        fi
+        rm -rf -- "$out"
+
+        # C: scp
+        if ((have_scp)); then
+            out=$W/out/bulk-scp
+            fresh_dir "$out"
+            quiesce
+            if run_single "$LOGS/bulk-scp-$r" "$timeout" \
+                scp -q "${SSH_OPTS[@]}" -P "$SSH_PORT" "$src" "$SSH_USER@127.0.0.1:$out/$name" &&
+                same_single_file "$src" "$out" "$name"; then
+                sample bulk.scp "$(mbps "$bytes" "$RP_ELAPSED")"
+                note "bulk $r/$REPEATS scp: $(mbps "$bytes" "$RP_ELAPSED") MB/s"
+            else
+                sample bulk.scp FAIL
+                note "scp run $r failed ($RP_STATUS): $(tail -n 2 "$LOGS/bulk-scp-$r.second.err" 2>/dev/null | tr '\n' ' ')"
+            fi
+            rm -rf -- "$out"
+        fi
+
+        # D: magic-wormhole, forced through the local transit relay (--no-listen on both
+        # sides) so that every byte stays on 127.0.0.1
+        if ((have_wh)); then
+            out=$W/out/bulk-wormhole
+            fresh_dir "$out"
+            local code=$((r + 6))-bench-code
+            quiesce
+            if run_pair "$LOGS/bulk-wormhole-$r" "stderr:Wormhole code is" "$timeout" \
+                wormhole --relay-url "$WH_RELAY" --transit-helper "$WH_TRANSIT" \
+                send --no-listen --hide-progress --code "$code" "$src" :: \
+                wormhole --relay-url "$WH_RELAY" --transit-helper "$WH_TRANSIT" \
+                receive --no-listen --hide-progress --accept-file -o "$out/$name" "$code" &&
+                same_single_file "$src" "$out" "$name"; then
+                sample bulk.wormhole "$(mbps "$bytes" "$RP_ELAPSED")"
+                note "bulk $r/$REPEATS magic-wormhole: $(mbps "$bytes" "$RP_ELAPSED") MB/s"
+            else
+                sample bulk.wormhole FAIL
+                note "magic-wormhole run $r failed ($RP_STATUS): $(tail -n 2 "$LOGS/bulk-wormhole-$r.second.err" 2>/dev/null | tr '\n' ' ')"
+            fi
+            rm -rf -- "$out"
+        fi
+    done
+    if [[ -n $SSHD_PID ]]; then stop_pid "$SSHD_PID"; fi
+    if ((${#WH_PIDS[@]})); then stop_pid "${WH_PIDS[@]}"; fi
+
+    local label="bulk $BULK_MB MiB (MB/s)"
+    row cmp "$label" bulk.tern bulk.socat socat
+    if ((have_scp)); then
+        row cmp "$label" bulk.tern bulk.scp "scp, local sshd"
+    else
+        row skip "$label vs scp" "$SSH_SKIP"
+    fi
+    if ((have_wh)); then
+        row cmp "$label" bulk.tern bulk.wormhole "magic-wormhole, local relay"
+    else
+        row skip "$label vs magic-wormhole" "$WH_SKIP"
+    fi
+}
+
+bench_small() {
+    local root=$W/data/smalltree r port out timeout=$((120 + SMALL_FILES / 10)) check
+    if [[ ! -d $root/small ]]; then
+        note "generating $SMALL_FILES files of $SMALL_SIZE bytes"
+        "$PY" "$SCRIPT_DIR/benchutil.py" gen-tree "$root/small" "$SMALL_FILES" "$SMALL_SIZE" "$FILES_PER_DIR"
+    fi
+    for ((r = 1; r <= REPEATS; r++)); do
+        # A: tern sends the folder; it arrives as OUT/small/...
+        out=$W/out/small-tern
+        fresh_dir "$out"
+        port=$(free_port)
+        quiesce
+        if run_pair "$LOGS/small-tern-$r" "$TERN_READY" "$timeout" \
+            "$TERN" recv --once --yes --bind 127.0.0.1 --port "$port" --download-dir "$out" :: \
+            "$TERN" send "127.0.0.1:$port" "$root/small"; then
+            if check=$("$PY" "$SCRIPT_DIR/benchutil.py" verify-tree "$root" "$out" 2>&1); then
+                sample small.tern "$(rate "$SMALL_FILES" "$RP_ELAPSED")"
+                note "small files $r/$REPEATS tern: $(rate "$SMALL_FILES" "$RP_ELAPSED") files/s"
+            else
+                sample small.tern FAIL
+                tern_fail "small files run $r: $check" "$LOGS/small-tern-$r"
+            fi
+        else
+            sample small.tern FAIL
+            tern_fail "small files run $r: $RP_STATUS (recv rc $RP_RC1, send rc $RP_RC2)" "$LOGS/small-tern-$r"
+        fi
+        rm -rf -- "$out"
+
+        # B: tar | socat
+        check=""
+        out=$W/out/small-tar
+        fresh_dir "$out"
+        port=$(free_port)
+        quiesce
+        # shellcheck disable=SC2016 # $1.. expand in the inner shell
+        if run_pair "$LOGS/small-tar-$r" "port:$port" "$timeout" \
+            bash -c 'set -o pipefail; socat -u -b "$1" "TCP-LISTEN:$2,bind=127.0.0.1,reuseaddr" - | tar x -C "$3"' \
+            recv "$BUF" "$port" "$out" :: \
+            bash -c 'set -o pipefail; tar c -C "$1" . | socat -u -b "$2" - "TCP:127.0.0.1:$3"' \
+            send "$root" "$BUF" "$port" &&
+            check=$("$PY" "$SCRIPT_DIR/benchutil.py" verify-tree "$root" "$out" 2>&1); then
+            sample small.tar "$(rate "$SMALL_FILES" "$RP_ELAPSED")"
+            note "small files $r/$REPEATS tar|socat: $(rate "$SMALL_FILES" "$RP_ELAPSED") files/s"
+        else
+            sample small.tar FAIL
+            note "tar|socat run $r failed ($RP_STATUS) ${check:-}"
+        fi
+        rm -rf -- "$out"
+    done
+    row cmp "small files $SMALL_FILES x 4 KiB (files/s)" small.tern small.tar "tar | socat"
+}
+
+bench_chat() {
+    local src name r port out res rc timeout status
+    src=$(datafile "$CHAT_MB")
+    name=${src##*/}
+    timeout=$(timeout_for_mb "$CHAT_MB")
+    for ((r = 1; r <= REPEATS; r++)); do
+        out=$W/out/chat
+        fresh_dir "$out"
+        port=$(free_port)
+        quiesce
+        rc=0
+        pyrun chat_latency.py --tern "$TERN" --port "$port" --download-dir "$out" --file "$src" \
+            --interval-ms 10 --timeout "$timeout" --log "$LOGS/chat-$r" --pidfile "$PIDS" || rc=$?
+        res=$PYOUT
+        status=$(kv status "$res")
+        if ((rc == 0)) && ! same_single_file "$src" "$out" "$name"; then
+            rc=1
+            status="file wrong: $(why_not_same "$src" "$out" "$name")"
+        fi
+        if ((rc == 0)); then
+            sample chat.p50 "$(kv p50_ms "$res")"
+            sample chat.p99 "$(kv p99_ms "$res")"
+            sample chat.max "$(kv max_ms "$res")"
+            sample chat.mbps "$(kv mbps "$res")"
+            note "chat $r/$REPEATS: $(kv received "$res")/$(kv sent "$res") lines, p50 $(kv p50_ms "$res") ms, p99 $(kv p99_ms "$res") ms, max $(kv max_ms "$res") ms, file at $(kv mbps "$res") MB/s"
+        else
+            sample chat.p50 FAIL
+            sample chat.p99 FAIL
+            sample chat.max FAIL
+            sample chat.mbps FAIL
+            tern_fail "chat run $r: ${status:-harness error} (sent $(kv sent "$res"), received $(kv received "$res"), recv rc $(kv recv_rc "$res"), send rc $(kv send_rc "$res"))" "$LOGS/chat-$r"
+        fi
+        if [[ -n $(kv sent "$res") ]]; then sample chat.sent "$(kv sent "$res")"; fi
+        if [[ -n $(kv received "$res") ]]; then sample chat.received "$(kv received "$res")"; fi
+        if [[ -n $(kv lost "$res") ]]; then sample chat.lost "$(kv lost "$res")"; fi
+        rm -rf -- "$out"
+    done
+    local label="chat while streaming $CHAT_MB MiB"
+    row val "$label: latency p50 (ms)" chat.p50 median "a line every 10 ms, one-way"
+    row val "$label: latency p99 (ms)" chat.p99 median ""
+    row val "$label: latency max (ms)" chat.max max "worst of all runs"
+    row val "$label: lines sent" chat.sent sum "all runs"
+    row val "$label: lines received" chat.received sum "all runs"
+    row val "$label: lines lost (must be 0)" chat.lost sum "all runs"
+    row val "$label: file rate (MB/s)" chat.mbps median "recv's receiving -> received"
+}
+
+bench_mem() {
+    local mb src name r port out timeout smallest largest
+    for mb in "${MEM_SIZES[@]}"; do
+        src=$(datafile "$mb")
+        name=${src##*/}
+        timeout=$(timeout_for_mb "$mb")
+        for ((r = 1; r <= REPEATS; r++)); do
+            out=$W/out/mem
+            fresh_dir "$out"
+            port=$(free_port)
+            quiesce
+            rm -f -- "$W/rss.recv" "$W/rss.send"
+            if run_pair "$LOGS/mem-$mb-$r" "$TERN_READY" "$timeout" \
+                /usr/bin/time -f %M -o "$W/rss.recv" \
+                "$TERN" recv --once --yes --bind 127.0.0.1 --port "$port" --download-dir "$out" :: \
+                /usr/bin/time -f %M -o "$W/rss.send" "$TERN" send "127.0.0.1:$port" "$src" &&
+                same_single_file "$src" "$out" "$name"; then
+                sample "mem.send.$mb" "$(tail -n 1 "$W/rss.send")"
+                sample "mem.recv.$mb" "$(tail -n 1 "$W/rss.recv")"
+                note "memory $mb MiB $r/$REPEATS: send $(tail -n 1 "$W/rss.send") KiB, recv $(tail -n 1 "$W/rss.recv") KiB"
+            else
+                sample "mem.send.$mb" FAIL
+                sample "mem.recv.$mb" FAIL
+                tern_fail "memory run $mb MiB $r: $RP_STATUS (recv rc $RP_RC1, send rc $RP_RC2) $(why_not_same "$src" "$out" "$name")" "$LOGS/mem-$mb-$r"
+            fi
+            rm -rf -- "$out"
+        done
+    done
+    for mb in "${MEM_SIZES[@]}"; do
+        row val "peak RSS, $mb MiB file: sender (KiB)" "mem.send.$mb" median ""
+        row val "peak RSS, $mb MiB file: receiver (KiB)" "mem.recv.$mb" median ""
+    done
+    smallest=${MEM_SIZES[0]}
+    largest=${MEM_SIZES[-1]}
+    if ((largest != smallest)); then
+        row cmp "peak RSS sender, $largest vs $smallest MiB (KiB; ratio ~1 = flat)" \
+            "mem.send.$largest" "mem.send.$smallest" "$smallest MiB file"
+        row cmp "peak RSS receiver, $largest vs $smallest MiB (KiB; ratio ~1 = flat)" \
+            "mem.recv.$largest" "mem.recv.$smallest" "$smallest MiB file"
+    fi
+}
+
+bench_tui() {
+    local port res rc=0
+    port=$(free_port)
+    mkdir -p "$W/out/tui"
+    pyrun tui_idle.py --tern "$TERN" --port "$port" --seconds "$TUI_SECONDS" --settle 1 \
+        --download-dir "$W/out/tui" --log "$LOGS/tui.tty" --pidfile "$PIDS" || rc=$?
+    res=$PYOUT
+    if [[ -n $(kv cpu_ms "$res") ]]; then
+        sample tui.cpu "$(kv cpu_ms "$res")"
+        sample tui.bytes "$(kv tty_bytes "$res")"
+        note "TUI idle: $(kv cpu_ms "$res") ms CPU in $(kv window_s "$res") s, $(kv tty_bytes "$res") bytes drawn"
+    else
+        sample tui.cpu FAIL
+    fi
+    if ((rc != 0)); then
+        tern_fail "TUI: $(kv status "$res") (exit after Ctrl-C: $(kv exit "$res"))" "$LOGS/tui"
+    fi
+    row val "TUI idle CPU over $TUI_SECONDS s (ms; ~0 expected)" tui.cpu median "tern listen in a 120x40 pty"
+    row val "TUI idle terminal output over $TUI_SECONDS s (bytes)" tui.bytes median ""
+}
+
+# ---------------------------------------------------------------------------------- run
+
+START=$(date +%s)
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+note "work folder $W; $KNOBS"
+bench_bulk
+bench_small
+bench_chat
+bench_mem
+bench_tui
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+echo
+echo "tern benchmark: medians of $REPEATS run(s) each, tern and reference alternating; 1 MB = 10^6 B"
+echo "command:  $INVOCATION"
+echo "knobs:    $KNOBS"
+echo "tern:     $TERN_SOURCE at $TERN_REV"
+echo "machine:  $(nproc) cores, load average $LOAD_BEFORE before, $LOAD_AFTER after; $(($(date +%s) - START)) s"
+echo
+"$PY" "$SCRIPT_DIR/report.py" "$SAMPLES" "$ROWS"
+echo
+if ((TERN_FAILURES > 0)); then
+    echo "TERN FAILED ($TERN_FAILURES):"
+    printf '  %s\n' "${FAILURE_LIST[@]}"
+    exit 1
+fi
+echo "tern: every transfer verified, no chat line lost"
