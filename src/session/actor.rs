@@ -6,9 +6,12 @@
 
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
+use bytes::{Buf, Bytes, BytesMut};
 use futures::{FutureExt, StreamExt};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
@@ -78,7 +81,9 @@ pub(super) async fn run<S: Transport>(
                 config,
                 reader,
                 writer: write,
-                out: BytesMut::with_capacity(512 * 1024),
+                out: BytesMut::with_capacity(64 * 1024),
+                wire: VecDeque::new(),
+                wire_len: 0,
                 events: queue,
                 commands,
                 cancel,
@@ -104,14 +109,27 @@ pub(super) async fn run<S: Transport>(
     queue.drain().await;
 }
 
+/// Write as much of the wire as the socket takes, in one vectored call.
+async fn write_some<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    wire: &VecDeque<Bytes>,
+) -> std::io::Result<usize> {
+    let slices: Vec<IoSlice<'_>> = wire.iter().take(64).map(|b| IoSlice::new(b)).collect();
+    writer.write_vectored(&slices).await
+}
+
 struct FramedActor<S> {
     config: SessionConfig,
     encoding: Encoding,
     transfers: Transfers,
     reader: FramedRead<ReadHalf<S>, FrameCodec>,
     writer: WriteHalf<S>,
-    /// Encoded bytes not yet written to the socket.
+    /// Control frames being encoded; sealed onto the wire each turn.
     out: BytesMut,
+    /// Frames waiting for the socket, in order: sealed control frames and file data from the
+    /// reader thread, written with one vectored call (no copy of the data into one buffer).
+    wire: VecDeque<Bytes>,
+    wire_len: usize,
     events: EventQueue,
     commands: mpsc::Receiver<Command>,
     cancel: CancellationToken,
@@ -200,6 +218,32 @@ impl<S: Transport> FramedActor<S> {
         }
     }
 
+    /// Move the control frames written so far onto the wire, behind what is already there.
+    fn seal(&mut self) {
+        if !self.out.is_empty() {
+            let frames = self.out.split().freeze();
+            self.wire_len += frames.len();
+            self.wire.push_back(frames);
+        }
+    }
+
+    /// `n` bytes of the wire went out.
+    fn consume(&mut self, mut n: usize) {
+        self.wire_len -= n;
+        while n > 0 {
+            let Some(front) = self.wire.front_mut() else {
+                break;
+            };
+            if front.len() <= n {
+                n -= front.len();
+                self.wire.pop_front();
+            } else {
+                front.advance(n);
+                n = 0;
+            }
+        }
+    }
+
     /// Files whose every byte arrived are being checked and renamed by the disk thread: let it
     /// finish (briefly), so they end verified rather than failed with the connection.
     async fn settle_disk(&mut self) {
@@ -247,13 +291,24 @@ impl<S: Transport> FramedActor<S> {
             self.transfers
                 .receiving
                 .flush_disk(&mut self.out, &mut self.events);
-            while self.out.len() < LOW_WATER && self.transfers.sending.has_data() {
-                self.transfers
+            // Control frames first, then file data up to the low-water mark.
+            self.seal();
+            if self.wire_len < LOW_WATER {
+                let frames = self
+                    .transfers
                     .sending
-                    .write_next_chunk(&mut self.out, &mut self.events);
+                    .take_frames(LOW_WATER - self.wire_len, &mut self.events);
+                for frame in frames {
+                    self.wire_len += frame.len();
+                    self.wire.push_back(frame);
+                }
             }
+            self.transfers
+                .sending
+                .request_reads(&mut self.out, &mut self.events);
+            self.seal();
             let backed_up = self.events.is_backed_up();
-            let can_read = !backed_up && self.out.len() < HIGH_WATER;
+            let can_read = !backed_up && self.wire_len < HIGH_WATER;
             let deadline = self.last_heard
                 + if self.pinged {
                     self.config.dead_after
@@ -288,7 +343,7 @@ impl<S: Transport> FramedActor<S> {
                         // Frames already buffered are handled in the same turn, so their disk
                         // jobs and answers go out together.
                         for _ in 0..BURST {
-                            if self.events.is_backed_up() || self.out.len() >= HIGH_WATER {
+                            if self.events.is_backed_up() || self.wire_len + self.out.len() >= HIGH_WATER {
                                 break;
                             }
                             match self.reader.next().now_or_never() {
@@ -308,9 +363,14 @@ impl<S: Transport> FramedActor<S> {
                     Some(Err(e)) => return Stop::Error(format!("bad data from the peer: {e}")),
                     None => return Stop::Eof,
                 },
-                written = self.writer.write(&self.out), if !self.out.is_empty() => match written {
+                Some(batch) = self.transfers.sending.read_events.recv() => {
+                    self.transfers
+                        .sending
+                        .on_read(batch, &mut self.out, &mut self.events);
+                }
+                written = write_some(&mut self.writer, &self.wire), if !self.wire.is_empty() => match written {
                     Ok(0) => return Stop::Eof,
-                    Ok(n) => self.out.advance(n),
+                    Ok(n) => self.consume(n),
                     Err(e) => return Stop::Error(format!("connection error: {e}")),
                 },
                 () = sleep_until(deadline) => {
@@ -334,13 +394,14 @@ impl<S: Transport> FramedActor<S> {
             .receiving
             .flush_disk(&mut self.out, &mut self.events);
         let deadline = Instant::now() + CLOSE_GRACE;
+        self.seal();
         let flushed = tokio::time::timeout_at(deadline, async {
-            while !self.out.is_empty() {
-                let n = self.writer.write(&self.out).await?;
+            while !self.wire.is_empty() {
+                let n = write_some(&mut self.writer, &self.wire).await?;
                 if n == 0 {
                     break;
                 }
-                self.out.advance(n);
+                self.consume(n);
             }
             self.writer.shutdown().await
         })

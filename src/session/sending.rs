@@ -1,38 +1,65 @@
-//! Our offers: what we offered, what the peer accepted, and reading the accepted files out
-//! chunk by chunk within the credit the receiver granted.
+//! Our offers: what we offered, what the peer accepted, and the accepted files' frames, read
+//! and hashed ahead by the reader thread within the credit the receiver granted.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
+use tokio::sync::mpsc;
 
 use super::SessionEvent;
 use super::files::{PROGRESS_EVERY, push_frame, short};
 use super::outbox::EventQueue;
 use crate::protocol::Frame;
 use crate::protocol::codec::encode_frame;
-use crate::transfer::outgoing::{FileReader, OutgoingFile, ReadStep};
+use crate::transfer::outgoing::OutgoingFile;
+use crate::transfer::reader::{ReadEvent, ReadJob, ReadWorker};
 use crate::transfer::{Progress, TransferId, TransferState, TransferUpdate, human_size};
 
 /// Files streamed at once: a small one is not stuck behind a big one, and thousands of
 /// accepted offers do not hold thousands of open files.
 const MAX_STREAMING: usize = 4;
+/// Chunks asked of the reader thread ahead of the wire, per file.
+const PREFETCH: usize = 4;
 
 struct Outgoing {
     file: OutgoingFile,
     state: TransferState,
-    reader: Option<FileReader>,
     /// Chunk data may be sent below this offset (the receiver's credit).
     allowed: u64,
+    /// Data bytes asked of the reader thread so far (from the accepted offset).
+    requested: u64,
+    /// The request that produces the `FileEnd` has been made.
+    end_requested: bool,
+    /// Chunks asked for and not yet delivered.
+    in_flight: usize,
+    /// Frames read and hashed, waiting for the wire: bytes, data length, last.
+    ready: VecDeque<(Bytes, usize, bool)>,
+    /// Data bytes handed to the wire.
+    sent: u64,
     last_event: Instant,
 }
 
 impl Outgoing {
-    /// Something can go out now: data within credit, or the closing `FileEnd`.
-    fn sendable(&self) -> bool {
-        self.reader.as_ref().is_some_and(|r| {
-            r.sent() < self.allowed.min(self.file.size) || r.sent() == self.file.size
-        })
+    fn new(file: OutgoingFile, state: TransferState) -> Self {
+        Self {
+            file,
+            state,
+            allowed: 0,
+            requested: 0,
+            end_requested: false,
+            in_flight: 0,
+            ready: VecDeque::new(),
+            sent: 0,
+            last_event: Instant::now(),
+        }
+    }
+
+    /// Stop reading: what was read is dropped.
+    fn stop(&mut self) {
+        self.ready.clear();
+        self.in_flight = 0;
+        self.end_requested = true;
     }
 }
 
@@ -46,10 +73,16 @@ pub(super) struct Sending {
     streaming: VecDeque<u32>,
     /// Accepted ids waiting for a place in `streaming`.
     waiting: VecDeque<u32>,
+    reader: Option<ReadWorker>,
+    read_jobs: Vec<ReadJob>,
+    read_tx: mpsc::UnboundedSender<Vec<ReadEvent>>,
+    /// What the reader thread produced; the actor selects on it.
+    pub(super) read_events: mpsc::UnboundedReceiver<Vec<ReadEvent>>,
 }
 
 impl Sending {
     pub(super) fn new(chunk_len: usize, resume: bool, flow: bool) -> Self {
+        let (read_tx, read_events) = mpsc::unbounded_channel();
         Self {
             chunk_len,
             resume,
@@ -58,14 +91,156 @@ impl Sending {
             outgoing: HashMap::new(),
             streaming: VecDeque::new(),
             waiting: VecDeque::new(),
+            reader: None,
+            read_jobs: Vec::new(),
+            read_tx,
+            read_events,
         }
     }
 
-    /// Some file has data (or its end) to send now.
-    pub(super) fn has_data(&self) -> bool {
-        self.streaming
-            .iter()
-            .any(|id| self.outgoing.get(id).is_some_and(Outgoing::sendable))
+    /// Ask the reader thread for the next chunks, within credit and the prefetch depth, and
+    /// send the requests gathered. A reader that cannot start fails the transfers it had.
+    pub(super) fn request_reads(&mut self, out: &mut BytesMut, events: &mut EventQueue) {
+        let chunk_len = self.chunk_len as u64;
+        for id in self.streaming.iter().copied() {
+            let Some(t) = self.outgoing.get_mut(&id) else {
+                continue;
+            };
+            while t.in_flight + t.ready.len() < PREFETCH && !t.end_requested {
+                let limit = t.allowed.min(t.file.size);
+                let room = limit.saturating_sub(t.requested);
+                let max = room.min(chunk_len);
+                let ends = t.requested + max == t.file.size;
+                if max == 0 && !ends {
+                    break;
+                }
+                self.read_jobs.push(ReadJob::Next {
+                    id,
+                    max: max as usize,
+                });
+                t.requested += max;
+                t.in_flight += 1;
+                t.end_requested = ends;
+            }
+        }
+        if self.read_jobs.is_empty() {
+            return;
+        }
+        if self.reader.is_none() {
+            match ReadWorker::start(self.read_tx.clone()) {
+                Ok(worker) => self.reader = Some(worker),
+                Err(e) => tracing::error!(error = %e, "cannot start the reader thread"),
+            }
+        }
+        let jobs = std::mem::take(&mut self.read_jobs);
+        if !self.reader.as_ref().is_some_and(|w| w.send(jobs)) {
+            let ids: Vec<u32> = self.streaming.iter().copied().collect();
+            for id in ids {
+                self.fail_and_stop(id, "the reader thread stopped".into(), out, events);
+            }
+        }
+    }
+
+    /// Frames ready for the wire, round robin over the streaming files, about `budget` bytes.
+    pub(super) fn take_frames(&mut self, budget: usize, events: &mut EventQueue) -> Vec<Bytes> {
+        let mut frames = Vec::new();
+        let mut taken = 0;
+        let mut idle_rounds = 0;
+        while taken < budget && idle_rounds < self.streaming.len() {
+            let Some(id) = self.streaming.pop_front() else {
+                break;
+            };
+            let Some(t) = self.outgoing.get_mut(&id) else {
+                continue;
+            };
+            let Some((bytes, data_len, last)) = t.ready.pop_front() else {
+                self.streaming.push_back(id);
+                idle_rounds += 1;
+                continue;
+            };
+            idle_rounds = 0;
+            taken += bytes.len();
+            t.sent += data_len as u64;
+            frames.push(bytes);
+            if last {
+                t.state = TransferState::Verifying;
+                self.promote_waiting();
+                self.emit(id, events);
+            } else {
+                self.streaming.push_back(id);
+                if t.last_event.elapsed() >= PROGRESS_EVERY {
+                    self.emit(id, events);
+                }
+            }
+        }
+        frames
+    }
+
+    /// What the reader thread produced.
+    pub(super) fn on_read(
+        &mut self,
+        batch: Vec<ReadEvent>,
+        out: &mut BytesMut,
+        events: &mut EventQueue,
+    ) {
+        for event in batch {
+            match event {
+                ReadEvent::Frames {
+                    id,
+                    bytes,
+                    data_len,
+                    last,
+                } => {
+                    if let Some(t) = self.outgoing.get_mut(&id)
+                        && t.state == TransferState::Transferring
+                    {
+                        t.in_flight = t.in_flight.saturating_sub(1);
+                        t.ready.push_back((bytes, data_len, last));
+                    }
+                }
+                ReadEvent::Failed { id, reason } => {
+                    let local = self
+                        .outgoing
+                        .get(&id)
+                        .map(|t| t.file.local.display().to_string())
+                        .unwrap_or_default();
+                    self.fail_and_stop(id, format!("reading {local}: {reason}"), out, events);
+                }
+            }
+        }
+    }
+
+    /// Fail one of our transfers and tell the receiver.
+    fn fail_and_stop(
+        &mut self,
+        id: u32,
+        reason: String,
+        out: &mut BytesMut,
+        events: &mut EventQueue,
+    ) {
+        let Some(t) = self.outgoing.get_mut(&id).filter(|t| !t.state.is_final()) else {
+            return;
+        };
+        let reason = short(reason);
+        t.state = TransferState::Failed(reason.clone());
+        t.stop();
+        self.drop_reader(id);
+        push_frame(
+            out,
+            &Frame::Cancel {
+                id,
+                by_sender: true,
+                reason,
+            },
+        );
+        self.unschedule(id);
+        self.emit(id, events);
+    }
+
+    fn drop_reader(&mut self, id: u32) {
+        if self.reader.is_some() {
+            self.read_jobs.push(ReadJob::Drop { id });
+        }
     }
 
     pub(super) fn unsettled(&self) -> Vec<u32> {
@@ -82,10 +257,10 @@ impl Sending {
     fn emit(&mut self, id: u32, events: &mut EventQueue) {
         if let Some(t) = self.outgoing.get_mut(&id) {
             t.last_event = Instant::now();
-            let done = match (&t.state, &t.reader) {
-                (TransferState::Verified, _) => t.file.size,
-                (_, Some(reader)) => reader.sent(),
-                (_, None) => 0,
+            let done = if t.state == TransferState::Verified {
+                t.file.size
+            } else {
+                t.sent
             };
             events.push(SessionEvent::Transfer(TransferUpdate {
                 id: TransferId::outgoing(id),
@@ -118,16 +293,7 @@ impl Sending {
                 Ok(()) => TransferState::Offered,
                 Err(e) => TransferState::Failed(e.to_string()),
             };
-            self.outgoing.insert(
-                id,
-                Outgoing {
-                    file,
-                    state,
-                    reader: None,
-                    allowed: 0,
-                    last_event: Instant::now(),
-                },
-            );
+            self.outgoing.insert(id, Outgoing::new(file, state));
             self.emit(id, events);
         }
     }
@@ -145,7 +311,8 @@ impl Sending {
         };
         let reason = short(reason);
         t.state = TransferState::Cancelled(reason.clone());
-        t.reader = None;
+        t.stop();
+        self.drop_reader(id);
         self.unschedule(id);
         push_frame(
             out,
@@ -162,8 +329,9 @@ impl Sending {
     pub(super) fn fail(&mut self, id: u32, reason: &str, events: &mut EventQueue) {
         if let Some(t) = self.outgoing.get_mut(&id) {
             t.state = TransferState::Failed(reason.to_string());
-            t.reader = None;
+            t.stop();
         }
+        self.drop_reader(id);
         self.unschedule(id);
         self.emit(id, events);
     }
@@ -179,58 +347,6 @@ impl Sending {
             match self.waiting.pop_front() {
                 Some(id) => self.streaming.push_back(id),
                 None => break,
-            }
-        }
-    }
-
-    /// Append the next chunk of the next file that may send to `out`.
-    pub(super) fn write_next_chunk(&mut self, out: &mut BytesMut, events: &mut EventQueue) {
-        // Round robin over the streaming files, skipping those waiting for credit.
-        let Some(pos) = self
-            .streaming
-            .iter()
-            .position(|id| self.outgoing.get(id).is_some_and(Outgoing::sendable))
-        else {
-            return;
-        };
-        let Some(id) = self.streaming.remove(pos) else {
-            return;
-        };
-        let chunk_len = self.chunk_len;
-        let Some(t) = self.outgoing.get_mut(&id) else {
-            return self.promote_waiting();
-        };
-        let Some(reader) = t.reader.as_mut() else {
-            return self.promote_waiting();
-        };
-        let room = t.allowed.min(t.file.size).saturating_sub(reader.sent());
-        let max = (chunk_len as u64).min(room.max(1)) as usize;
-        match reader.write_next(id, max, out) {
-            Ok(ReadStep::Chunk) => {
-                self.streaming.push_back(id);
-                if t.last_event.elapsed() >= PROGRESS_EVERY {
-                    self.emit(id, events);
-                }
-            }
-            Ok(ReadStep::Finished) => {
-                t.state = TransferState::Verifying;
-                self.promote_waiting();
-                self.emit(id, events);
-            }
-            Err(e) => {
-                let reason = short(format!("reading {}: {e}", t.file.local.display()));
-                t.state = TransferState::Failed(reason.clone());
-                t.reader = None;
-                push_frame(
-                    out,
-                    &Frame::Cancel {
-                        id,
-                        by_sender: true,
-                        reason,
-                    },
-                );
-                self.promote_waiting();
-                self.emit(id, events);
             }
         }
     }
@@ -278,11 +394,14 @@ impl Sending {
         }
         t.state = TransferState::Transferring;
         t.allowed = if self.flow { offset } else { u64::MAX };
-        t.reader = Some(FileReader::starting_at(
-            t.file.local.clone(),
-            t.file.size,
+        t.requested = offset;
+        t.sent = offset;
+        self.read_jobs.push(ReadJob::Start {
+            id,
+            local: t.file.local.clone(),
+            size: t.file.size,
             offset,
-        ));
+        });
         self.waiting.push_back(id);
         self.promote_waiting();
         self.emit(id, events);
@@ -328,7 +447,8 @@ impl Sending {
             && !t.state.is_final()
         {
             t.state = TransferState::Cancelled(reason);
-            t.reader = None;
+            t.stop();
+            self.drop_reader(id);
             self.unschedule(id);
             self.emit(id, events);
         }

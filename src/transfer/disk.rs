@@ -95,9 +95,9 @@ impl DiskWorker {
     }
 }
 
-/// Bulk disk work yields the CPU to the session threads: on a busy machine, a chat line
+/// Bulk disk work (reading, hashing, writing) yields the CPU to the session threads: on a busy machine, a chat line
 /// should not wait for a time slice behind file data.
-fn lower_priority() {
+pub(crate) fn lower_priority() {
     #[cfg(target_os = "linux")]
     // SAFETY: plain syscalls on the calling thread's own id; no memory is passed.
     unsafe {

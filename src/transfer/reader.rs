@@ -1,0 +1,127 @@
+//! The sending side's disk work, on a thread of its own: reading accepted files chunk by chunk
+//! and hashing them, ahead of the socket. The session actor only writes finished frames, so a
+//! slow disk or the hashing never stands between a typed line and the wire.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::outgoing::{FileReader, ReadStep};
+use crate::protocol::codec::CHUNK_HEADER_LEN;
+
+#[derive(Debug)]
+pub enum ReadJob {
+    /// An offer was accepted: read `local` from `offset` (the prefix is hashed, not sent).
+    Start {
+        id: u32,
+        local: PathBuf,
+        size: u64,
+        offset: u64,
+    },
+    /// Produce the next chunk of at most `max` bytes (and the `FileEnd` after the last one).
+    Next { id: u32, max: usize },
+    /// Forget the transfer (cancelled, failed, or the session is gone).
+    Drop { id: u32 },
+}
+
+#[derive(Debug)]
+pub enum ReadEvent {
+    /// Encoded frames, ready for the wire: a `Chunk`, followed by the `FileEnd` if `last`.
+    Frames {
+        id: u32,
+        bytes: Bytes,
+        data_len: usize,
+        last: bool,
+    },
+    Failed {
+        id: u32,
+        reason: String,
+    },
+}
+
+/// The sending end of a reader thread; dropping it ends the thread.
+pub struct ReadWorker {
+    jobs: mpsc::Sender<Vec<ReadJob>>,
+}
+
+impl ReadWorker {
+    pub fn start(events: UnboundedSender<Vec<ReadEvent>>) -> std::io::Result<Self> {
+        let (jobs, queue) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("tern-read".into())
+            .spawn(move || {
+                super::disk::lower_priority();
+                run(&queue, &events);
+            })?;
+        Ok(Self { jobs })
+    }
+
+    /// Queue jobs, in order; `false` if the thread is gone.
+    pub fn send(&self, jobs: Vec<ReadJob>) -> bool {
+        self.jobs.send(jobs).is_ok()
+    }
+}
+
+fn run(queue: &mpsc::Receiver<Vec<ReadJob>>, events: &UnboundedSender<Vec<ReadEvent>>) {
+    let mut readers: HashMap<u32, FileReader> = HashMap::new();
+    while let Ok(mut batch) = queue.recv() {
+        while let Ok(more) = queue.try_recv() {
+            batch.extend(more);
+        }
+        let done: Vec<ReadEvent> = batch
+            .into_iter()
+            .filter_map(|job| handle(&mut readers, job))
+            .collect();
+        if !done.is_empty() && events.send(done).is_err() {
+            return;
+        }
+    }
+}
+
+fn handle(readers: &mut HashMap<u32, FileReader>, job: ReadJob) -> Option<ReadEvent> {
+    match job {
+        ReadJob::Start {
+            id,
+            local,
+            size,
+            offset,
+        } => {
+            readers.insert(id, FileReader::starting_at(local, size, offset));
+            None
+        }
+        ReadJob::Next { id, max } => {
+            let reader = readers.get_mut(&id)?;
+            let before = reader.sent();
+            let mut buf = BytesMut::with_capacity(CHUNK_HEADER_LEN + max + 64);
+            match reader.write_next(id, max, &mut buf) {
+                Ok(step) => {
+                    let last = step == ReadStep::Finished;
+                    let data_len = (reader.sent() - before) as usize;
+                    if last {
+                        readers.remove(&id);
+                    }
+                    Some(ReadEvent::Frames {
+                        id,
+                        bytes: buf.freeze(),
+                        data_len,
+                        last,
+                    })
+                }
+                Err(e) => {
+                    readers.remove(&id);
+                    Some(ReadEvent::Failed {
+                        id,
+                        reason: e.to_string(),
+                    })
+                }
+            }
+        }
+        ReadJob::Drop { id } => {
+            readers.remove(&id);
+            None
+        }
+    }
+}
