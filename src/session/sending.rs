@@ -18,9 +18,12 @@ use crate::transfer::{Progress, TransferId, TransferState, TransferUpdate, human
 
 /// Files streamed at once: a small one is not stuck behind a big one, and thousands of
 /// accepted offers do not hold thousands of open files.
-const MAX_STREAMING: usize = 4;
+const MAX_STREAMING: usize = 16;
 /// Chunks asked of the reader thread ahead of the wire, per file.
 const PREFETCH: usize = 4;
+/// Data asked of the reader thread and not yet on the wire, all files together: bounds memory
+/// however many files stream at once.
+const READ_AHEAD: u64 = 4 * 1024 * 1024;
 
 struct Outgoing {
     file: OutgoingFile,
@@ -102,11 +105,17 @@ impl Sending {
     /// send the requests gathered. A reader that cannot start fails the transfers it had.
     pub(super) fn request_reads(&mut self, out: &mut BytesMut, events: &mut EventQueue) {
         let chunk_len = self.chunk_len as u64;
+        let mut ahead: u64 = self
+            .streaming
+            .iter()
+            .filter_map(|id| self.outgoing.get(id))
+            .map(|t| t.requested - t.sent)
+            .sum();
         for id in self.streaming.iter().copied() {
             let Some(t) = self.outgoing.get_mut(&id) else {
                 continue;
             };
-            while t.in_flight + t.ready.len() < PREFETCH && !t.end_requested {
+            while t.in_flight + t.ready.len() < PREFETCH && !t.end_requested && ahead < READ_AHEAD {
                 let limit = t.allowed.min(t.file.size);
                 let room = limit.saturating_sub(t.requested);
                 let max = room.min(chunk_len);
@@ -119,6 +128,7 @@ impl Sending {
                     max: max as usize,
                 });
                 t.requested += max;
+                ahead += max;
                 t.in_flight += 1;
                 t.end_requested = ends;
             }
