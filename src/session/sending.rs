@@ -228,13 +228,26 @@ impl Sending {
         out: &mut BytesMut,
         events: &mut EventQueue,
     ) {
+        self.stop_with(id, TransferState::Failed, reason, out, events);
+    }
+
+    /// End an unsettled transfer in the state `end` makes of the reason, and tell the receiver.
+    fn stop_with(
+        &mut self,
+        id: u32,
+        end: fn(String) -> TransferState,
+        reason: String,
+        out: &mut BytesMut,
+        events: &mut EventQueue,
+    ) {
         let Some(t) = self.outgoing.get_mut(&id).filter(|t| !t.state.is_final()) else {
             return;
         };
         let reason = short(reason);
-        t.state = TransferState::Failed(reason.clone());
+        t.state = end(reason.clone());
         t.stop();
         self.drop_reader(id);
+        self.unschedule(id);
         push_frame(
             out,
             &Frame::Cancel {
@@ -243,7 +256,6 @@ impl Sending {
                 reason,
             },
         );
-        self.unschedule(id);
         self.emit(id, events);
     }
 
@@ -316,23 +328,13 @@ impl Sending {
         out: &mut BytesMut,
         events: &mut EventQueue,
     ) {
-        let Some(t) = self.outgoing.get_mut(&id).filter(|t| !t.state.is_final()) else {
-            return;
-        };
-        let reason = short(reason);
-        t.state = TransferState::Cancelled(reason.clone());
-        t.stop();
-        self.drop_reader(id);
-        self.unschedule(id);
-        push_frame(
+        self.stop_with(
+            id,
+            TransferState::Cancelled,
+            reason.to_string(),
             out,
-            &Frame::Cancel {
-                id,
-                by_sender: true,
-                reason,
-            },
+            events,
         );
-        self.emit(id, events);
     }
 
     /// The connection is gone.
