@@ -238,7 +238,15 @@ fresh_dir() {
 }
 
 # Flush earlier runs' writes so they do not land inside the next timed run.
-quiesce() { sync; }
+# Before every timed run: dirty pages written out, and the input read once, so each tool starts
+# from the same warm page cache. (This machine pages out idle page cache on its own; without
+# the read, whichever tool runs first after the input was made reads it from disk.)
+quiesce() {
+    sync
+    if (($# > 0)); then
+        find "$@" -type f -exec cat -- {} + >/dev/null
+    fi
+}
 
 rate() { awk -v n="$1" -v t="$2" 'BEGIN { if (t > 0) printf "%.3f", n / t; else print "nan" }'; }
 mbps() { awk -v n="$1" -v t="$2" 'BEGIN { if (t > 0) printf "%.3f", n / t / 1e6; else print "nan" }'; }
@@ -459,7 +467,7 @@ bench_bulk() {
         out=$W/out/bulk-tern
         fresh_dir "$out"
         port=$(free_port)
-        quiesce
+        quiesce "$src"
         if run_pair "$LOGS/bulk-tern-$r" "$TERN_READY" "$timeout" \
             "$TERN" recv --once --yes --bind 127.0.0.1 --port "$port" --download-dir "$out" :: \
             "$TERN" send "127.0.0.1:$port" "$src"; then
@@ -480,7 +488,7 @@ bench_bulk() {
         out=$W/out/bulk-socat
         fresh_dir "$out"
         port=$(free_port)
-        quiesce
+        quiesce "$src"
         if run_pair "$LOGS/bulk-socat-$r" "port:$port" "$timeout" \
             socat -u -b "$BUF" "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr" "CREATE:$out/$name" :: \
             socat -u -b "$BUF" "OPEN:$src" "TCP:127.0.0.1:$port" &&
@@ -497,7 +505,7 @@ bench_bulk() {
         if ((have_scp)); then
             out=$W/out/bulk-scp
             fresh_dir "$out"
-            quiesce
+            quiesce "$src"
             if run_single "$LOGS/bulk-scp-$r" "$timeout" \
                 scp -q "${SSH_OPTS[@]}" -P "$SSH_PORT" "$src" "$SSH_USER@127.0.0.1:$out/$name" &&
                 same_single_file "$src" "$out" "$name"; then
@@ -516,7 +524,7 @@ bench_bulk() {
             out=$W/out/bulk-wormhole
             fresh_dir "$out"
             local code=$((r + 6))-bench-code
-            quiesce
+            quiesce "$src"
             if run_pair "$LOGS/bulk-wormhole-$r" "stderr:Wormhole code is" "$timeout" \
                 wormhole --relay-url "$WH_RELAY" --transit-helper "$WH_TRANSIT" \
                 send --no-listen --hide-progress --code "$code" "$src" :: \
@@ -560,7 +568,7 @@ bench_small() {
         out=$W/out/small-tern
         fresh_dir "$out"
         port=$(free_port)
-        quiesce
+        quiesce "$root/small"
         if run_pair "$LOGS/small-tern-$r" "$TERN_READY" "$timeout" \
             "$TERN" recv --once --yes --bind 127.0.0.1 --port "$port" --download-dir "$out" :: \
             "$TERN" send "127.0.0.1:$port" "$root/small"; then
@@ -582,7 +590,7 @@ bench_small() {
         out=$W/out/small-tar
         fresh_dir "$out"
         port=$(free_port)
-        quiesce
+        quiesce "$root/small"
         # shellcheck disable=SC2016 # $1.. expand in the inner shell
         if run_pair "$LOGS/small-tar-$r" "port:$port" "$timeout" \
             bash -c 'set -o pipefail; socat -u -b "$1" "TCP-LISTEN:$2,bind=127.0.0.1,reuseaddr" - | tar x -C "$3"' \
@@ -610,7 +618,7 @@ bench_chat() {
         out=$W/out/chat
         fresh_dir "$out"
         port=$(free_port)
-        quiesce
+        quiesce "$src"
         rc=0
         pyrun chat_latency.py --tern "$TERN" --port "$port" --download-dir "$out" --file "$src" \
             --interval-ms 10 --timeout "$timeout" --log "$LOGS/chat-$r" --pidfile "$PIDS" || rc=$?
