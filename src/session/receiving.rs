@@ -339,24 +339,16 @@ impl Receiving {
         out: &mut BytesMut,
         events: &mut EventQueue,
     ) {
-        let Some(t) = self.incoming.get_mut(&id).filter(|t| !t.state.is_final()) else {
-            return;
-        };
-        let reason = short(reason);
-        let started = t.state != TransferState::AwaitingDecision;
-        t.state = TransferState::Cancelled(reason.clone());
-        if started {
-            let _ = self.disk(DiskJob::Abandon { id, discard: true });
-        }
-        push_frame(
-            out,
-            &Frame::Cancel {
+        if self.incoming.get(&id).is_some_and(|t| !t.state.is_final()) {
+            self.stop_with(
                 id,
-                by_sender: false,
-                reason,
-            },
-        );
-        self.emit(id, events);
+                TransferState::Cancelled,
+                true,
+                reason.to_string(),
+                out,
+                events,
+            );
+        }
     }
 
     /// The connection is gone. The `.part` stays for a later resume.
@@ -368,7 +360,7 @@ impl Receiving {
         self.emit(id, events);
     }
 
-    /// Fail a transfer and tell the sender to stop.
+    /// Fail a transfer and tell the sender to stop; the `.part` stays for a later resume.
     fn fail_and_stop(
         &mut self,
         id: u32,
@@ -376,11 +368,29 @@ impl Receiving {
         out: &mut BytesMut,
         events: &mut EventQueue,
     ) {
+        self.stop_with(id, TransferState::Failed, false, reason, out, events);
+    }
+
+    /// End a transfer in the state `end` makes of the reason, close its file (removing the
+    /// `.part` with `discard`) and tell the sender.
+    fn stop_with(
+        &mut self,
+        id: u32,
+        end: fn(String) -> TransferState,
+        discard: bool,
+        reason: String,
+        out: &mut BytesMut,
+        events: &mut EventQueue,
+    ) {
         let reason = short(reason);
-        if let Some(t) = self.incoming.get_mut(&id) {
-            t.state = TransferState::Failed(reason.clone());
+        let Some(t) = self.incoming.get_mut(&id) else {
+            return;
+        };
+        let started = t.state != TransferState::AwaitingDecision;
+        t.state = end(reason.clone());
+        if started {
+            let _ = self.disk(DiskJob::Abandon { id, discard });
         }
-        let _ = self.disk(DiskJob::Abandon { id, discard: false });
         push_frame(
             out,
             &Frame::Cancel {

@@ -386,16 +386,7 @@ impl Sending {
                 "was not negotiated"
             };
             let reason = format!("the peer asked to resume at byte {offset}, which {why}");
-            t.state = TransferState::Failed(reason.clone());
-            push_frame(
-                out,
-                &Frame::Cancel {
-                    id,
-                    by_sender: true,
-                    reason,
-                },
-            );
-            return self.emit(id, events);
+            return self.stop_with(id, TransferState::Failed, reason, out, events);
         }
         if offset > 0 {
             events.push(SessionEvent::Notice(format!(
