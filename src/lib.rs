@@ -11,6 +11,7 @@
 //! - [`demo`]: a built-in peer for `tern demo`.
 //! - [`harness`]: untrusted bytes into the decoder and a whole session (fuzzing, properties).
 //! - [`cli`]: the command-line contract.
+//! - [`sched`]: scheduling hints: the session thread preempts the threads moving file data.
 
 pub mod cli;
 pub mod demo;
@@ -18,6 +19,7 @@ pub mod harness;
 pub mod headless;
 pub mod logging;
 pub mod protocol;
+pub mod sched;
 pub mod session;
 pub mod text;
 pub mod transfer;

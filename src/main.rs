@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     ignore_file_size_signal();
+    tern::sched::interactive_thread();
     let _log = tern::logging::init();
     // One thread: the session actor and the stdin/stdout or UI loop hand events to each other
     // constantly, and on one thread that costs no cross-thread wake-up.

@@ -82,7 +82,7 @@ impl DiskWorker {
         std::thread::Builder::new()
             .name("tern-disk".into())
             .spawn(move || {
-                lower_priority();
+                crate::sched::bulk_thread();
                 run(&root, &queue, &events);
             })?;
         Ok(Self { jobs })
@@ -92,19 +92,6 @@ impl DiskWorker {
     /// sender, short of a panic, which the caller reports as a failure of the transfer).
     pub fn send(&self, jobs: Vec<DiskJob>) -> bool {
         self.jobs.send(jobs).is_ok()
-    }
-}
-
-/// Bulk disk work (reading, hashing, writing) yields the CPU to the session threads: on a busy machine, a chat line
-/// should not wait for a time slice behind file data.
-pub(crate) fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: plain syscalls on the calling thread's own id; no memory is passed.
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        if libc::setpriority(libc::PRIO_PROCESS, tid, 10) != 0 {
-            tracing::debug!(error = %std::io::Error::last_os_error(), "setpriority");
-        }
     }
 }
 

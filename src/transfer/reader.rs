@@ -53,7 +53,7 @@ impl ReadWorker {
         std::thread::Builder::new()
             .name("tern-read".into())
             .spawn(move || {
-                super::disk::lower_priority();
+                crate::sched::bulk_thread();
                 run(&queue, &events);
             })?;
         Ok(Self { jobs })
