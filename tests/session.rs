@@ -297,6 +297,14 @@ async fn a_listener_calls_a_silent_peer_raw_after_about_a_second() {
 async fn fake_connector(
     offers: OfferPolicy,
 ) -> (Framed<TcpStream, FrameCodec>, Session, tempfile::TempDir) {
+    fake_connector_with(offers, tern::protocol::caps::FILES).await
+}
+
+/// As `fake_connector`, announcing `capabilities`.
+async fn fake_connector_with(
+    offers: OfferPolicy,
+    capabilities: u32,
+) -> (Framed<TcpStream, FrameCodec>, Session, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tmp");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -312,7 +320,7 @@ async fn fake_connector(
     let mut framed = Framed::new(client, FrameCodec);
     framed
         .send(Frame::Hello {
-            capabilities: 1,
+            capabilities,
             name: "fake".into(),
         })
         .await
@@ -1083,4 +1091,55 @@ async fn names_differing_by_case_or_normalisation_never_overwrite() {
         std::fs::read_dir(dir.path()).expect("ls").count(),
         names.len() + 1
     );
+}
+
+/// Offer a file of `size` as the fake sender with FLOW, and return the credit granted with the
+/// acceptance.
+async fn first_credit(framed: &mut Framed<TcpStream, FrameCodec>, size: u64) -> u64 {
+    offer_and_get_accepted(framed, size).await;
+    match next_frame(framed).await {
+        Frame::Credit { id: 1, upto } => upto,
+        other => panic!("expected Credit, got {other:?}"),
+    }
+}
+
+const MIB: u64 = 1024 * 1024;
+
+#[tokio::test]
+async fn a_quiet_connection_grants_file_data_the_bulk_window() {
+    let (mut fake, _real, _dir) =
+        fake_connector_with(OfferPolicy::AcceptAll, tern::protocol::caps::OURS).await;
+    assert_eq!(first_credit(&mut fake, 64 * MIB).await, 4 * MIB);
+}
+
+#[tokio::test]
+async fn while_messages_flow_file_data_gets_the_small_window() {
+    let (mut fake, mut real, _dir) =
+        fake_connector_with(OfferPolicy::AcceptAll, tern::protocol::caps::OURS).await;
+    fake.send(Frame::Text {
+        encoding: tern::text::Encoding::Utf8,
+        bytes: Bytes::from_static(b"hi"),
+    })
+    .await
+    .expect("text");
+    wait_for(&mut real, |e| {
+        matches!(e, SessionEvent::Text { .. }).then_some(())
+    })
+    .await;
+    assert_eq!(first_credit(&mut fake, 64 * MIB).await, MIB);
+}
+
+#[tokio::test]
+async fn a_message_we_send_also_counts_as_a_conversation() {
+    let (mut fake, real, _dir) =
+        fake_connector_with(OfferPolicy::AcceptAll, tern::protocol::caps::OURS).await;
+    real.handle
+        .send(Command::Text("hello".into()))
+        .await
+        .expect("command");
+    match next_frame(&mut fake).await {
+        Frame::Text { bytes, .. } => assert_eq!(&bytes[..], b"hello"),
+        other => panic!("expected Text, got {other:?}"),
+    }
+    assert_eq!(first_credit(&mut fake, 64 * MIB).await, MIB);
 }

@@ -442,6 +442,7 @@ impl<S: Transport> FramedActor<S> {
                         bytes: bytes.into(),
                     },
                 );
+                self.transfers.receiving.note_chat();
             }
             Command::Offer(files) => self.transfers.sending.offer(files, out, events),
             Command::Accept(id) => self.transfers.receiving.accept(id, out, events),
@@ -462,6 +463,7 @@ impl<S: Transport> FramedActor<S> {
         let (out, events) = (&mut self.out, &mut self.events);
         match frame {
             Frame::Text { encoding, bytes } => {
+                self.transfers.receiving.note_chat();
                 let decoded = text::decode(&bytes, encoding);
                 events.push(SessionEvent::Text {
                     text: decoded.text,
