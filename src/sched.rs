@@ -4,7 +4,7 @@
 //! On a busy machine (a transfer keeps both cores of a small box busy) the session thread wakes
 //! for each message, but the scheduler lets whatever runs finish its time slice first: traced
 //! here with `perf sched timehist`, a woken session thread waited 2–4 ms for a CPU while the
-//! disk and reader threads ran, and that was the whole of the chat latency tail. So:
+//! disk and reader threads ran, and that made most of the chat latency tail. So:
 //!
 //! - the session thread (and what it spawns before the bulk threads) asks for a short slice,
 //!   0.1 ms: with EEVDF (Linux 6.12 and later) a waking task with a shorter slice preempts the

@@ -21,7 +21,7 @@ use crate::transfer::{Progress, TransferId, TransferState, TransferUpdate, human
 /// 1 GiB file ~10 % faster than 1 MiB, and a 4 GiB one ~35 % faster once writeback starts.
 const BULK_WINDOW: u64 = 4 * 1024 * 1024;
 /// The window while messages flow: a chat line waits behind what is in the connection, and
-/// 1 MiB keeps that to well under a millisecond of file data here (4 MiB doubled the p99).
+/// 1 MiB keeps that under a millisecond of file data here (4 MiB doubled the p99).
 const CHAT_WINDOW: u64 = 1024 * 1024;
 /// How long after the last message, either way, the connection still counts as a chat.
 const CHAT_QUIET: Duration = Duration::from_secs(3);
@@ -133,7 +133,6 @@ impl Receiving {
         Ok(())
     }
 
-    /// Send the gathered jobs. If the thread is gone, every transfer they touch fails.
     /// A message went out or came in.
     pub(super) fn note_chat(&mut self) {
         self.last_chat = Some(Instant::now());
@@ -146,6 +145,7 @@ impl Receiving {
         }
     }
 
+    /// Send the gathered jobs. If the thread is gone, every transfer they touch fails.
     pub(super) fn flush_disk(&mut self, out: &mut BytesMut, events: &mut EventQueue) {
         if self.disk_jobs.is_empty() {
             return;
