@@ -263,16 +263,7 @@ async fn a_rejected_offer_tells_the_sender_why_and_writes_nothing() {
 #[tokio::test]
 async fn a_listener_calls_a_silent_peer_raw_after_about_a_second() {
     let dir = tempfile::tempdir().expect("tmp");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let mut client = TcpStream::connect(addr).await.expect("connect");
-    let (server, _) = listener.accept().await.expect("accept");
-    let mut s = Session::start(
-        server,
-        Role::Listener,
-        config("l", dir.path(), OfferPolicy::Ask),
-        &CancellationToken::new(),
-    );
+    let (mut client, mut s) = listening_session(config("l", dir.path(), OfferPolicy::Ask)).await;
     s.handle
         .send(Command::Text("typed early".into()))
         .await
@@ -291,6 +282,17 @@ async fn a_listener_calls_a_silent_peer_raw_after_about_a_second() {
     assert_eq!(&buf[..n], b"typed early\n");
 }
 
+/// A real session listening on a loopback socket, and the raw client end connected to it,
+/// for tests that speak (or garble) the protocol by hand.
+async fn listening_session(cfg: SessionConfig) -> (TcpStream, Session) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let client = TcpStream::connect(addr).await.expect("connect");
+    let (server, _) = listener.accept().await.expect("accept");
+    let session = Session::start(server, Role::Listener, cfg, &CancellationToken::new());
+    (client, session)
+}
+
 // ---- a scripted fake peer ------------------------------------------------------------------
 
 /// Connect to a real listening session and do the handshake by hand.
@@ -306,16 +308,7 @@ async fn fake_connector_with(
     capabilities: u32,
 ) -> (Framed<TcpStream, FrameCodec>, Session, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tmp");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let mut client = TcpStream::connect(addr).await.expect("connect");
-    let (server, _) = listener.accept().await.expect("accept");
-    let session = Session::start(
-        server,
-        Role::Listener,
-        config("real", dir.path(), offers),
-        &CancellationToken::new(),
-    );
+    let (mut client, session) = listening_session(config("real", dir.path(), offers)).await;
     client.write_all(&preamble(VERSION)).await.expect("write");
     let mut framed = Framed::new(client, FrameCodec);
     framed
@@ -580,16 +573,8 @@ async fn hostile_names_are_refused_and_nothing_lands_outside() {
 #[tokio::test]
 async fn a_newer_protocol_version_gets_a_clear_error_on_both_sides() {
     let dir = tempfile::tempdir().expect("tmp");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let mut client = TcpStream::connect(addr).await.expect("connect");
-    let (server, _) = listener.accept().await.expect("accept");
-    let mut real = Session::start(
-        server,
-        Role::Listener,
-        config("real", dir.path(), OfferPolicy::Ask),
-        &CancellationToken::new(),
-    );
+    let (mut client, mut real) =
+        listening_session(config("real", dir.path(), OfferPolicy::Ask)).await;
     client
         .write_all(&preamble(VERSION + 1))
         .await
@@ -643,16 +628,8 @@ async fn a_connector_reports_a_listener_of_another_version() {
 #[tokio::test]
 async fn garbage_after_the_magic_is_a_malformed_handshake() {
     let dir = tempfile::tempdir().expect("tmp");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let mut client = TcpStream::connect(addr).await.expect("connect");
-    let (server, _) = listener.accept().await.expect("accept");
-    let mut real = Session::start(
-        server,
-        Role::Listener,
-        config("real", dir.path(), OfferPolicy::Ask),
-        &CancellationToken::new(),
-    );
+    let (mut client, mut real) =
+        listening_session(config("real", dir.path(), OfferPolicy::Ask)).await;
     let mut bytes = preamble(VERSION).to_vec();
     bytes.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x01, 0x02]);
     client.write_all(&bytes).await.expect("write");
@@ -672,14 +649,10 @@ async fn garbage_after_the_magic_is_a_malformed_handshake() {
 #[tokio::test]
 async fn a_peer_that_goes_silent_is_declared_not_responding() {
     let dir = tempfile::tempdir().expect("tmp");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let mut client = TcpStream::connect(addr).await.expect("connect");
-    let (server, _) = listener.accept().await.expect("accept");
     let mut cfg = config("real", dir.path(), OfferPolicy::Ask);
     cfg.ping_after = Duration::from_millis(200);
     cfg.dead_after = Duration::from_millis(600);
-    let mut real = Session::start(server, Role::Listener, cfg, &CancellationToken::new());
+    let (mut client, mut real) = listening_session(cfg).await;
     client.write_all(&preamble(VERSION)).await.expect("write");
     let mut framed = Framed::new(client, FrameCodec);
     framed
