@@ -16,6 +16,7 @@ As a command:
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import signal
@@ -199,6 +200,83 @@ class LineWatcher(threading.Thread):
                 return ev.is_set()
         return ev.is_set()
 
+
+# --------------------------------------------------------------------------------------------
+# chat lines
+
+
+def percentile(sorted_vals: list[float], p: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    if not sorted_vals:
+        return float("nan")
+    k = max(0, math.ceil(p / 100.0 * len(sorted_vals)) - 1)
+    return sorted_vals[min(k, len(sorted_vals) - 1)]
+
+
+class StampedLines(threading.Thread):
+    """Reads the receiving end's stdout, where each line is "SEQ NS" (NS = time.time_ns() when
+    it was written at the sending end); records one latency per sequence number."""
+
+    def __init__(self, pipe, log_path: str | None):
+        super().__init__(daemon=True)
+        self.pipe = pipe
+        self.log_path = log_path
+        self.got: dict[int, int] = {}
+        self.other = 0
+
+    def run(self) -> None:
+        log = None
+        if self.log_path:
+            log = open(self.log_path, "w", encoding="utf-8", errors="replace")
+        try:
+            for raw in iter(self.pipe.readline, b""):
+                now = time.time_ns()
+                parts = raw.decode("utf-8", errors="replace").split()
+                if log:
+                    log.write(f"{now} {raw.decode('utf-8', errors='replace').rstrip()}\n")
+                try:
+                    seq, ns = int(parts[-2]), int(parts[-1])
+                except (IndexError, ValueError):
+                    self.other += 1
+                    continue
+                if seq in self.got:
+                    self.other += 1
+                else:
+                    self.got[seq] = now - ns
+        except (OSError, ValueError):
+            pass
+        finally:
+            if log:
+                log.close()
+
+
+
+def write_paced_lines(pipe, interval_ms: float, done, procs, deadline: float,
+                      first_seq: int = 1) -> tuple[int, str]:
+    """Write "SEQ NS" lines to `pipe` every `interval_ms` until `done()`. Returns the last
+    sequence number written and "ok", or why it stopped early: one of `procs` exited, the
+    monotonic `deadline` passed, or the pipe broke."""
+    interval_ns = int(interval_ms * 1e6)
+    seq = first_seq - 1
+    next_at = time.monotonic_ns()
+    while not done():
+        if any(p.poll() is not None for p in procs):
+            return seq, "exited-early"
+        if time.monotonic() > deadline:
+            return seq, "timeout"
+        try:
+            pipe.write(f"{seq + 1} {time.time_ns()}\n".encode())
+        except (BrokenPipeError, OSError):
+            return seq, "stdin-broken"
+        seq += 1
+        next_at += interval_ns
+        now = time.monotonic_ns()
+        if next_at < now - interval_ns:  # fell behind (the write blocked): no burst
+            next_at = now
+        # Sleep in small slices so that the end is noticed promptly.
+        while (left := next_at - time.monotonic_ns()) > 0 and not done():
+            time.sleep(min(left, 2_000_000) / 1e9)
+    return seq, "ok"
 
 # --------------------------------------------------------------------------------------------
 # file trees

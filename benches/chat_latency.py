@@ -19,60 +19,15 @@ recv_rc, send_rc, status. Exits 0 only when both exited 0 and no line was lost.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import subprocess
-import threading
 import time
 
-from benchutil import LineWatcher, kill_group, rc_of, report, run_main, spawn
+from benchutil import (LineWatcher, StampedLines, kill_group, percentile, rc_of, report,
+                       run_main, spawn, write_paced_lines)
 
 
 GRACE_S = 15.0
-
-
-def percentile(sorted_vals: list[float], p: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    if not sorted_vals:
-        return float("nan")
-    k = max(0, math.ceil(p / 100.0 * len(sorted_vals)) - 1)
-    return sorted_vals[min(k, len(sorted_vals) - 1)]
-
-
-class Reader(threading.Thread):
-    """Reads recv's stdout; one (seq, latency_ns) per well-formed line."""
-
-    def __init__(self, pipe, log_path: str | None):
-        super().__init__(daemon=True)
-        self.pipe = pipe
-        self.log_path = log_path
-        self.got: dict[int, int] = {}
-        self.other = 0
-
-    def run(self) -> None:
-        log = None
-        if self.log_path:
-            log = open(self.log_path, "w", encoding="utf-8", errors="replace")
-        try:
-            for raw in iter(self.pipe.readline, b""):
-                now = time.time_ns()
-                parts = raw.decode("utf-8", errors="replace").split()
-                if log:
-                    log.write(f"{now} {raw.decode('utf-8', errors='replace').rstrip()}\n")
-                try:
-                    seq, ns = int(parts[-2]), int(parts[-1])
-                except (IndexError, ValueError):
-                    self.other += 1
-                    continue
-                if seq in self.got:
-                    self.other += 1
-                else:
-                    self.got[seq] = now - ns
-        except (OSError, ValueError):
-            pass
-        finally:
-            if log:
-                log.close()
 
 
 def main() -> int:
@@ -102,7 +57,7 @@ def main() -> int:
             "done": r"^tern: received .*verified",
         })
         rerr.start()
-        reader = Reader(recv.stdout, f"{log}.recv.out" if log else None)
+        reader = StampedLines(recv.stdout, f"{log}.recv.out" if log else None)
         reader.start()
         if not rerr.wait_for("ready", 60.0, procs=(recv,)):
             result["status"] = "recv-not-ready"
@@ -119,31 +74,13 @@ def main() -> int:
         if not rerr.wait_for("receiving", a.timeout, procs=(recv, send)):
             result["status"] = "never-receiving"
         else:
-            interval_ns = int(a.interval_ms * 1e6)
-            next_at = time.monotonic_ns()
-            while not (rerr.events["done"].is_set() or serr.events["done"].is_set()):
-                if send.poll() is not None or recv.poll() is not None:
-                    result["status"] = "exited-early"
-                    break
-                if time.monotonic() > deadline:
-                    result["status"] = "timeout"
-                    break
-                seq += 1
-                try:
-                    send.stdin.write(f"{seq} {time.time_ns()}\n".encode())
-                except (BrokenPipeError, OSError):
-                    seq -= 1
-                    result["status"] = "stdin-broken"
-                    break
-                next_at += interval_ns
-                now = time.monotonic_ns()
-                if next_at < now - interval_ns:  # fell behind (write blocked): no burst
-                    next_at = now
-                # Sleep in small slices so the end of the transfer is noticed promptly.
-                while (left := next_at - time.monotonic_ns()) > 0:
-                    if rerr.events["done"].is_set() or serr.events["done"].is_set():
-                        break
-                    time.sleep(min(left, 2_000_000) / 1e9)
+            def done() -> bool:
+                return rerr.events["done"].is_set() or serr.events["done"].is_set()
+
+            seq, status = write_paced_lines(send.stdin, a.interval_ms, done, (send, recv),
+                                            deadline)
+            if status != "ok":
+                result["status"] = status
         try:
             send.stdin.close()
         except OSError:

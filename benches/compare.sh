@@ -8,7 +8,9 @@
 #   1. bulk: one random file of BULK_MB to disk; reference socat (and, when they can be set up
 #      here, scp to a throwaway local sshd and magic-wormhole through a local mailbox + relay)
 #   2. many small files: SMALL_FILES x 4 KiB in nested folders; reference tar | socat
-#   3. chat while streaming a CHAT_MB file: one-way latency of a line every 10 ms, lines lost
+#   3. chat while streaming a CHAT_MB file: one-way latency of a line every 10 ms, lines lost;
+#      reference: the same lines over a connection of their own beside a socat stream (the
+#      floor this host sets, with nothing shared)
 #   4. memory: peak RSS of sender and receiver per size in MEM_SIZES_MB, largest vs smallest
 #   5. TUI idle CPU: `tern listen` in a pseudo-terminal, CPU used over TUI_SECONDS
 #
@@ -645,11 +647,33 @@ bench_chat() {
         if [[ -n $(kv received "$res") ]]; then sample chat.received "$(kv received "$res")"; fi
         if [[ -n $(kv lost "$res") ]]; then sample chat.lost "$(kv lost "$res")"; fi
         rm -rf -- "$out"
+
+        # B: the floor: the same lines over a connection of their own, beside a socat stream
+        fresh_dir "$out"
+        quiesce "$src"
+        rc=0
+        pyrun chat_floor.py --bulk-port "$(free_port)" --chat-port "$(free_port)" \
+            --out "$out/$name" --file "$src" --interval-ms 10 --timeout "$timeout" \
+            --log "$LOGS/floor-$r" --pidfile "$PIDS" || rc=$?
+        res=$PYOUT
+        if ((rc == 0)); then
+            sample floor.p50 "$(kv p50_ms "$res")"
+            sample floor.p99 "$(kv p99_ms "$res")"
+            sample floor.max "$(kv max_ms "$res")"
+            note "chat floor $r/$REPEATS: p50 $(kv p50_ms "$res") ms, p99 $(kv p99_ms "$res") ms, max $(kv max_ms "$res") ms, file at $(kv mbps "$res") MB/s"
+        else
+            sample floor.p50 FAIL
+            sample floor.p99 FAIL
+            sample floor.max FAIL
+            note "chat floor run $r failed ($(kv status "$res"))"
+        fi
+        rm -rf -- "$out"
     done
     local label="chat while streaming $CHAT_MB MiB"
-    row val "$label: latency p50 (ms)" chat.p50 median "a line every 10 ms, one-way"
-    row val "$label: latency p99 (ms)" chat.p99 median ""
-    row val "$label: latency max (ms)" chat.max max "worst of all runs"
+    local floor="floor: own socat connection beside a socat stream"
+    row cmp "$label: latency p50 (ms)" chat.p50 floor.p50 "$floor"
+    row cmp "$label: latency p99 (ms)" chat.p99 floor.p99 "$floor"
+    row cmp "$label: latency max (ms)" chat.max floor.max "$floor, worst of all runs" max
     row val "$label: lines sent" chat.sent sum "all runs"
     row val "$label: lines received" chat.received sum "all runs"
     row val "$label: lines lost (must be 0)" chat.lost sum "all runs"

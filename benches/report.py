@@ -5,7 +5,8 @@
 
 SAMPLES.tsv: "KEY<TAB>VALUE" per run; VALUE is a number, or FAIL for a failed run.
 ROWS.tsv, one row of the table per line, in order:
-  cmp<TAB>LABEL<TAB>TERN_KEY<TAB>REF_KEY<TAB>REF_NAME   medians of both, ratio tern/ref
+  cmp<TAB>LABEL<TAB>TERN_KEY<TAB>REF_KEY<TAB>REF_NAME[<TAB>AGG]
+                                                       medians (or AGG) of both, ratio tern/ref
   val<TAB>LABEL<TAB>KEY<TAB>AGG<TAB>NOTE               one aggregate (median, sum, max); NOTE
                                                        goes in the reference column
   skip<TAB>LABEL<TAB>REASON                            a reference that could not run (the reason
@@ -83,9 +84,9 @@ def main(argv: list[str]) -> int:
     for spec in specs:
         kind = spec[0]
         if kind == "cmp":
-            _, label, tkey, rkey, rname = spec
-            ttext, tv = cell(samples.get(tkey, []))
-            rtext, rv = cell(samples.get(rkey, []))
+            _, label, tkey, rkey, rname, *how = spec
+            ttext, tv = cell(samples.get(tkey, []), *how)
+            rtext, rv = cell(samples.get(rkey, []), *how)
             ratio = f"{tv / rv:.2f}" if tv is not None and rv else "n/a"
             table.append((label, ttext, f"{rtext} ({rname})", ratio))
         elif kind == "val":
