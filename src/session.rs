@@ -5,6 +5,7 @@
 //! `protocol`, `transfer` and `text`.
 
 mod actor;
+mod credit;
 mod files;
 mod handshake;
 mod outbox;

@@ -1116,3 +1116,77 @@ async fn a_message_we_send_also_counts_as_a_conversation() {
     }
     assert_eq!(first_credit(&mut fake, 64 * MIB).await, MIB);
 }
+
+/// Frames that arrive within `quiet` of each other, until a pause that long.
+async fn frames_until_quiet(
+    framed: &mut Framed<TcpStream, FrameCodec>,
+    quiet: Duration,
+) -> Vec<Frame> {
+    let mut frames = Vec::new();
+    while let Ok(Some(Ok(frame))) = timeout(quiet, framed.next()).await {
+        frames.push(frame);
+    }
+    frames
+}
+
+/// Credit granted, per transfer, by the `Credit` frames among `frames`.
+fn credit_by_id(frames: &[Frame]) -> std::collections::HashMap<u32, u64> {
+    let mut credit = std::collections::HashMap::new();
+    for frame in frames {
+        if let Frame::Credit { id, upto } = frame {
+            let seen = credit.entry(*id).or_insert(0);
+            *seen = (*seen).max(*upto);
+        }
+    }
+    credit
+}
+
+#[tokio::test]
+async fn many_accepted_offers_share_one_credit_window() {
+    let (mut fake, _real, _dir) =
+        fake_connector_with(OfferPolicy::AcceptAll, tern::protocol::caps::OURS).await;
+    for id in 1..=100 {
+        fake.send(Frame::Offer {
+            id,
+            size: 64 * MIB,
+            path: format!("f{id}.bin"),
+        })
+        .await
+        .expect("offer");
+    }
+    let frames = frames_until_quiet(&mut fake, Duration::from_millis(500)).await;
+    let accepted = frames
+        .iter()
+        .filter(|f| matches!(f, Frame::Accept { .. }))
+        .count();
+    assert_eq!(accepted, 100);
+    // Not 100 windows: one, shared, or a lying peer could fill our memory.
+    let credit = credit_by_id(&frames);
+    assert_eq!(credit.values().sum::<u64>(), 4 * MIB, "{credit:?}");
+
+    // What a transfer uses comes back once it is on disk, and goes to the next in line.
+    let (&id, &upto) = credit
+        .iter()
+        .min_by_key(|(id, _)| **id)
+        .expect("some credit");
+    for offset in (0..upto).step_by(MIB as usize) {
+        let len = (upto - offset).min(MIB) as usize;
+        fake.send(Frame::Chunk {
+            id,
+            offset,
+            data: Bytes::from(vec![7u8; len]),
+        })
+        .await
+        .expect("chunk");
+    }
+    let later = credit_by_id(&frames_until_quiet(&mut fake, Duration::from_millis(500)).await);
+    let more: u64 = later
+        .iter()
+        .map(|(id, upto)| upto - credit.get(id).copied().unwrap_or(0))
+        .sum();
+    assert_eq!(more, upto, "exactly what was written comes back: {later:?}");
+    assert!(
+        later.keys().any(|other| !credit.contains_key(other)),
+        "a transfer that had none gets some: {later:?}"
+    );
+}

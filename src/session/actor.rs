@@ -291,6 +291,7 @@ impl<S: Transport> FramedActor<S> {
             self.transfers
                 .receiving
                 .flush_disk(&mut self.out, &mut self.events);
+            self.transfers.receiving.refill_credit(&mut self.out);
             // Control frames first, then file data up to the low-water mark.
             self.seal();
             if self.wire_len < LOW_WATER {

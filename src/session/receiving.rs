@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
+use super::credit::{Account, Credit};
 use super::files::{PROGRESS_EVERY, push_frame, short};
 use super::outbox::EventQueue;
 use super::{OfferPolicy, SessionConfig, SessionEvent};
@@ -16,8 +17,8 @@ use crate::transfer::disk::{DiskEvent, DiskJob, DiskWorker};
 use crate::transfer::incoming::SafePath;
 use crate::transfer::{Progress, TransferId, TransferState, TransferUpdate, human_size};
 
-/// File data one transfer may have in flight or queued for the disk, while nobody is chatting:
-/// enough to keep a fast disk busy. Measured (benches/compare.sh, 2 cores): 4 MiB moves a
+/// File data the sender may have in flight or queued for our disk, all transfers together,
+/// while nobody is chatting: enough to keep a fast disk busy. Measured (benches/compare.sh, 2 cores): 4 MiB moves a
 /// 1 GiB file ~10 % faster than 1 MiB, and a 4 GiB one ~35 % faster once writeback starts.
 const BULK_WINDOW: u64 = 4 * 1024 * 1024;
 /// The window while messages flow: a chat line waits behind what is in the connection, and
@@ -36,8 +37,8 @@ struct Incoming {
     received: u64,
     /// Bytes the disk thread has written.
     written: u64,
-    /// Credit granted to the sender (with FLOW).
-    granted: u64,
+    /// Its share of the credit (with FLOW).
+    credit: Account,
     /// Accepted, waiting for the disk thread to say where to resume.
     awaiting_offset: bool,
     /// `FileEnd` arrived; the disk thread is checking the hash.
@@ -46,20 +47,9 @@ struct Incoming {
     last_event: Instant,
 }
 
-impl Incoming {
-    /// Keep the sender's window `window` ahead of what is on disk. Measured (benches/):
-    /// counting from what is written rather than what was read keeps less file data in the
-    /// connection, which halves chat latency under load, for no loss of throughput. A window
-    /// that shrinks takes effect as the disk catches up: credit once granted stays granted.
-    fn grant_credit(&mut self, id: u32, window: u64, out: &mut BytesMut) {
-        if self.granted >= self.size {
-            return;
-        }
-        let target = (self.written + window).min(self.size);
-        if target >= self.granted + window / 2 || target == self.size {
-            self.granted = target;
-            push_frame(out, &Frame::Credit { id, upto: target });
-        }
+impl AsMut<Account> for Incoming {
+    fn as_mut(&mut self) -> &mut Account {
+        &mut self.credit
     }
 }
 
@@ -75,6 +65,7 @@ pub(super) struct Receiving {
     /// The last message sent or received: while a conversation goes on, file data is given
     /// the smaller credit window.
     last_chat: Option<Instant>,
+    credit: Credit,
     incoming: HashMap<u32, Incoming>,
     disk: Option<DiskWorker>,
     /// Jobs gathered while handling a burst of frames, sent together by `flush_disk`.
@@ -96,6 +87,7 @@ impl Receiving {
             flow,
             accepted_total: 0,
             last_chat: None,
+            credit: Credit::default(),
             incoming: HashMap::new(),
             disk: None,
             disk_jobs: Vec::new(),
@@ -162,8 +154,13 @@ impl Receiving {
         }
     }
 
+    /// Report a transfer's state. Every change of state ends here, so this is also where an
+    /// ended transfer gives its credit back.
     fn emit(&mut self, id: u32, events: &mut EventQueue) {
         if let Some(t) = self.incoming.get_mut(&id) {
+            if t.state.is_final() {
+                self.credit.close(&mut t.credit);
+            }
             t.last_event = Instant::now();
             let done = if t.state.is_success() {
                 t.size
@@ -251,7 +248,7 @@ impl Receiving {
                 state,
                 received: 0,
                 written: 0,
-                granted: 0,
+                credit: Account::default(),
                 awaiting_offset: false,
                 finishing: false,
                 saved_as: None,
@@ -312,10 +309,8 @@ impl Receiving {
         std::fs::symlink_metadata(part).is_ok_and(|m| m.file_type().is_file() && m.len() > 0)
     }
 
-    /// Tell the sender to go from `offset`, with a first window of credit.
+    /// Tell the sender to go from `offset`; its credit follows from the pool.
     fn start_at(&mut self, id: u32, offset: u64, out: &mut BytesMut) {
-        let flow = self.flow;
-        let window = self.credit_window();
         let Some(t) = self.incoming.get_mut(&id) else {
             return;
         };
@@ -323,15 +318,19 @@ impl Receiving {
         t.written = offset;
         t.awaiting_offset = false;
         push_frame(out, &Frame::Accept { id, offset });
-        if flow {
-            t.granted = (offset + window).min(t.size);
-            push_frame(
-                out,
-                &Frame::Credit {
-                    id,
-                    upto: t.granted,
-                },
-            );
+        if self.flow {
+            t.credit = self.credit.open(id, offset, t.size);
+        }
+    }
+
+    /// Grant the sender what the credit pool has free (once per turn of the actor, after the
+    /// frames and disk events that returned some).
+    pub(super) fn refill_credit(&mut self, out: &mut BytesMut) {
+        if self.flow {
+            let pool = self.credit_window();
+            self.credit.refill(pool, &mut self.incoming, |id, upto| {
+                push_frame(out, &Frame::Credit { id, upto });
+            });
         }
     }
 
@@ -487,10 +486,10 @@ impl Receiving {
                 "the peer sent more than the {} it offered",
                 human_size(t.size)
             ))
-        } else if flow && end > t.granted {
+        } else if flow && end > t.credit.granted() {
             Some(format!(
                 "the peer sent past its credit (byte {end} of {})",
-                t.granted
+                t.credit.granted()
             ))
         } else {
             None
@@ -558,8 +557,6 @@ impl Receiving {
     }
 
     fn on_disk_event(&mut self, event: DiskEvent, out: &mut BytesMut, events: &mut EventQueue) {
-        let flow = self.flow;
-        let window = self.credit_window();
         match event {
             DiskEvent::Ready { id, offset } => {
                 let Some(t) = self.incoming.get(&id).filter(|t| t.awaiting_offset) else {
@@ -582,12 +579,11 @@ impl Receiving {
                 let Some(t) = self.incoming.get_mut(&id) else {
                     return;
                 };
+                self.credit
+                    .written(&mut t.credit, total.saturating_sub(t.written));
                 t.written = total;
                 if t.state.is_final() {
                     return;
-                }
-                if flow {
-                    t.grant_credit(id, window, out);
                 }
                 if t.last_event.elapsed() >= PROGRESS_EVERY {
                     self.emit(id, events);

@@ -65,7 +65,8 @@ pub enum DiskEvent {
 struct Slot {
     path: SafePath,
     size: u64,
-    part: Option<PartFile>,
+    /// Boxed: a hasher is ~2 KiB, and thousands of pipelined small files wait here at once.
+    part: Option<Box<PartFile>>,
     /// A write failed: further jobs for this transfer are moot.
     broken: bool,
 }
@@ -149,6 +150,7 @@ fn handle(root: &Path, disk: &mut Disk, job: DiskJob) -> Option<DiskEvent> {
                 None
             };
             let offset = part.as_ref().map_or(0, PartFile::received);
+            let part = part.map(Box::new);
             slots.insert(
                 id,
                 Slot {
@@ -228,7 +230,7 @@ fn write(
                 .prepare(root, &slot.path)
                 .and_then(|dir| PartFile::create_in(dir, &slot.path))
                 .map_err(|e| format!("cannot create file in {}: {e}", root.display()))?;
-            slot.part.insert(created)
+            slot.part.insert(Box::new(created))
         }
     };
     part.write(data)

@@ -119,12 +119,16 @@ fn walk_dir(dir: &Path, rel: &str, out: &mut Vec<OutgoingFile>) -> Result<(), Co
 }
 
 /// An accepted outgoing file being read. The file is opened on its first chunk, so thousands of
-/// pipelined offers do not hold thousands of descriptors.
+/// pipelined offers hold neither thousands of descriptors nor thousands of hashers (~2 KiB each).
 pub struct FileReader {
     local: PathBuf,
     size: u64,
     sent: u64,
-    file: Option<File>,
+    reading: Option<Box<Reading>>,
+}
+
+struct Reading {
+    file: File,
     hasher: blake3::Hasher,
 }
 
@@ -149,15 +153,15 @@ impl FileReader {
             local,
             size,
             sent: offset.min(size),
-            file: None,
-            hasher: blake3::Hasher::new(),
+            reading: None,
         }
     }
 
-    fn open(&mut self) -> io::Result<File> {
+    fn open(&self) -> io::Result<Reading> {
         let mut file = File::open(&self.local)?;
+        let mut hasher = blake3::Hasher::new();
         if self.sent > 0 {
-            self.hasher.update_reader((&mut file).take(self.sent))?;
+            hasher.update_reader((&mut file).take(self.sent))?;
             if file.stream_position()? != self.sent {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -165,11 +169,16 @@ impl FileReader {
                 ));
             }
         }
-        Ok(file)
+        Ok(Reading { file, hasher })
     }
 
     pub fn sent(&self) -> u64 {
         self.sent
+    }
+
+    /// Bytes of data still to send.
+    pub fn remaining(&self) -> u64 {
+        self.size - self.sent
     }
 
     /// Append the next `Chunk` (at most `chunk_len` bytes of data) to `dst`, and the `FileEnd`
@@ -182,29 +191,31 @@ impl FileReader {
     ) -> io::Result<ReadStep> {
         let remaining = self.size - self.sent;
         // Opened even with nothing left to send when resuming: the prefix must be hashed.
-        if self.file.is_none() && (remaining > 0 || self.sent > 0) {
-            self.file = Some(self.open()?);
+        if self.reading.is_none() && (remaining > 0 || self.sent > 0) {
+            self.reading = Some(Box::new(self.open()?));
         }
         if remaining > 0
-            && let Some(file) = self.file.as_mut()
+            && let Some(reading) = self.reading.as_mut()
         {
             let n = remaining.min(chunk_len as u64) as usize;
             let start = dst.len();
             dst.reserve(CHUNK_HEADER_LEN + n);
             put_chunk_header(dst, id, self.sent, n);
             let data_start = dst.len();
-            if let Err(e) = read_exact_into(file, dst, n) {
+            if let Err(e) = read_exact_into(&mut reading.file, dst, n) {
                 dst.truncate(start);
                 return Err(e);
             }
-            self.hasher.update(&dst[data_start..]);
+            reading.hasher.update(&dst[data_start..]);
             self.sent += n as u64;
         }
         if self.sent < self.size {
             return Ok(ReadStep::Chunk);
         }
-        self.file = None;
-        let hash = *self.hasher.finalize().as_bytes();
+        let hash = match self.reading.take() {
+            Some(reading) => *reading.hasher.finalize().as_bytes(),
+            None => *blake3::hash(&[]).as_bytes(), // an empty file, never opened
+        };
         encode_frame(&Frame::FileEnd { id, hash }, dst).map_err(io::Error::other)?;
         Ok(ReadStep::Finished)
     }

@@ -12,6 +12,9 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::outgoing::{FileReader, ReadStep};
 use crate::protocol::codec::CHUNK_HEADER_LEN;
 
+/// Room for the `FileEnd` frame that may follow the last chunk in the same buffer.
+const FILE_END_ROOM: usize = 64;
+
 #[derive(Debug)]
 pub enum ReadJob {
     /// An offer was accepted: read `local` from `offset` (the prefix is hashed, not sent).
@@ -95,7 +98,10 @@ fn handle(readers: &mut HashMap<u32, FileReader>, job: ReadJob) -> Option<ReadEv
         ReadJob::Next { id, max } => {
             let reader = readers.get_mut(&id)?;
             let before = reader.sent();
-            let mut buf = BytesMut::with_capacity(CHUNK_HEADER_LEN + max + 64);
+            // Sized for this chunk, not the largest: a 4 KiB file must not cost a fresh 256 KiB
+            // buffer (the allocator hands those back to the kernel, and each one faults in anew).
+            let data = reader.remaining().min(max as u64) as usize;
+            let mut buf = BytesMut::with_capacity(CHUNK_HEADER_LEN + data + FILE_END_ROOM);
             match reader.write_next(id, max, &mut buf) {
                 Ok(step) => {
                     let last = step == ReadStep::Finished;
