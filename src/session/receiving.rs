@@ -319,6 +319,8 @@ impl Receiving {
         t.awaiting_offset = false;
         push_frame(out, &Frame::Accept { id, offset });
         if self.flow {
+            // Whatever an earlier start held goes back first: the pool must never leak.
+            self.credit.close(&mut t.credit);
             t.credit = self.credit.open(id, offset, t.size);
         }
     }
