@@ -1190,3 +1190,43 @@ async fn many_accepted_offers_share_one_credit_window() {
         "a transfer that had none gets some: {later:?}"
     );
 }
+
+#[tokio::test]
+async fn a_cancelled_transfer_hands_its_credit_to_the_next() {
+    let (mut fake, _real, _dir) =
+        fake_connector_with(OfferPolicy::AcceptAll, tern::protocol::caps::OURS).await;
+    for id in 1..=2 {
+        fake.send(Frame::Offer {
+            id,
+            size: 64 * MIB,
+            path: format!("f{id}.bin"),
+        })
+        .await
+        .expect("offer");
+    }
+    let credit = credit_by_id(&frames_until_quiet(&mut fake, Duration::from_millis(500)).await);
+    assert_eq!(credit.values().sum::<u64>(), 4 * MIB, "{credit:?}");
+    let (&holder, _) = credit
+        .iter()
+        .max_by_key(|(_, upto)| **upto)
+        .expect("credit");
+    let other = 3 - holder;
+    fake.send(Frame::Cancel {
+        id: holder,
+        by_sender: true,
+        reason: "changed my mind".into(),
+    })
+    .await
+    .expect("cancel");
+    let later = credit_by_id(&frames_until_quiet(&mut fake, Duration::from_millis(500)).await);
+    assert_eq!(
+        later.get(&holder),
+        None,
+        "nothing more for the cancelled one"
+    );
+    assert_eq!(
+        later.get(&other).copied(),
+        Some(credit.get(&other).copied().unwrap_or(0) + credit[&holder]),
+        "what it held went to the other: {later:?}"
+    );
+}
