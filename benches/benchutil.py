@@ -251,6 +251,15 @@ class StampedLines(threading.Thread):
 
 
 
+def add_chat_args(ap) -> None:
+    """The options both chat-latency helpers take."""
+    ap.add_argument("--file", required=True)
+    ap.add_argument("--interval-ms", type=float, default=10.0)
+    ap.add_argument("--timeout", type=float, default=3600.0)
+    ap.add_argument("--log")
+    ap.add_argument("--pidfile")
+
+
 def write_paced_lines(pipe, interval_ms: float, done, procs, deadline: float,
                       first_seq: int = 1) -> tuple[int, str]:
     """Write "SEQ NS" lines to `pipe` every `interval_ms` until `done()`. Returns the last

@@ -25,8 +25,8 @@ import struct
 import subprocess
 import time
 
-from benchutil import (StampedLines, kill_group, percentile, rc_of, report, run_main, spawn,
-                       wait_listen, write_paced_lines)
+from benchutil import (StampedLines, add_chat_args, kill_group, percentile, rc_of, report,
+                       run_main, spawn, wait_listen, write_paced_lines)
 
 BUF = "131072"
 # sched_setattr's number: x86_64, then the generic table (aarch64, riscv64).
@@ -50,11 +50,7 @@ def main() -> int:
     ap.add_argument("--bulk-port", type=int, required=True)
     ap.add_argument("--chat-port", type=int, required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--file", required=True)
-    ap.add_argument("--interval-ms", type=float, default=10.0)
-    ap.add_argument("--timeout", type=float, default=3600.0)
-    ap.add_argument("--log")
-    ap.add_argument("--pidfile")
+    add_chat_args(ap)
     a = ap.parse_args()
     size = os.path.getsize(a.file)
     result: dict[str, object] = {"status": "ok"}

@@ -23,8 +23,8 @@ import os
 import subprocess
 import time
 
-from benchutil import (LineWatcher, StampedLines, kill_group, percentile, rc_of, report,
-                       run_main, spawn, write_paced_lines)
+from benchutil import (LineWatcher, StampedLines, add_chat_args, kill_group, percentile, rc_of,
+                       report, run_main, spawn, write_paced_lines)
 
 
 GRACE_S = 15.0
@@ -35,11 +35,7 @@ def main() -> int:
     ap.add_argument("--tern", required=True)
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--download-dir", required=True)
-    ap.add_argument("--file", required=True)
-    ap.add_argument("--interval-ms", type=float, default=10.0)
-    ap.add_argument("--timeout", type=float, default=3600.0)
-    ap.add_argument("--log")
-    ap.add_argument("--pidfile")
+    add_chat_args(ap)
     a = ap.parse_args()
     log = a.log
     size = os.path.getsize(a.file)

@@ -1117,6 +1117,20 @@ async fn a_message_we_send_also_counts_as_a_conversation() {
     assert_eq!(first_credit(&mut fake, 64 * MIB).await, MIB);
 }
 
+/// Offer files 1..=`count` (`f1.bin`, ...), each of `size` bytes.
+async fn offer_files(framed: &mut Framed<TcpStream, FrameCodec>, count: u32, size: u64) {
+    for id in 1..=count {
+        framed
+            .send(Frame::Offer {
+                id,
+                size,
+                path: format!("f{id}.bin"),
+            })
+            .await
+            .expect("offer");
+    }
+}
+
 /// Frames that arrive within `quiet` of each other, until a pause that long.
 async fn frames_until_quiet(
     framed: &mut Framed<TcpStream, FrameCodec>,
@@ -1145,15 +1159,7 @@ fn credit_by_id(frames: &[Frame]) -> std::collections::HashMap<u32, u64> {
 async fn many_accepted_offers_share_one_credit_window() {
     let (mut fake, _real, _dir) =
         fake_connector_with(OfferPolicy::AcceptAll, tern::protocol::caps::OURS).await;
-    for id in 1..=100 {
-        fake.send(Frame::Offer {
-            id,
-            size: 64 * MIB,
-            path: format!("f{id}.bin"),
-        })
-        .await
-        .expect("offer");
-    }
+    offer_files(&mut fake, 100, 64 * MIB).await;
     let frames = frames_until_quiet(&mut fake, Duration::from_millis(500)).await;
     let accepted = frames
         .iter()
@@ -1195,15 +1201,7 @@ async fn many_accepted_offers_share_one_credit_window() {
 async fn a_cancelled_transfer_hands_its_credit_to_the_next() {
     let (mut fake, _real, _dir) =
         fake_connector_with(OfferPolicy::AcceptAll, tern::protocol::caps::OURS).await;
-    for id in 1..=2 {
-        fake.send(Frame::Offer {
-            id,
-            size: 64 * MIB,
-            path: format!("f{id}.bin"),
-        })
-        .await
-        .expect("offer");
-    }
+    offer_files(&mut fake, 2, 64 * MIB).await;
     let credit = credit_by_id(&frames_until_quiet(&mut fake, Duration::from_millis(500)).await);
     assert_eq!(credit.values().sum::<u64>(), 4 * MIB, "{credit:?}");
     let (&holder, _) = credit
