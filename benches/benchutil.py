@@ -251,6 +251,22 @@ class StampedLines(threading.Thread):
 
 
 
+def latency_summary(reader: "StampedLines | None", sent: int) -> dict[str, object]:
+    """What became of lines 1..=`sent`: how many arrived, and their latency percentiles."""
+    got = reader.got if reader is not None else {}
+    other = reader.other if reader is not None else 0
+    lat = sorted(v / 1e6 for s, v in got.items() if 1 <= s <= sent)
+    return {
+        "sent": sent,
+        "received": len(lat),
+        "lost": sent - len(lat),
+        "unexpected_lines": other + sum(1 for s in got if not 0 <= s <= sent),
+        "p50_ms": f"{percentile(lat, 50):.3f}",
+        "p99_ms": f"{percentile(lat, 99):.3f}",
+        "max_ms": f"{lat[-1]:.3f}" if lat else "nan",
+    }
+
+
 def add_chat_args(ap) -> None:
     """The options both chat-latency helpers take."""
     ap.add_argument("--file", required=True)

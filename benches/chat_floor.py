@@ -25,8 +25,8 @@ import struct
 import subprocess
 import time
 
-from benchutil import (StampedLines, add_chat_args, kill_group, percentile, rc_of, report,
-                       run_main, spawn, wait_listen, write_paced_lines)
+from benchutil import (StampedLines, add_chat_args, kill_group, latency_summary, rc_of,
+                       report, run_main, spawn, wait_listen, write_paced_lines)
 
 BUF = "131072"
 # sched_setattr's number: x86_64, then the generic table (aarch64, riscv64).
@@ -118,15 +118,8 @@ def finish(result, reader, sent, size, started, ended, procs, out=None) -> int:
         kill_group(p)
     if reader is not None:
         reader.join(5.0)
-    got = reader.got if reader is not None else {}
-    lat = sorted(v / 1e6 for s, v in got.items() if 1 <= s <= sent)
+    result.update(latency_summary(reader, sent))
     result.update(
-        sent=sent,
-        received=len(lat),
-        lost=sent - len(lat),
-        p50_ms=f"{percentile(lat, 50):.3f}",
-        p99_ms=f"{percentile(lat, 99):.3f}",
-        max_ms=f"{lat[-1]:.3f}" if lat else "nan",
         mbps=f"{size / (ended - started) / 1e6:.1f}" if started and ended else "nan",
         rcs=",".join(str(rc_of(p)) for p in procs),
     )

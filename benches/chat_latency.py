@@ -23,8 +23,8 @@ import os
 import subprocess
 import time
 
-from benchutil import (LineWatcher, StampedLines, add_chat_args, kill_group, percentile, rc_of,
-                       report, run_main, spawn, write_paced_lines)
+from benchutil import (LineWatcher, StampedLines, add_chat_args, kill_group, latency_summary,
+                       rc_of, report, run_main, spawn, write_paced_lines)
 
 
 GRACE_S = 15.0
@@ -104,16 +104,8 @@ def finish(result, recv, send, reader, sent, size, rerr) -> int:
     if recv is not None and recv.poll() is None:
         kill_group(recv)
     reader.join(5.0)
-    lat = sorted(v / 1e6 for s, v in reader.got.items() if 1 <= s <= sent)
-    received = len(lat)
+    result.update(latency_summary(reader, sent))
     result.update(
-        sent=sent,
-        received=received,
-        lost=sent - received,
-        unexpected_lines=reader.other + sum(1 for s in reader.got if not 1 <= s <= sent),
-        p50_ms=f"{percentile(lat, 50):.3f}",
-        p99_ms=f"{percentile(lat, 99):.3f}",
-        max_ms=f"{lat[-1]:.3f}" if lat else "nan",
         recv_rc=rc_of(recv) if recv is not None else 999,
         send_rc=rc_of(send) if send is not None else 999,
     )
