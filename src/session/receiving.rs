@@ -18,8 +18,9 @@ use crate::transfer::incoming::SafePath;
 use crate::transfer::{Progress, TransferId, TransferState, TransferUpdate, human_size};
 
 /// File data the sender may have in flight or queued for our disk, all transfers together,
-/// while nobody is chatting: enough to keep a fast disk busy. Measured (benches/compare.sh, 2 cores): 4 MiB moves a
-/// 1 GiB file ~10 % faster than 1 MiB, and a 4 GiB one ~35 % faster once writeback starts.
+/// while nobody is chatting: enough to keep a fast disk busy. Measured (benches/compare.sh,
+/// 2 cores): 4 MiB moves a 1 GiB file ~10 % faster than 1 MiB, and a 4 GiB one ~35 % faster
+/// once writeback starts.
 const BULK_WINDOW: u64 = 4 * 1024 * 1024;
 /// The window while messages flow: a chat line waits behind what is in the connection, and
 /// 1 MiB keeps that under a millisecond of file data here (4 MiB doubled the p99).

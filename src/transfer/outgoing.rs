@@ -189,7 +189,7 @@ impl FileReader {
         chunk_len: usize,
         dst: &mut BytesMut,
     ) -> io::Result<ReadStep> {
-        let remaining = self.size - self.sent;
+        let remaining = self.remaining();
         // Opened even with nothing left to send when resuming: the prefix must be hashed.
         if self.reading.is_none() && (remaining > 0 || self.sent > 0) {
             self.reading = Some(Box::new(self.open()?));
