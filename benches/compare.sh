@@ -7,7 +7,8 @@
 # Cases (tern and its reference alternate A B A B ..., REPEATS times):
 #   1. bulk: one random file of BULK_MB to disk; reference socat (and, when they can be set up
 #      here, scp to a throwaway local sshd and magic-wormhole through a local mailbox + relay)
-#   2. many small files: SMALL_FILES x 4 KiB in nested folders; reference tar | socat
+#   2. many small files: SMALL_FILES x 4 KiB in nested folders; reference tar | socat (and
+#      the peak RSS of both tern ends)
 #   3. chat while streaming a CHAT_MB file: one-way latency of a line every 10 ms, lines lost;
 #      reference: the same lines over a connection of their own beside a socat stream (the
 #      floor this host sets, with nothing shared)
@@ -571,11 +572,15 @@ bench_small() {
         fresh_dir "$out"
         port=$(free_port)
         quiesce "$root/small"
+        rm -f -- "$W/rss.recv" "$W/rss.send"
         if run_pair "$LOGS/small-tern-$r" "$TERN_READY" "$timeout" \
+            /usr/bin/time -f %M -o "$W/rss.recv" \
             "$TERN" recv --once --yes --bind 127.0.0.1 --port "$port" --download-dir "$out" :: \
-            "$TERN" send "127.0.0.1:$port" "$root/small"; then
+            /usr/bin/time -f %M -o "$W/rss.send" "$TERN" send "127.0.0.1:$port" "$root/small"; then
             if check=$("$PY" "$SCRIPT_DIR/benchutil.py" verify-tree "$root" "$out" 2>&1); then
                 sample small.tern "$(rate "$SMALL_FILES" "$RP_ELAPSED")"
+                sample small.rss.send "$(tail -n 1 "$W/rss.send")"
+                sample small.rss.recv "$(tail -n 1 "$W/rss.recv")"
                 note "small files $r/$REPEATS tern: $(rate "$SMALL_FILES" "$RP_ELAPSED") files/s"
             else
                 sample small.tern FAIL
@@ -609,6 +614,8 @@ bench_small() {
         rm -rf -- "$out"
     done
     row cmp "small files $SMALL_FILES x 4 KiB (files/s)" small.tern small.tar "tar | socat"
+    row val "peak RSS, $SMALL_FILES small files: sender (KiB)" small.rss.send median ""
+    row val "peak RSS, $SMALL_FILES small files: receiver (KiB)" small.rss.recv median ""
 }
 
 bench_chat() {
