@@ -5,8 +5,10 @@
 #   QUICK=1 bash benches/compare.sh          a smoke run: tiny sizes, 1 repeat (~15 s)
 #
 # Cases (tern and its reference alternate A B A B ..., REPEATS times):
-#   1. bulk: one random file of BULK_MB to disk; reference socat (and, when they can be set up
-#      here, scp to a throwaway local sshd and magic-wormhole through a local mailbox + relay)
+#   1. bulk: one random file of BULK_MB to disk; reference socat, the practical limit (a plain
+#      single-threaded copy with BLAKE3 on both ends, examples/plain_copy.rs), and, when they
+#      can be set up here, scp to a throwaway local sshd and magic-wormhole through a local
+#      mailbox + relay
 #   2. many small files: SMALL_FILES x 4 KiB in nested folders; reference tar | socat (and
 #      the peak RSS of both tern ends)
 #   3. chat while streaming a CHAT_MB file: one-way latency of a line every 10 ms, lines lost;
@@ -184,6 +186,19 @@ else
     # A copy: the tree may be rebuilt by someone else while we measure.
     cp -- "$REPO/target/release/tern" "$TERN"
     TERN_SOURCE="$REPO/target/release/tern"
+fi
+# The practical limit for the bulk case: the plainest hashing copy (examples/plain_copy.rs).
+PLAIN=$W/plain_copy
+PLAIN_SKIP=""
+if ! command -v cargo >/dev/null && [[ -x $HOME/.cargo/bin/cargo ]]; then
+    PATH=$HOME/.cargo/bin:$PATH
+fi
+if ! command -v cargo >/dev/null; then
+    PLAIN_SKIP="cargo not found to build examples/plain_copy.rs"
+elif (cd "$REPO" && cargo build --release --example plain_copy >"$W/plain_copy.build" 2>&1); then
+    cp -- "$REPO/target/release/examples/plain_copy" "$PLAIN"
+else
+    PLAIN_SKIP="cargo build --release --example plain_copy failed (see $W/plain_copy.build)"
 fi
 TERN_REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [[ -n $(git -C "$REPO" status --porcelain --untracked-files=no -- src Cargo.toml Cargo.lock 2>/dev/null) ]]; then
@@ -504,6 +519,24 @@ bench_bulk() {
         fi
         rm -rf -- "$out"
 
+        # C: the plain hashing copy
+        if [[ -z $PLAIN_SKIP ]]; then
+            out=$W/out/bulk-plain
+            fresh_dir "$out"
+            port=$(free_port)
+            quiesce "$src"
+            if run_pair "$LOGS/bulk-plain-$r" "stderr:^listening" "$timeout" \
+                "$PLAIN" recv "$port" "$out/$name" :: "$PLAIN" send "$src" "127.0.0.1:$port" &&
+                same_single_file "$src" "$out" "$name"; then
+                sample bulk.plain "$(mbps "$bytes" "$RP_ELAPSED")"
+                note "bulk $r/$REPEATS plain copy: $(mbps "$bytes" "$RP_ELAPSED") MB/s"
+            else
+                sample bulk.plain FAIL
+                note "plain copy run $r failed ($RP_STATUS): $(why_not_same "$src" "$out" "$name")"
+            fi
+        fi
+        rm -rf -- "$out"
+
         # C: scp
         if ((have_scp)); then
             out=$W/out/bulk-scp
@@ -548,6 +581,11 @@ bench_bulk() {
 
     local label="bulk $BULK_MB MiB (MB/s)"
     row cmp "$label" bulk.tern bulk.socat socat
+    if [[ -z $PLAIN_SKIP ]]; then
+        row cmp "$label" bulk.tern bulk.plain "plain Rust copy, BLAKE3 both ends: the limit"
+    else
+        row skip "$label vs a plain hashing copy" "$PLAIN_SKIP"
+    fi
     if ((have_scp)); then
         row cmp "$label" bulk.tern bulk.scp "scp, local sshd"
     else
