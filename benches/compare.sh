@@ -6,7 +6,7 @@
 #
 # Cases (tern and its reference alternate A B A B ..., REPEATS times):
 #   1. bulk: one random file of BULK_MB to disk; reference socat, the practical limit (a plain
-#      single-threaded copy with BLAKE3 on both ends, examples/plain_copy.rs), and, when they
+#      single-threaded copy with BLAKE3 on both ends, benches/plain_copy.rs), and, when they
 #      can be set up here, scp to a throwaway local sshd and magic-wormhole through a local
 #      mailbox + relay
 #   2. many small files: SMALL_FILES x 4 KiB in nested folders; reference tar | socat (and
@@ -187,14 +187,14 @@ else
     cp -- "$REPO/target/release/tern" "$TERN"
     TERN_SOURCE="$REPO/target/release/tern"
 fi
-# The practical limit for the bulk case: the plainest hashing copy (examples/plain_copy.rs).
+# The practical limit for the bulk case: the plainest hashing copy (benches/plain_copy.rs).
 PLAIN=$W/plain_copy
 PLAIN_SKIP=""
 if ! command -v cargo >/dev/null && [[ -x $HOME/.cargo/bin/cargo ]]; then
     PATH=$HOME/.cargo/bin:$PATH
 fi
 if ! command -v cargo >/dev/null; then
-    PLAIN_SKIP="cargo not found to build examples/plain_copy.rs"
+    PLAIN_SKIP="cargo not found to build benches/plain_copy.rs"
 elif (cd "$REPO" && cargo build --release --example plain_copy >"$W/plain_copy.build" 2>&1); then
     cp -- "$REPO/target/release/examples/plain_copy" "$PLAIN"
 else
