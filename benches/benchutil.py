@@ -152,18 +152,17 @@ def rc_of(proc: subprocess.Popen) -> int:
     return 999 if rc is None else rc
 
 
-class LineWatcher(threading.Thread):
-    """Reads a child's pipe line by line, copies it to a log file, and records when lines
-    matching given patterns were first seen (time.perf_counter())."""
+class PipeLines(threading.Thread):
+    """Reads a child's pipe line by line on a thread of its own and copies each line to an
+    optional log file; a subclass's `take` says what a line means and how it is logged."""
 
-    def __init__(self, pipe, log_path: str | None, patterns: dict[str, str]):
+    def __init__(self, pipe, log_path: str | None):
         super().__init__(daemon=True)
         self.pipe = pipe
         self.log_path = log_path
-        self.patterns = {k: re.compile(v) for k, v in patterns.items()}
-        self.events = {k: threading.Event() for k in patterns}
-        self.seen_at: dict[str, float] = {}
-        self.lines: list[str] = []
+
+    def take(self, raw: bytes) -> str:
+        raise NotImplementedError
 
     def run(self) -> None:
         log = None
@@ -171,21 +170,36 @@ class LineWatcher(threading.Thread):
             log = open(self.log_path, "w", encoding="utf-8", errors="replace")
         try:
             for raw in iter(self.pipe.readline, b""):
-                now = time.perf_counter()
-                line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-                self.lines.append(line)
+                logged = self.take(raw)
                 if log:
-                    log.write(line + "\n")
+                    log.write(logged + "\n")
                     log.flush()
-                for key, rx in self.patterns.items():
-                    if key not in self.seen_at and rx.search(line):
-                        self.seen_at[key] = now
-                        self.events[key].set()
         except (OSError, ValueError):
             pass
         finally:
             if log:
                 log.close()
+
+
+class LineWatcher(PipeLines):
+    """Records when lines matching given patterns were first seen (time.perf_counter())."""
+
+    def __init__(self, pipe, log_path: str | None, patterns: dict[str, str]):
+        super().__init__(pipe, log_path)
+        self.patterns = {k: re.compile(v) for k, v in patterns.items()}
+        self.events = {k: threading.Event() for k in patterns}
+        self.seen_at: dict[str, float] = {}
+        self.lines: list[str] = []
+
+    def take(self, raw: bytes) -> str:
+        now = time.perf_counter()
+        line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        self.lines.append(line)
+        for key, rx in self.patterns.items():
+            if key not in self.seen_at and rx.search(line):
+                self.seen_at[key] = now
+                self.events[key].set()
+        return line
 
     def wait_for(self, key: str, timeout: float, procs=()) -> bool:
         """Wait for `key`'s pattern; give up early when any of `procs` has exited (and the
@@ -213,42 +227,29 @@ def percentile(sorted_vals: list[float], p: float) -> float:
     return sorted_vals[min(k, len(sorted_vals) - 1)]
 
 
-class StampedLines(threading.Thread):
+class StampedLines(PipeLines):
     """Reads the receiving end's stdout, where each line is "SEQ NS" (NS = time.time_ns() when
     it was written at the sending end); records one latency per sequence number."""
 
     def __init__(self, pipe, log_path: str | None):
-        super().__init__(daemon=True)
-        self.pipe = pipe
-        self.log_path = log_path
+        super().__init__(pipe, log_path)
         self.got: dict[int, int] = {}
         self.other = 0
 
-    def run(self) -> None:
-        log = None
-        if self.log_path:
-            log = open(self.log_path, "w", encoding="utf-8", errors="replace")
+    def take(self, raw: bytes) -> str:
+        now = time.time_ns()
+        text = raw.decode("utf-8", errors="replace").rstrip()
+        parts = text.split()
         try:
-            for raw in iter(self.pipe.readline, b""):
-                now = time.time_ns()
-                parts = raw.decode("utf-8", errors="replace").split()
-                if log:
-                    log.write(f"{now} {raw.decode('utf-8', errors='replace').rstrip()}\n")
-                try:
-                    seq, ns = int(parts[-2]), int(parts[-1])
-                except (IndexError, ValueError):
-                    self.other += 1
-                    continue
-                if seq in self.got:
-                    self.other += 1
-                else:
-                    self.got[seq] = now - ns
-        except (OSError, ValueError):
-            pass
-        finally:
-            if log:
-                log.close()
-
+            seq, ns = int(parts[-2]), int(parts[-1])
+        except (IndexError, ValueError):
+            self.other += 1
+            return f"{now} {text}"
+        if seq in self.got:
+            self.other += 1
+        else:
+            self.got[seq] = now - ns
+        return f"{now} {text}"
 
 
 def latency_summary(reader: "StampedLines | None", sent: int) -> dict[str, object]:
