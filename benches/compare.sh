@@ -466,8 +466,21 @@ stop_pid() { # PID...: end server groups we started
 
 TERN_READY='stderr:^tern: listening on'
 
+# A reference's bulk run that just ended with status RC: its rate, or why it failed. Uses
+# bench_bulk's src, name, bytes and r.
+record_bulk() { # RC KEY LABEL OUT LOGPREFIX
+    local rc=$1 key=$2 label=$3 out=$4 log=$5
+    if ((rc == 0)) && same_single_file "$src" "$out" "$name"; then
+        sample "bulk.$key" "$(mbps "$bytes" "$RP_ELAPSED")"
+        note "bulk $r/$REPEATS $label: $(mbps "$bytes" "$RP_ELAPSED") MB/s"
+    else
+        sample "bulk.$key" FAIL
+        note "$label run $r failed ($RP_STATUS): $(why_not_same "$src" "$out" "$name") $(tail -n 2 "$log.second.err" 2>/dev/null | tr '\n' ' ')"
+    fi
+}
+
 bench_bulk() {
-    local src bytes name timeout r port out
+    local src bytes name timeout r port out rc
     src=$(datafile "$BULK_MB")
     bytes=$(stat -c %s "$src")
     name=${src##*/}
@@ -507,16 +520,11 @@ bench_bulk() {
         fresh_dir "$out"
         port=$(free_port)
         quiesce "$src"
-        if run_pair "$LOGS/bulk-socat-$r" "port:$port" "$timeout" \
+        rc=0
+        run_pair "$LOGS/bulk-socat-$r" "port:$port" "$timeout" \
             socat -u -b "$BUF" "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr" "CREATE:$out/$name" :: \
-            socat -u -b "$BUF" "OPEN:$src" "TCP:127.0.0.1:$port" &&
-            same_single_file "$src" "$out" "$name"; then
-            sample bulk.socat "$(mbps "$bytes" "$RP_ELAPSED")"
-            note "bulk $r/$REPEATS socat: $(mbps "$bytes" "$RP_ELAPSED") MB/s"
-        else
-            sample bulk.socat FAIL
-            note "socat run $r failed ($RP_STATUS): $(why_not_same "$src" "$out" "$name")"
-        fi
+            socat -u -b "$BUF" "OPEN:$src" "TCP:127.0.0.1:$port" || rc=$?
+        record_bulk "$rc" socat socat "$out" "$LOGS/bulk-socat-$r"
         rm -rf -- "$out"
 
         # C: the plain hashing copy
@@ -525,54 +533,40 @@ bench_bulk() {
             fresh_dir "$out"
             port=$(free_port)
             quiesce "$src"
-            if run_pair "$LOGS/bulk-plain-$r" "stderr:^listening" "$timeout" \
-                "$PLAIN" recv "$port" "$out/$name" :: "$PLAIN" send "$src" "127.0.0.1:$port" &&
-                same_single_file "$src" "$out" "$name"; then
-                sample bulk.plain "$(mbps "$bytes" "$RP_ELAPSED")"
-                note "bulk $r/$REPEATS plain copy: $(mbps "$bytes" "$RP_ELAPSED") MB/s"
-            else
-                sample bulk.plain FAIL
-                note "plain copy run $r failed ($RP_STATUS): $(why_not_same "$src" "$out" "$name")"
-            fi
+            rc=0
+            run_pair "$LOGS/bulk-plain-$r" "stderr:^listening" "$timeout" \
+                "$PLAIN" recv "$port" "$out/$name" :: "$PLAIN" send "$src" "127.0.0.1:$port" || rc=$?
+            record_bulk "$rc" plain "plain copy" "$out" "$LOGS/bulk-plain-$r"
+            rm -rf -- "$out"
         fi
-        rm -rf -- "$out"
 
-        # C: scp
+        # D: scp
         if ((have_scp)); then
             out=$W/out/bulk-scp
             fresh_dir "$out"
             quiesce "$src"
-            if run_single "$LOGS/bulk-scp-$r" "$timeout" \
-                scp -q "${SSH_OPTS[@]}" -P "$SSH_PORT" "$src" "$SSH_USER@127.0.0.1:$out/$name" &&
-                same_single_file "$src" "$out" "$name"; then
-                sample bulk.scp "$(mbps "$bytes" "$RP_ELAPSED")"
-                note "bulk $r/$REPEATS scp: $(mbps "$bytes" "$RP_ELAPSED") MB/s"
-            else
-                sample bulk.scp FAIL
-                note "scp run $r failed ($RP_STATUS): $(tail -n 2 "$LOGS/bulk-scp-$r.second.err" 2>/dev/null | tr '\n' ' ')"
-            fi
+            rc=0
+            run_single "$LOGS/bulk-scp-$r" "$timeout" \
+                scp -q "${SSH_OPTS[@]}" -P "$SSH_PORT" "$src" "$SSH_USER@127.0.0.1:$out/$name" ||
+                rc=$?
+            record_bulk "$rc" scp scp "$out" "$LOGS/bulk-scp-$r"
             rm -rf -- "$out"
         fi
 
-        # D: magic-wormhole, forced through the local transit relay (--no-listen on both
+        # E: magic-wormhole, forced through the local transit relay (--no-listen on both
         # sides) so that every byte stays on 127.0.0.1
         if ((have_wh)); then
             out=$W/out/bulk-wormhole
             fresh_dir "$out"
             local code=$((r + 6))-bench-code
             quiesce "$src"
-            if run_pair "$LOGS/bulk-wormhole-$r" "stderr:Wormhole code is" "$timeout" \
+            rc=0
+            run_pair "$LOGS/bulk-wormhole-$r" "stderr:Wormhole code is" "$timeout" \
                 wormhole --relay-url "$WH_RELAY" --transit-helper "$WH_TRANSIT" \
                 send --no-listen --hide-progress --code "$code" "$src" :: \
                 wormhole --relay-url "$WH_RELAY" --transit-helper "$WH_TRANSIT" \
-                receive --no-listen --hide-progress --accept-file -o "$out/$name" "$code" &&
-                same_single_file "$src" "$out" "$name"; then
-                sample bulk.wormhole "$(mbps "$bytes" "$RP_ELAPSED")"
-                note "bulk $r/$REPEATS magic-wormhole: $(mbps "$bytes" "$RP_ELAPSED") MB/s"
-            else
-                sample bulk.wormhole FAIL
-                note "magic-wormhole run $r failed ($RP_STATUS): $(tail -n 2 "$LOGS/bulk-wormhole-$r.second.err" 2>/dev/null | tr '\n' ' ')"
-            fi
+                receive --no-listen --hide-progress --accept-file -o "$out/$name" "$code" || rc=$?
+            record_bulk "$rc" wormhole magic-wormhole "$out" "$LOGS/bulk-wormhole-$r"
             rm -rf -- "$out"
         fi
     done
