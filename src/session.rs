@@ -8,6 +8,7 @@ mod actor;
 mod credit;
 mod files;
 mod handshake;
+mod inbound;
 mod outbox;
 mod raw;
 mod receiving;

@@ -6,6 +6,7 @@
 pub mod disk;
 pub mod incoming;
 pub mod outgoing;
+pub mod pool;
 pub mod reader;
 
 use std::fmt;

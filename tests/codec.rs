@@ -3,7 +3,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use proptest::prelude::*;
-use tern::protocol::codec::encode_frame;
+use tern::protocol::codec::{ChunkHead, chunk_head, encode_frame};
 use tern::protocol::{Frame, FrameCodec, MAX_FRAME_LEN, ProtocolError};
 use tern::text::Encoding;
 use tokio_util::codec::{Decoder, Encoder};
@@ -276,4 +276,60 @@ proptest! {
         buf.put_slice(&body);
         let _ = FrameCodec.decode(&mut buf);
     }
+
+    #[test]
+    fn chunk_head_names_exactly_the_chunks_still_arriving(frame in arb_frame(), cut in any::<prop::sample::Index>()) {
+        let mut wire = BytesMut::new();
+        encode_frame(&frame, &mut wire).expect("encodes");
+        let cut = cut.index(wire.len() + 1);
+        let head = chunk_head(&wire[..cut]).expect("a valid frame's prefix is not an error");
+        let expected = match &frame {
+            Frame::Chunk { id, offset, data } if cut >= 17 && cut < wire.len() => Some(ChunkHead {
+                id: *id,
+                offset: *offset,
+                data_len: data.len(),
+            }),
+            _ => None,
+        };
+        prop_assert_eq!(head, expected);
+    }
+
+    #[test]
+    fn chunk_head_never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let _ = chunk_head(&bytes);
+    }
+}
+
+/// The tag byte of a `Chunk`, as the encoder writes it.
+fn chunk_tag() -> u8 {
+    let mut wire = BytesMut::new();
+    let empty = Frame::Chunk {
+        id: 0,
+        offset: 0,
+        data: Bytes::new(),
+    };
+    encode_frame(&empty, &mut wire).expect("encodes");
+    wire[4]
+}
+
+#[test]
+fn chunk_head_refuses_what_decode_refuses() {
+    let mut oversize = BytesMut::new();
+    oversize.put_u32(MAX_FRAME_LEN as u32 + 1);
+    oversize.put_u8(chunk_tag());
+    oversize.put_slice(&[0; 12]);
+    assert!(matches!(
+        chunk_head(&oversize),
+        Err(ProtocolError::FrameTooLarge { .. })
+    ));
+
+    let mut too_much_data = BytesMut::new();
+    too_much_data.put_u32(13 + 1024 * 1024 + 1);
+    too_much_data.put_u8(chunk_tag());
+    too_much_data.put_slice(&[0; 12]);
+    assert!(chunk_head(&too_much_data).is_err());
+    let mut codec = FrameCodec;
+    let mut whole = too_much_data.clone();
+    whole.resize(4 + 13 + 1024 * 1024 + 1, 0);
+    assert!(codec.decode(&mut whole).is_err());
 }

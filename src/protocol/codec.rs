@@ -74,6 +74,48 @@ impl Decoder for FrameCodec {
     }
 }
 
+/// The header of a `Chunk` whose data has not all arrived yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkHead {
+    pub id: u32,
+    pub offset: u64,
+    /// Bytes of data the frame carries in all.
+    pub data_len: usize,
+}
+
+/// If `src` starts with a `Chunk` whose header is complete but whose data is not, its header:
+/// the reader can then take the data into a buffer of its own instead of growing `src` to
+/// hold it. `None` for any other frame, or a chunk that is already whole. A header that
+/// `decode` would refuse is refused here with the same error.
+pub fn chunk_head(src: &[u8]) -> Result<Option<ChunkHead>, ProtocolError> {
+    if src.len() < CHUNK_HEADER_LEN || src[4] != tag::CHUNK {
+        return Ok(None);
+    }
+    let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
+    if len > MAX_FRAME_LEN {
+        return Err(ProtocolError::FrameTooLarge { len });
+    }
+    if 4 + len <= src.len() {
+        return Ok(None);
+    }
+    // Not underflowing: the frame ends past `src`, which holds a whole header.
+    let data_len = 4 + len - CHUNK_HEADER_LEN;
+    if data_len > MAX_CHUNK_LEN {
+        return Err(ProtocolError::Malformed {
+            frame: "Chunk",
+            why: "chunk data over 1 MiB",
+        });
+    }
+    let id = u32::from_be_bytes([src[5], src[6], src[7], src[8]]);
+    let mut offset = [0u8; 8];
+    offset.copy_from_slice(&src[9..17]);
+    Ok(Some(ChunkHead {
+        id,
+        offset: u64::from_be_bytes(offset),
+        data_len,
+    }))
+}
+
 /// Reads the fields of one frame body, failing with the frame's name.
 struct Fields {
     frame: &'static str,

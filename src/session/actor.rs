@@ -15,15 +15,16 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
-use tokio_util::codec::{Decoder, FramedRead};
 use tokio_util::sync::CancellationToken;
 
 use super::files::{Transfers, push_frame};
 use super::handshake::{self, Identified, Role};
+use super::inbound::Inbound;
 use super::outbox::EventQueue;
 use super::{Command, PeerInfo, SessionConfig, SessionError, SessionEvent, Transport, raw};
-use crate::protocol::{Frame, FrameCodec};
+use crate::protocol::Frame;
 use crate::text::{self, Encoding};
+use crate::transfer::pool::BufferPool;
 
 /// Below this many unwritten bytes, the next file chunk is read in.
 const LOW_WATER: usize = 64 * 1024;
@@ -32,8 +33,6 @@ const LOW_WATER: usize = 64 * 1024;
 const HIGH_WATER: usize = 8 * 1024 * 1024;
 /// Longest text message, in bytes once encoded.
 pub(super) const MAX_TEXT_LEN: usize = 1024 * 1024;
-/// Bytes read from the socket at a time, at most.
-const READ_BUFFER: usize = 256 * 1024;
 /// Most frames handled in one turn of the loop before others get theirs.
 const BURST: usize = 64;
 /// How long a closing session waits for the peer to close its side.
@@ -73,8 +72,7 @@ pub(super) async fn run<S: Transport>(
                 raw: false,
             }));
             let (read, write) = tokio::io::split(stream);
-            // Big reads: one read syscall per small frame would cost more than the frame.
-            let reader = FramedRead::with_capacity(read, FrameCodec, READ_BUFFER);
+            let reader = Inbound::new(read, leftover, BufferPool::default());
             let mut actor = FramedActor {
                 encoding: config.encoding.unwrap_or_default(),
                 transfers: Transfers::new(&config, capabilities),
@@ -91,7 +89,7 @@ pub(super) async fn run<S: Transport>(
                 pinged: false,
                 nonce: 0,
             };
-            let error = actor.run(leftover).await;
+            let error = actor.run().await;
             actor.events.push(SessionEvent::Closed { error });
             queue = actor.events;
         }
@@ -122,7 +120,7 @@ struct FramedActor<S> {
     config: SessionConfig,
     encoding: Encoding,
     transfers: Transfers,
-    reader: FramedRead<ReadHalf<S>, FrameCodec>,
+    reader: Inbound<ReadHalf<S>>,
     writer: WriteHalf<S>,
     /// Control frames being encoded; sealed onto the wire each turn.
     out: BytesMut,
@@ -152,12 +150,8 @@ enum Stop {
 
 impl<S: Transport> FramedActor<S> {
     /// Run until the session ends; the result is the error to report, if any.
-    async fn run(&mut self, leftover: BytesMut) -> Option<String> {
-        let stop = match self.take_leftover(leftover) {
-            Some(stop) => stop,
-            None => self.main_loop().await,
-        };
-        match stop {
+    async fn run(&mut self) -> Option<String> {
+        match self.main_loop().await {
             Stop::Close => {
                 self.transfers.cancel_all(
                     "because the session was closed",
@@ -264,26 +258,6 @@ impl<S: Transport> FramedActor<S> {
                 _ => break,
             }
         }
-    }
-
-    /// Frames that arrived with the peer's `Hello`. `FramedRead` reads the socket before it
-    /// decodes what is already buffered, so whole frames are handled here and only a partial
-    /// one is handed to it.
-    fn take_leftover(&mut self, mut leftover: BytesMut) -> Option<Stop> {
-        let mut codec = FrameCodec;
-        loop {
-            match codec.decode(&mut leftover) {
-                Ok(Some(frame)) => {
-                    if let Some(stop) = self.on_frame(frame) {
-                        return Some(stop);
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => return Some(Stop::Error(format!("bad data from the peer: {e}"))),
-            }
-        }
-        self.reader.read_buffer_mut().extend_from_slice(&leftover);
-        None
     }
 
     async fn main_loop(&mut self) -> Stop {

@@ -6,10 +6,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::mpsc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::outgoing::{FileReader, ReadStep};
+use super::pool::BufferPool;
 use crate::protocol::codec::CHUNK_HEADER_LEN;
 
 /// Room for the `FileEnd` frame that may follow the last chunk in the same buffer.
@@ -70,13 +71,15 @@ impl ReadWorker {
 
 fn run(queue: &mpsc::Receiver<Vec<ReadJob>>, events: &UnboundedSender<Vec<ReadEvent>>) {
     let mut readers: HashMap<u32, FileReader> = HashMap::new();
+    // The session drops each buffer once the socket took it; it comes back here.
+    let pool = BufferPool::default();
     while let Ok(mut batch) = queue.recv() {
         while let Ok(more) = queue.try_recv() {
             batch.extend(more);
         }
         let done: Vec<ReadEvent> = batch
             .into_iter()
-            .filter_map(|job| handle(&mut readers, job))
+            .filter_map(|job| handle(&mut readers, &pool, job))
             .collect();
         if !done.is_empty() && events.send(done).is_err() {
             return;
@@ -84,7 +87,11 @@ fn run(queue: &mpsc::Receiver<Vec<ReadJob>>, events: &UnboundedSender<Vec<ReadEv
     }
 }
 
-fn handle(readers: &mut HashMap<u32, FileReader>, job: ReadJob) -> Option<ReadEvent> {
+fn handle(
+    readers: &mut HashMap<u32, FileReader>,
+    pool: &BufferPool,
+    job: ReadJob,
+) -> Option<ReadEvent> {
     match job {
         ReadJob::Start {
             id,
@@ -98,10 +105,9 @@ fn handle(readers: &mut HashMap<u32, FileReader>, job: ReadJob) -> Option<ReadEv
         ReadJob::Next { id, max } => {
             let reader = readers.get_mut(&id)?;
             let before = reader.sent();
-            // Sized for this chunk, not the largest: a 4 KiB file must not cost a fresh 256 KiB
-            // buffer (the allocator hands those back to the kernel, and each one faults in anew).
+            // Sized for this chunk, not the largest: a 4 KiB file must not hold a 256 KiB buffer.
             let data = reader.remaining().min(max as u64) as usize;
-            let mut buf = BytesMut::with_capacity(CHUNK_HEADER_LEN + data + FILE_END_ROOM);
+            let mut buf = pool.take(CHUNK_HEADER_LEN + data + FILE_END_ROOM);
             match reader.write_next(id, max, &mut buf) {
                 Ok(step) => {
                     let last = step == ReadStep::Finished;
@@ -111,7 +117,7 @@ fn handle(readers: &mut HashMap<u32, FileReader>, job: ReadJob) -> Option<ReadEv
                     }
                     Some(ReadEvent::Frames {
                         id,
-                        bytes: buf.freeze(),
+                        bytes: pool.freeze(buf),
                         data_len,
                         last,
                     })
