@@ -8,8 +8,8 @@ The same measurement as chat_latency.py, without tern and without sharing anythi
 lines travel over a connection of their own (socat STDIN -> socat STDOUT) while a second socat
 pair streams F into OUT on disk. Nothing is multiplexed, nothing queues ahead of a line, so
 what is left is what this machine's scheduler, kernel and writeback cost a line. The chat
-processes get the scheduling hints tern's session thread asks for (a 0.1 ms EEVDF slice), the
-bulk processes the ones of tern's disk threads (nice 10), so the two runs differ only in tern.
+processes get the scheduling hint tern's session thread asks for (a 0.1 ms EEVDF slice); the
+bulk processes, like tern's disk threads, run as they are. The two runs differ only in tern.
 
 Prints the key=value lines chat_latency.py prints (sent, received, lost, p50_ms, p99_ms,
 max_ms, mbps, status). Exits 0 only when the file arrived whole and no line was lost.
@@ -66,7 +66,7 @@ def main() -> int:
                          "STDOUT"], a.pidfile, stdout=subprocess.PIPE,
                         stdin=subprocess.DEVNULL, preexec_fn=short_slice)
         procs.append(chat_rx)
-        bulk_rx = spawn(["nice", "-n", "10", "socat", "-u", "-b", BUF,
+        bulk_rx = spawn(["socat", "-u", "-b", BUF,
                          f"TCP-LISTEN:{a.bulk_port},bind=127.0.0.1,reuseaddr",
                          f"CREATE:{a.out}"], a.pidfile, stdin=subprocess.DEVNULL)
         procs.append(bulk_rx)
@@ -88,7 +88,7 @@ def main() -> int:
                 return finish(result, reader, 0, size, None, None, procs)
             time.sleep(0.002)
         started = time.perf_counter()
-        bulk_tx = spawn(["nice", "-n", "10", "socat", "-u", "-b", BUF, f"OPEN:{a.file}",
+        bulk_tx = spawn(["socat", "-u", "-b", BUF, f"OPEN:{a.file}",
                          f"TCP:127.0.0.1:{a.bulk_port}"], a.pidfile, stdin=subprocess.DEVNULL)
         procs.append(bulk_tx)
 
