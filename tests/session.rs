@@ -4,8 +4,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
+use tern::protocol::codec::encode_frame;
 use tern::protocol::{Frame, FrameCodec, MAGIC, PREAMBLE_LEN, VERSION, preamble};
 use tern::session::{Command, OfferPolicy, Role, Session, SessionConfig, SessionEvent};
 use tern::transfer::outgoing::collect_files;
@@ -419,6 +420,42 @@ async fn a_corrupted_chunk_fails_the_hash_and_is_never_promoted() {
     );
     assert!(!dir.path().join("data.bin").exists());
     assert!(dir.path().join("data.bin.part").exists(), ".part kept");
+}
+
+#[tokio::test]
+async fn a_connection_cut_inside_a_chunk_is_a_lost_connection_not_bad_data() {
+    let (mut fake, mut real, dir) = fake_connector(OfferPolicy::AcceptAll).await;
+    offer_and_get_accepted(&mut fake, 200_000).await;
+    let mut wire = BytesMut::new();
+    encode_frame(
+        &Frame::Chunk {
+            id: 1,
+            offset: 0,
+            data: Bytes::from(vec![7u8; 200_000]),
+        },
+        &mut wire,
+    )
+    .expect("encodes");
+    // The header and part of the data: the reader is inside the chunk when the line goes.
+    let mut stream = fake.into_inner();
+    stream.write_all(&wire[..90_000]).await.expect("write");
+    drop(stream);
+    let state = final_state(&mut real).await;
+    assert!(
+        matches!(&state, TransferState::Failed(m) if m.contains("connection lost")),
+        "{state:?}"
+    );
+    let closed = wait_for(&mut real, |e| match e {
+        SessionEvent::Closed { error } => Some(error.clone()),
+        _ => None,
+    })
+    .await;
+    let error = closed.expect("a cut mid-chunk is an error");
+    assert!(
+        error.contains("connection lost") && !error.contains("bad data"),
+        "{error}"
+    );
+    assert!(!dir.path().join("data.bin").exists());
 }
 
 #[tokio::test]

@@ -22,7 +22,7 @@ use super::handshake::{self, Identified, Role};
 use super::inbound::Inbound;
 use super::outbox::EventQueue;
 use super::{Command, PeerInfo, SessionConfig, SessionError, SessionEvent, Transport, raw};
-use crate::protocol::Frame;
+use crate::protocol::{Frame, ProtocolError};
 use crate::text::{self, Encoding};
 use crate::transfer::pool::BufferPool;
 
@@ -114,6 +114,14 @@ async fn write_some<W: AsyncWrite + Unpin>(
 ) -> std::io::Result<usize> {
     let slices: Vec<IoSlice<'_>> = wire.iter().take(64).map(|b| IoSlice::new(b)).collect();
     writer.write_vectored(&slices).await
+}
+
+/// Why reading from the peer stopped, for the user: a broken connection is not bad data.
+fn read_failed(e: ProtocolError) -> Stop {
+    match e {
+        ProtocolError::Io(e) => Stop::Error(format!("connection lost: {e}")),
+        e => Stop::Error(format!("bad data from the peer: {e}")),
+    }
 }
 
 struct FramedActor<S> {
@@ -328,14 +336,14 @@ impl<S: Transport> FramedActor<S> {
                                     }
                                 }
                                 Some(Some(Err(e))) => {
-                                    return Stop::Error(format!("bad data from the peer: {e}"));
+                                    return read_failed(e);
                                 }
                                 Some(None) => return Stop::Eof,
                                 None => break,
                             }
                         }
                     }
-                    Some(Err(e)) => return Stop::Error(format!("bad data from the peer: {e}")),
+                    Some(Err(e)) => return read_failed(e),
                     None => return Stop::Eof,
                 },
                 Some(batch) = self.transfers.sending.read_events.recv() => {
