@@ -440,22 +440,11 @@ async fn a_connection_cut_inside_a_chunk_is_a_lost_connection_not_bad_data() {
     let mut stream = fake.into_inner();
     stream.write_all(&wire[..90_000]).await.expect("write");
     drop(stream);
-    let state = final_state(&mut real).await;
-    assert!(
-        matches!(&state, TransferState::Failed(m) if m.contains("connection lost")),
-        "{state:?}"
-    );
-    let closed = wait_for(&mut real, |e| match e {
-        SessionEvent::Closed { error } => Some(error.clone()),
-        _ => None,
-    })
-    .await;
-    let error = closed.expect("a cut mid-chunk is an error");
+    let error = lost_mid_transfer(&mut real, dir.path()).await;
     assert!(
         error.contains("connection lost") && !error.contains("bad data"),
         "{error}"
     );
-    assert!(!dir.path().join("data.bin").exists());
 }
 
 #[tokio::test]
@@ -470,18 +459,22 @@ async fn a_truncated_stream_is_reported_and_never_promoted() {
     .await
     .expect("chunk");
     drop(fake);
-    let state = final_state(&mut real).await;
+    lost_mid_transfer(&mut real, dir.path()).await;
+}
+
+/// The peer vanished during transfer #1 of `data.bin`: the transfer failed as a lost
+/// connection, nothing was promoted, and the session closed with an error, which is returned.
+async fn lost_mid_transfer(real: &mut Session, dir: &Path) -> String {
+    let state = final_state(real).await;
     assert!(
         matches!(&state, TransferState::Failed(m) if m.contains("connection lost")),
         "{state:?}"
     );
-    let closed = wait_for(&mut real, |e| match e {
-        SessionEvent::Closed { error } => Some(error.clone()),
-        _ => None,
-    })
-    .await;
-    assert!(closed.is_some(), "a cut mid-transfer is an error");
-    assert!(!dir.path().join("data.bin").exists());
+    let error = closed_error(real)
+        .await
+        .expect("a cut mid-transfer is an error");
+    assert!(!dir.join("data.bin").exists());
+    error
 }
 
 #[tokio::test]
