@@ -1,8 +1,13 @@
-//! The receiving disk fills up mid-transfer: the transfer fails with the disk's own error, the
-//! `.part` stays for a later resume, and the session goes on. Its own test binary, because the
-//! fallback (a file-size limit) applies to the whole process.
+//! The receiving disk cannot hold the file: the transfer fails with the disk's own error, what
+//! arrived stays in the `.part` for a later resume, and the session goes on. Its own test
+//! binary, because the fallback (a file-size limit) applies to the whole process.
+//!
+//! On a real small disk (tmpfs) the receiver sets the file's space aside before writing, so
+//! the failure comes at once and leaves no empty `.part`; under the fallback the space is not
+//! checked up front and the disk "fills" at the limit, mid-transfer.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use tern::session::{Command, OfferPolicy, Role, Session, SessionConfig, SessionEvent};
@@ -54,6 +59,11 @@ impl SmallDisk {
         }
     }
 
+    /// The disk says so before any data is written.
+    fn fails_up_front(&self) -> bool {
+        matches!(self, SmallDisk::Tmpfs(_))
+    }
+
     fn expected_error(&self) -> &'static str {
         match self {
             SmallDisk::Tmpfs(_) => "No space left on device",
@@ -68,6 +78,24 @@ impl Drop for SmallDisk {
             let _ = std::process::Command::new("umount").arg(dir).status();
         }
     }
+}
+
+/// The files to send, written before any test sets the fallback's limit (which would stop
+/// their writes too): `big.bin`, twice the disk, and `patterned.bin`, see [`patterned`].
+fn sources() -> &'static Path {
+    static SOURCES: OnceLock<PathBuf> = OnceLock::new();
+    SOURCES.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("disk_full-sources");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("big.bin"), vec![0x5a; (LIMIT * 2) as usize]).expect("write");
+        std::fs::write(dir.join("patterned.bin"), patterned()).expect("write");
+        dir
+    })
+}
+
+/// Twice the disk, each byte telling where it is.
+fn patterned() -> Vec<u8> {
+    (0..LIMIT * 2).map(|i| (i % 251) as u8).collect()
 }
 
 async fn wait_for<T>(s: &mut Session, mut pick: impl FnMut(&SessionEvent) -> Option<T>) -> T {
@@ -87,69 +115,119 @@ async fn wait_for<T>(s: &mut Session, mut pick: impl FnMut(&SessionEvent) -> Opt
     .expect("event in time")
 }
 
-#[tokio::test]
-async fn a_full_disk_fails_the_transfer_keeps_the_part_and_the_session() {
-    let base = tempfile::tempdir().expect("tmp");
-    // The source first: the fallback limit applies to every file this process writes.
-    let src = base.path().join("src");
-    std::fs::create_dir_all(&src).expect("mkdir");
-    let big = src.join("big.bin");
-    std::fs::write(&big, vec![0x5a; (LIMIT * 2) as usize]).expect("write source");
-    let disk = SmallDisk::new(base.path());
+/// Two sessions on a loopback connection; the receiver accepts everything into `dir`.
+fn connect(dir: &Path, src: &Path) -> impl std::future::Future<Output = (Session, Session)> {
+    let (dir, src) = (dir.to_path_buf(), src.to_path_buf());
+    async move {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let client = TcpStream::connect(addr).await.expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        let root = CancellationToken::new();
+        let mut rx_cfg = SessionConfig::new("rx", dir);
+        rx_cfg.offers = OfferPolicy::AcceptAll;
+        let rx = Session::start(server, Role::Listener, rx_cfg, &root);
+        let tx = Session::start(
+            client,
+            Role::Connector,
+            SessionConfig::new("tx", src),
+            &root,
+        );
+        (rx, tx)
+    }
+}
 
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let client = TcpStream::connect(addr).await.expect("connect");
-    let (server, _) = listener.accept().await.expect("accept");
-    let root = CancellationToken::new();
-    let mut rx_cfg = SessionConfig::new("rx", disk.dir().to_path_buf());
-    rx_cfg.offers = OfferPolicy::AcceptAll;
-    let mut rx = Session::start(server, Role::Listener, rx_cfg, &root);
-    let mut tx = Session::start(
-        client,
-        Role::Connector,
-        SessionConfig::new("tx", src.clone()),
-        &root,
-    );
+/// Offer `file` and wait for both ends to settle it: the receiver's final state and progress.
+async fn send_and_settle(rx: &mut Session, tx: &mut Session, file: &Path) -> (TransferState, u64) {
     tx.handle
-        .send(Command::Offer(collect_files(&[big]).expect("collect")))
+        .send(Command::Offer(
+            collect_files(&[file.to_path_buf()]).expect("collect"),
+        ))
         .await
         .expect("offer");
-
-    let state = wait_for(&mut rx, |e| match e {
+    let (state, done) = wait_for(rx, |e| match e {
         SessionEvent::Transfer(u)
             if u.id.direction == Direction::Incoming && u.state.is_final() =>
         {
-            Some(u.state.clone())
+            Some((u.state.clone(), u.progress.done))
         }
         _ => None,
     })
     .await;
-    match &state {
-        TransferState::Failed(why) => assert!(why.contains(disk.expected_error()), "{why}"),
-        other => panic!("expected a failure, got {other:?}"),
-    }
-    let sender_state = wait_for(&mut tx, |e| match e {
+    let sender_state = wait_for(tx, |e| match e {
         SessionEvent::Transfer(u) if u.state.is_final() => Some(u.state.clone()),
         _ => None,
     })
     .await;
     assert!(!sender_state.is_success(), "{sender_state:?}");
-    let part = disk.dir().join("big.bin.part");
-    assert!(part.exists(), ".part kept for a later resume");
-    assert!(!disk.dir().join("big.bin").exists());
+    (state, done)
+}
 
-    // The session is still up: chat goes through.
+/// The session is still up: chat goes through.
+async fn still_talking(rx: &mut Session, tx: &mut Session) {
     tx.handle
         .send(Command::Text("still here?".into()))
         .await
         .expect("text");
-    let text = wait_for(&mut rx, |e| match e {
+    let text = wait_for(rx, |e| match e {
         SessionEvent::Text { text, .. } => Some(text.clone()),
         SessionEvent::Closed { error } => panic!("session closed: {error:?}"),
         _ => None,
     })
     .await;
     assert_eq!(text, "still here?");
+}
+
+#[tokio::test]
+async fn a_full_disk_fails_the_transfer_keeps_what_arrived_and_the_session() {
+    let big = sources().join("big.bin");
+    let base = tempfile::tempdir().expect("tmp");
+    let disk = SmallDisk::new(base.path());
+    let (mut rx, mut tx) = connect(disk.dir(), sources()).await;
+
+    let (state, done) = send_and_settle(&mut rx, &mut tx, &big).await;
+    match &state {
+        TransferState::Failed(why) => assert!(why.contains(disk.expected_error()), "{why}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    let part = disk.dir().join("big.bin.part");
+    if disk.fails_up_front() {
+        assert_eq!(done, 0, "the failure came before any data");
+        assert!(!part.exists(), "no empty .part left behind");
+    } else {
+        assert!(part.exists(), ".part kept for a later resume");
+    }
+    assert!(!disk.dir().join("big.bin").exists());
+    still_talking(&mut rx, &mut tx).await;
+    drop(std::fs::remove_file(part));
+}
+
+#[tokio::test]
+async fn a_resumed_file_the_disk_cannot_finish_keeps_its_part_intact() {
+    let file = sources().join("patterned.bin");
+    let content = patterned();
+    let base = tempfile::tempdir().expect("tmp");
+    let disk = SmallDisk::new(base.path());
+    // Half the disk already holds the first half of the file, from an earlier attempt.
+    let kept = (LIMIT / 2) as usize;
+    let part = disk.dir().join("patterned.bin.part");
+    std::fs::write(&part, &content[..kept]).expect("write the earlier .part");
+    let (mut rx, mut tx) = connect(disk.dir(), sources()).await;
+
+    let (state, _) = send_and_settle(&mut rx, &mut tx, &file).await;
+    match &state {
+        TransferState::Failed(why) => assert!(why.contains(disk.expected_error()), "{why}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    let left = std::fs::read(&part).expect("the .part is kept");
+    if disk.fails_up_front() {
+        assert_eq!(left.len(), kept, "nothing written past what was kept");
+    }
+    assert!(
+        left.len() >= kept && content.starts_with(&left),
+        "a true prefix, {} bytes",
+        left.len()
+    );
+    still_talking(&mut rx, &mut tx).await;
     drop(std::fs::remove_file(part));
 }

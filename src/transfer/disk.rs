@@ -170,8 +170,13 @@ fn handle(root: &Path, disk: &mut Disk, job: DiskJob) -> Option<DiskEvent> {
                 Ok(total) => Some(DiskEvent::Written { id, total }),
                 Err(reason) => {
                     slot.broken = true;
-                    // Dropping the file keeps what was written, for a later resume.
-                    slot.part = None;
+                    // Dropping the file keeps what was written, for a later resume; a `.part`
+                    // with nothing in it (the disk could not hold the file) would be litter.
+                    if let Some(part) = slot.part.take()
+                        && part.received() == 0
+                    {
+                        part.discard();
+                    }
                     Some(DiskEvent::Failed { id, reason })
                 }
             }
@@ -228,7 +233,7 @@ fn write(
         None => {
             let created = folders
                 .prepare(root, &slot.path)
-                .and_then(|dir| PartFile::create_in(dir, &slot.path))
+                .and_then(|dir| PartFile::create_in(dir, &slot.path, slot.size))
                 .map_err(|e| format!("cannot create file in {}: {e}", root.display()))?;
             slot.part.insert(Box::new(created))
         }

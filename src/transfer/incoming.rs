@@ -5,6 +5,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use super::human_size;
+
 /// Longest path component accepted from a peer, in bytes. Leaves room for ` (NNN).part` within
 /// the 255 bytes most file systems allow.
 pub const MAX_COMPONENT_LEN: usize = 240;
@@ -218,19 +220,27 @@ pub struct PartFile {
     part: PathBuf,
     file: File,
     received: u64,
+    /// The whole file's size, as offered.
+    size: u64,
+    /// Space was set aside for the rest of the file, up to this offset (see [`Self::write`]).
+    reserved: u64,
+    reserve_tried: bool,
+    /// Promoted or discarded: what is set aside is in use, or gone with the file.
+    closed: bool,
     hasher: blake3::Hasher,
     /// Started from bytes left by an earlier attempt.
     resumed: bool,
 }
 
 impl PartFile {
-    /// Create `NAME.part` (or `NAME (n).part` if taken) in the folder for `path` under `root`.
-    pub fn create(root: &Path, path: &SafePath) -> io::Result<Self> {
-        Self::create_in(prepare_folders(root, path)?, path)
+    /// Create `NAME.part` (or `NAME (n).part` if taken) in the folder for `path` under `root`,
+    /// for a file of `size` bytes.
+    pub fn create(root: &Path, path: &SafePath, size: u64) -> io::Result<Self> {
+        Self::create_in(prepare_folders(root, path)?, path, size)
     }
 
     /// [`PartFile::create`] in `dir`, already prepared for `path`.
-    pub fn create_in(dir: PathBuf, path: &SafePath) -> io::Result<Self> {
+    pub fn create_in(dir: PathBuf, path: &SafePath, size: u64) -> io::Result<Self> {
         let name = path.file_name().to_string();
         for n in 0..1000 {
             let part = dir.join(format!("{}.part", numbered(&name, n)));
@@ -242,6 +252,10 @@ impl PartFile {
                         part,
                         file,
                         received: 0,
+                        size,
+                        reserved: 0,
+                        reserve_tried: false,
+                        closed: false,
                         hasher: blake3::Hasher::new(),
                         resumed: false,
                     });
@@ -285,6 +299,10 @@ impl PartFile {
             part,
             file,
             received,
+            size,
+            reserved: received,
+            reserve_tried: false,
+            closed: false,
             hasher,
             resumed: true,
         }))
@@ -303,10 +321,49 @@ impl PartFile {
     }
 
     /// Append the next piece; the caller has checked the offset and the size limit.
+    ///
+    /// The first write sets aside disk space for the rest of the file, so a file the disk
+    /// cannot hold fails at once, not after gigabytes, and the file system maps its blocks
+    /// once rather than page by page (measured: a tenth of the receiving side's CPU time on
+    /// ext4).
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        if !self.reserve_tried {
+            self.reserve_tried = true;
+            self.reserve()?;
+        }
         self.file.write_all(data)?;
         self.hasher.update(data);
         self.received += data.len() as u64;
+        Ok(())
+    }
+
+    fn reserve(&mut self) -> io::Result<()> {
+        let (from, to) = (self.received, self.size);
+        if to <= from {
+            return Ok(());
+        }
+        // Past the end, without changing the file's length: the length is what a resume
+        // trusts.
+        match set_aside(&self.file, from, to - from) {
+            Ok(()) => self.reserved = to,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::StorageFull
+                        | io::ErrorKind::QuotaExceeded
+                        | io::ErrorKind::FileTooLarge
+                ) =>
+            {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("{} more are needed: {e}", human_size(to - from)),
+                ));
+            }
+            // Not supported here (or interrupted): the writes allocate as they go.
+            Err(e) => {
+                tracing::debug!(error = %e, part = %self.part.display(), "no space set aside")
+            }
+        }
         Ok(())
     }
 
@@ -316,10 +373,10 @@ impl PartFile {
 
     /// Give the file its final name (the first free of `NAME`, `NAME (1)`, ...) and return it.
     /// Never replaces an existing file, even one created a moment ago.
-    pub fn promote(self) -> io::Result<PathBuf> {
+    pub fn promote(mut self) -> io::Result<PathBuf> {
         // No fsync: one per file would cost more than the transfer for small files (tar and
         // cp do not sync either); the hash was checked on the bytes as they were written.
-        drop(self.file);
+        self.closed = true;
         for n in 0..10_000 {
             let target = self.dir.join(numbered(&self.name, n));
             if rename_no_replace(&self.part, &target)? {
@@ -333,11 +390,50 @@ impl PartFile {
     }
 
     /// Remove the `.part` (an explicit cancel: nothing to resume).
-    pub fn discard(self) {
-        drop(self.file);
+    pub fn discard(mut self) {
+        self.closed = true;
         if let Err(e) = std::fs::remove_file(&self.part) {
             tracing::warn!(error = %e, part = %self.part.display(), "could not remove .part");
         }
+    }
+}
+
+impl Drop for PartFile {
+    /// A `.part` kept for a later resume gives back the space set aside beyond what arrived.
+    fn drop(&mut self) {
+        if !self.closed && self.reserved > self.received {
+            // Truncating to the length it has frees the blocks past the end (a hole punched
+            // there is ignored by ext4).
+            if let Err(e) = self.file.set_len(self.received) {
+                tracing::debug!(error = %e, part = %self.part.display(), "space kept");
+            }
+        }
+    }
+}
+
+/// `fallocate(2)` for `len` bytes from `offset`, keeping the file's length; `Unsupported`
+/// where there is none.
+fn set_aside(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let range = |n: u64| {
+            libc::off_t::try_from(n)
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "size out of range"))
+        };
+        // SAFETY: a valid descriptor for the duration of the call; no memory is passed.
+        let (fd, mode) = (file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE);
+        let rc = unsafe { libc::fallocate(fd, mode, range(offset)?, range(len)?) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (file, offset, len);
+        Err(io::ErrorKind::Unsupported.into())
     }
 }
 
@@ -394,7 +490,7 @@ mod tests {
     fn a_part_left_behind_is_resumed_with_its_prefix_hashed() -> anyhow::Result<()> {
         let tmp = tempfile::tempdir()?;
         let path = SafePath::parse("dir/a.bin")?;
-        let mut first = PartFile::create(tmp.path(), &path)?;
+        let mut first = PartFile::create(tmp.path(), &path, 11)?;
         first.write(b"hello ")?;
         drop(first);
         let mut again = PartFile::resume(tmp.path(), &path, 11)?.expect("resumable");
@@ -422,7 +518,7 @@ mod tests {
         let tmp = tempfile::tempdir()?;
         std::fs::write(tmp.path().join("a.txt"), b"old")?;
         let path = SafePath::parse("a.txt")?;
-        let mut part = PartFile::create(tmp.path(), &path)?;
+        let mut part = PartFile::create(tmp.path(), &path, 11)?;
         part.write(b"new")?;
         let final_path = part.promote()?;
         assert_eq!(final_path, tmp.path().join("a (1).txt"));
@@ -439,8 +535,36 @@ mod tests {
         let root = tempfile::tempdir()?;
         std::os::unix::fs::symlink(outside.path(), root.path().join("evil"))?;
         let path = SafePath::parse("evil/x.txt")?;
-        assert!(PartFile::create(root.path(), &path).is_err());
+        assert!(PartFile::create(root.path(), &path, 1).is_err());
         assert_eq!(std::fs::read_dir(outside.path())?.count(), 0);
+        Ok(())
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn space_is_set_aside_for_the_whole_file_and_given_back_when_kept() -> anyhow::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tempfile::tempdir()?;
+        let path = SafePath::parse("big.bin")?;
+        let size = 8 << 20;
+        let mut part = PartFile::create(tmp.path(), &path, size)?;
+        part.write(&[7; 100_000])?;
+        let file = tmp.path().join("big.bin.part");
+        let allocated = |f: &Path| std::fs::metadata(f).map(|m| m.blocks() * 512);
+        assert!(allocated(&file)? >= size, "the whole file is set aside");
+        assert_eq!(
+            std::fs::metadata(&file)?.len(),
+            100_000,
+            "the length stays true"
+        );
+        // Kept for a resume (a failure, a lost connection): the unused space goes back.
+        drop(part);
+        assert!(
+            allocated(&file)? < 1 << 20,
+            "{} bytes still held",
+            allocated(&file)?
+        );
+        assert_eq!(std::fs::read(&file)?, vec![7; 100_000]);
         Ok(())
     }
 }
