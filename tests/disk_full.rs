@@ -116,25 +116,18 @@ async fn wait_for<T>(s: &mut Session, mut pick: impl FnMut(&SessionEvent) -> Opt
 }
 
 /// Two sessions on a loopback connection; the receiver accepts everything into `dir`.
-fn connect(dir: &Path, src: &Path) -> impl std::future::Future<Output = (Session, Session)> {
-    let (dir, src) = (dir.to_path_buf(), src.to_path_buf());
-    async move {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let client = TcpStream::connect(addr).await.expect("connect");
-        let (server, _) = listener.accept().await.expect("accept");
-        let root = CancellationToken::new();
-        let mut rx_cfg = SessionConfig::new("rx", dir);
-        rx_cfg.offers = OfferPolicy::AcceptAll;
-        let rx = Session::start(server, Role::Listener, rx_cfg, &root);
-        let tx = Session::start(
-            client,
-            Role::Connector,
-            SessionConfig::new("tx", src),
-            &root,
-        );
-        (rx, tx)
-    }
+async fn connect(dir: &Path, src: &Path) -> (Session, Session) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let client = TcpStream::connect(addr).await.expect("connect");
+    let (server, _) = listener.accept().await.expect("accept");
+    let root = CancellationToken::new();
+    let mut rx_cfg = SessionConfig::new("rx", dir.to_path_buf());
+    rx_cfg.offers = OfferPolicy::AcceptAll;
+    let rx = Session::start(server, Role::Listener, rx_cfg, &root);
+    let tx_cfg = SessionConfig::new("tx", src.to_path_buf());
+    let tx = Session::start(client, Role::Connector, tx_cfg, &root);
+    (rx, tx)
 }
 
 /// Offer `file` and wait for both ends to settle it: the receiver's final state and progress.
