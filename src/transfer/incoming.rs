@@ -226,8 +226,8 @@ pub struct PartFile {
     received: u64,
     /// The whole file's size, as offered.
     size: u64,
-    /// Space was set aside for the rest of the file, up to this offset (see [`Self::write`]).
-    reserved: u64,
+    /// Space was set aside up to `size` (see [`Self::write`]).
+    set_aside: bool,
     /// Asked once: a file system without `fallocate` is not asked again on every write.
     reserve_tried: bool,
     /// Promoted or discarded: what is set aside is in use, or gone with the file.
@@ -258,7 +258,7 @@ impl PartFile {
                         file,
                         received: 0,
                         size,
-                        reserved: 0,
+                        set_aside: false,
                         reserve_tried: false,
                         closed: false,
                         hasher: blake3::Hasher::new(),
@@ -305,7 +305,7 @@ impl PartFile {
             file,
             received,
             size,
-            reserved: received,
+            set_aside: false,
             reserve_tried: false,
             closed: false,
             hasher,
@@ -351,7 +351,7 @@ impl PartFile {
         // Past the end, without changing the file's length: the length is what a resume
         // trusts.
         match set_aside(&self.file, from, to - from) {
-            Ok(()) => self.reserved = to,
+            Ok(()) => self.set_aside = true,
             Err(e)
                 if matches!(
                     e.kind(),
@@ -407,7 +407,7 @@ impl PartFile {
 impl Drop for PartFile {
     /// A `.part` kept for a later resume gives back the space set aside beyond what arrived.
     fn drop(&mut self) {
-        if !self.closed && self.reserved > self.received {
+        if !self.closed && self.set_aside && self.received < self.size {
             // Truncating to the length it has frees the blocks past the end (a hole punched
             // there is ignored by ext4).
             if let Err(e) = self.file.set_len(self.received) {
