@@ -344,7 +344,7 @@ fn report_transfer(update: &crate::transfer::TransferUpdate, started: Option<&In
         (TransferState::Transferring, Direction::Incoming) if big => {
             note(format!("receiving {path} ({size})"));
         }
-        (TransferState::Offered | TransferState::Transferring, _) => {}
+        (TransferState::Queued | TransferState::Offered | TransferState::Transferring, _) => {}
         (TransferState::Verifying, _) => {}
         (TransferState::Verified, direction) => {
             let rate = started

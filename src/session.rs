@@ -12,7 +12,11 @@ mod inbound;
 mod outbox;
 mod raw;
 mod receiving;
+mod retired;
 mod sending;
+
+pub use receiving::MAX_OPEN_OFFERS;
+pub use sending::OFFER_WINDOW;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1258,3 +1258,152 @@ async fn a_cancelled_transfer_hands_its_credit_to_the_next() {
         "what it held went to the other: {later:?}"
     );
 }
+
+/// A peer that keeps offering without ever sending is refused past a limit, and nothing of
+/// the refused offers is kept; once an open offer ends, offers are taken again.
+#[tokio::test]
+async fn offers_past_the_open_limit_are_refused_until_some_end() {
+    use tern::session::MAX_OPEN_OFFERS;
+    let (mut fake, mut real, _dir) = fake_connector(OfferPolicy::Ask).await;
+    let over = 10;
+    let total = (MAX_OPEN_OFFERS + over) as u32;
+    // Written from a task: the session stops reading while its events are not taken.
+    let writer = tokio::spawn(async move {
+        offer_files(&mut fake, total, 5).await;
+        fake
+    });
+    let mut waiting = 0;
+    wait_for(&mut real, |e| match e {
+        SessionEvent::Transfer(u) if u.state == TransferState::AwaitingDecision => {
+            assert!(u.id.id as usize <= MAX_OPEN_OFFERS, "{u:?} was taken");
+            waiting += 1;
+            None
+        }
+        SessionEvent::Notice(n) if n.contains("offers open") => Some(()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(waiting, MAX_OPEN_OFFERS);
+    let mut fake = writer.await.expect("writer");
+    let frames = frames_until_quiet(&mut fake, Duration::from_millis(500)).await;
+    let refused: Vec<u32> = frames
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Reject { id, reason } if reason.contains("too many offers open") => Some(*id),
+            _ => None,
+        })
+        .collect();
+    let expected: Vec<u32> = (MAX_OPEN_OFFERS as u32 + 1..=total).collect();
+    assert_eq!(refused, expected, "other frames: {frames:?}");
+
+    // One open offer ends: the next one is taken.
+    fake.send(Frame::Cancel {
+        id: 1,
+        by_sender: true,
+        reason: String::new(),
+    })
+    .await
+    .expect("cancel");
+    let next = total + 1;
+    fake.send(Frame::Offer {
+        id: next,
+        size: 5,
+        path: "late.bin".into(),
+    })
+    .await
+    .expect("offer");
+    let id = wait_for(&mut real, |e| match e {
+        SessionEvent::Transfer(u) if u.state == TransferState::AwaitingDecision => Some(u.id.id),
+        _ => None,
+    })
+    .await;
+    assert_eq!(id, next);
+    let frames = frames_until_quiet(&mut fake, Duration::from_millis(300)).await;
+    assert!(
+        !frames.iter().any(|f| matches!(f, Frame::Reject { .. })),
+        "{frames:?}"
+    );
+}
+
+/// However many files are sent, only a window of offers is open at once; the rest follow as
+/// the receiver settles them.
+#[tokio::test]
+async fn a_sender_keeps_a_window_of_open_offers() {
+    use tern::session::OFFER_WINDOW;
+    let (mut fake, real, _dir) = fake_connector(OfferPolicy::Ask).await;
+    let src = tempfile::tempdir().expect("tmp");
+    let extra = 100;
+    let total = OFFER_WINDOW + extra;
+    for i in 0..total {
+        std::fs::write(src.path().join(format!("f{i}.txt")), b"abc").expect("write");
+    }
+    let files = collect_files(&[src.path().to_path_buf()]).expect("collect");
+    assert_eq!(files.len(), total);
+    real.handle
+        .send(Command::Offer(files))
+        .await
+        .expect("offer");
+    // Every transfer must end refused, as the peer refused it: count them off the session.
+    let mut real = real;
+    let settled = tokio::spawn(async move {
+        let mut rejected = 0;
+        while let Some(event) = real.events.recv().await {
+            if let SessionEvent::Transfer(u) = event
+                && u.id.direction == Direction::Outgoing
+                && matches!(u.state, TransferState::Rejected(_))
+            {
+                rejected += 1;
+                if rejected == total {
+                    break;
+                }
+            }
+        }
+        (rejected, real)
+    });
+    let offered = |frames: &[Frame]| -> Vec<u32> {
+        frames
+            .iter()
+            .filter_map(|f| match f {
+                Frame::Offer { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect()
+    };
+    let first = offered(&frames_until_quiet(&mut fake, Duration::from_millis(500)).await);
+    assert_eq!(first.len(), OFFER_WINDOW);
+    // Ten settle: ten more come.
+    for &id in &first[..10] {
+        fake.send(Frame::Reject {
+            id,
+            reason: "no".into(),
+        })
+        .await
+        .expect("reject");
+    }
+    let second = offered(&frames_until_quiet(&mut fake, Duration::from_millis(500)).await);
+    assert_eq!(second.len(), 10);
+    assert!(second.iter().all(|id| !first.contains(id)), "{second:?}");
+    // The rest settle: every file is offered once, in all.
+    let mut all: Vec<u32> = first.iter().chain(&second).copied().collect();
+    let mut pending: Vec<u32> = first[10..].iter().chain(&second).copied().collect();
+    while !pending.is_empty() {
+        for id in pending.drain(..) {
+            fake.send(Frame::Reject {
+                id,
+                reason: "no".into(),
+            })
+            .await
+            .expect("reject");
+        }
+        pending = offered(&frames_until_quiet(&mut fake, Duration::from_millis(300)).await);
+        all.extend(&pending);
+    }
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), total);
+    let (rejected, _real) = timeout(WAIT, settled)
+        .await
+        .expect("in time")
+        .expect("join");
+    assert_eq!(rejected, total);
+}

@@ -271,6 +271,9 @@ impl<S: Transport> FramedActor<S> {
     async fn main_loop(&mut self) -> Stop {
         loop {
             self.transfers
+                .sending
+                .send_offers(&mut self.out, &mut self.events);
+            self.transfers
                 .receiving
                 .flush_disk(&mut self.out, &mut self.events);
             self.transfers.receiving.refill_credit(&mut self.out);

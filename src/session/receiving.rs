@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use super::credit::{Account, Credit};
 use super::files::{PROGRESS_EVERY, push_frame, short};
 use super::outbox::EventQueue;
+use super::retired::Retired;
 use super::{OfferPolicy, SessionConfig, SessionEvent};
 use crate::protocol::Frame;
 use crate::transfer::disk::{DiskEvent, DiskJob, DiskWorker};
@@ -27,6 +28,11 @@ const BULK_WINDOW: u64 = 4 * 1024 * 1024;
 const CHAT_WINDOW: u64 = 1024 * 1024;
 /// How long after the last message, either way, the connection still counts as a chat.
 const CHAT_QUIET: Duration = Duration::from_secs(3);
+/// The peer's offers open at once (awaiting a decision or moving); offers beyond are refused.
+/// Each open offer holds its name and state here, and in the UI: without a limit, a peer could
+/// fill our memory with offers it never means to send. tern's sender keeps at most
+/// `sending::OFFER_WINDOW` (1024) open, so only another implementation can meet the limit.
+pub const MAX_OPEN_OFFERS: usize = 4096;
 
 struct Incoming {
     /// As shown: control characters replaced.
@@ -46,6 +52,8 @@ struct Incoming {
     finishing: bool,
     saved_as: Option<PathBuf>,
     last_event: Instant,
+    /// Its end was counted (it left the open offers and went to `retired`).
+    ended: bool,
 }
 
 impl AsMut<Account> for Incoming {
@@ -68,6 +76,11 @@ pub(super) struct Receiving {
     last_chat: Option<Instant>,
     credit: Credit,
     incoming: HashMap<u32, Incoming>,
+    /// Offers in `incoming` not yet ended.
+    open: usize,
+    retired: Retired,
+    /// Offers over `MAX_OPEN_OFFERS` are being refused; the user was told once.
+    refusing: bool,
     disk: Option<DiskWorker>,
     /// Jobs gathered while handling a burst of frames, sent together by `flush_disk`.
     disk_jobs: Vec<DiskJob>,
@@ -90,6 +103,9 @@ impl Receiving {
             last_chat: None,
             credit: Credit::default(),
             incoming: HashMap::new(),
+            open: 0,
+            retired: Retired::default(),
+            refusing: false,
             disk: None,
             disk_jobs: Vec::new(),
             disk_tx,
@@ -158,9 +174,15 @@ impl Receiving {
     /// Report a transfer's state. Every change of state ends here, so this is also where an
     /// ended transfer gives its credit back.
     fn emit(&mut self, id: u32, events: &mut EventQueue) {
+        let mut ended = false;
         if let Some(t) = self.incoming.get_mut(&id) {
             if t.state.is_final() {
                 self.credit.close(&mut t.credit);
+                if !t.ended {
+                    t.ended = true;
+                    ended = true;
+                    self.open -= 1;
+                }
             }
             t.last_event = Instant::now();
             let done = if t.state.is_success() {
@@ -178,6 +200,10 @@ impl Receiving {
                     total: t.size,
                 },
             }));
+        }
+        if ended {
+            self.retired
+                .retire(id, &mut self.incoming, |t: &Incoming| t.ended);
         }
     }
 
@@ -220,6 +246,21 @@ impl Receiving {
             let reason = "an offer with this id is already open".into();
             return push_frame(out, &Frame::Reject { id, reason });
         }
+        if self.open >= MAX_OPEN_OFFERS {
+            // Kept out of the table and the UI: the point is to hold nothing more.
+            if !self.refusing {
+                self.refusing = true;
+                events.push(SessionEvent::Notice(format!(
+                    "the peer has {MAX_OPEN_OFFERS} offers open; further offers are refused \
+                     until some finish"
+                )));
+            }
+            let reason = format!("too many offers open at once (at most {MAX_OPEN_OFFERS})");
+            return push_frame(out, &Frame::Reject { id, reason });
+        }
+        if self.open < MAX_OPEN_OFFERS / 2 {
+            self.refusing = false;
+        }
         let (safe, state) = match SafePath::parse(&path) {
             Ok(safe) => match self.over_limit(size) {
                 None => (Some(safe), TransferState::AwaitingDecision),
@@ -254,8 +295,10 @@ impl Receiving {
                 finishing: false,
                 saved_as: None,
                 last_event: Instant::now(),
+                ended: false,
             },
         );
+        self.open += 1;
         if let Some(reason) = refused {
             push_frame(out, &Frame::Reject { id, reason });
             return self.emit(id, events);

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use super::SessionEvent;
 use super::files::{PROGRESS_EVERY, push_frame, short};
 use super::outbox::EventQueue;
+use super::retired::Retired;
 use crate::protocol::Frame;
 use crate::protocol::codec::encode_frame;
 use crate::transfer::outgoing::OutgoingFile;
@@ -24,10 +25,19 @@ const PREFETCH: usize = 4;
 /// Data asked of the reader thread and not yet on the wire, all files together: bounds memory
 /// however many files stream at once.
 const READ_AHEAD: u64 = 4 * 1024 * 1024;
+/// Offers open at once (sent, not yet settled); more files wait, queued, until some settle.
+/// Keeps both sides' tables small however many files are sent, and stays well under what a
+/// receiver accepts open (4096 for tern, docs/PROTOCOL.md), yet far ahead of the files in
+/// flight, so small files still stream without a round trip each.
+pub const OFFER_WINDOW: usize = 1024;
 
 struct Outgoing {
     file: OutgoingFile,
     state: TransferState,
+    /// Its `Offer` went out: the peer knows the id.
+    offered: bool,
+    /// Its end was counted (it left the open offers and went to `retired`).
+    ended: bool,
     /// Chunk data may be sent below this offset (the receiver's credit).
     allowed: u64,
     /// Data bytes asked of the reader thread so far (from the accepted offset).
@@ -48,6 +58,8 @@ impl Outgoing {
         Self {
             file,
             state,
+            offered: false,
+            ended: false,
             allowed: 0,
             requested: 0,
             end_requested: false,
@@ -72,6 +84,11 @@ pub(super) struct Sending {
     flow: bool,
     next_id: u32,
     outgoing: HashMap<u32, Outgoing>,
+    /// Queued ids, in order, waiting for room among the open offers.
+    unoffered: VecDeque<u32>,
+    /// Offers sent and not yet settled.
+    open: usize,
+    retired: Retired,
     /// Accepted ids, in the order they get their next chunk.
     streaming: VecDeque<u32>,
     /// Accepted ids waiting for a place in `streaming`.
@@ -92,6 +109,9 @@ impl Sending {
             flow,
             next_id: 1,
             outgoing: HashMap::new(),
+            unoffered: VecDeque::new(),
+            open: 0,
+            retired: Retired::default(),
             streaming: VecDeque::new(),
             waiting: VecDeque::new(),
             reader: None,
@@ -246,16 +266,19 @@ impl Sending {
         let reason = short(reason);
         t.state = end(reason.clone());
         t.stop();
+        let offered = t.offered;
         self.drop_reader(id);
         self.unschedule(id);
-        push_frame(
-            out,
-            &Frame::Cancel {
-                id,
-                by_sender: true,
-                reason,
-            },
-        );
+        if offered {
+            push_frame(
+                out,
+                &Frame::Cancel {
+                    id,
+                    by_sender: true,
+                    reason,
+                },
+            );
+        }
         self.emit(id, events);
     }
 
@@ -276,8 +299,16 @@ impl Sending {
         ids
     }
 
+    /// Report a transfer's state. Every change of state ends here, so this is also where an
+    /// ended transfer leaves the open offers.
     fn emit(&mut self, id: u32, events: &mut EventQueue) {
+        let mut ended = false;
         if let Some(t) = self.outgoing.get_mut(&id) {
+            if t.state.is_final() && !t.ended {
+                t.ended = true;
+                ended = true;
+                self.open -= usize::from(t.offered);
+            }
             t.last_event = Instant::now();
             let done = if t.state == TransferState::Verified {
                 t.file.size
@@ -295,8 +326,13 @@ impl Sending {
                 },
             }));
         }
+        if ended {
+            self.retired
+                .retire(id, &mut self.outgoing, |t: &Outgoing| t.ended);
+        }
     }
 
+    /// Offer `files`: as many as the window has room for now, the rest as offers settle.
     pub(super) fn offer(
         &mut self,
         files: Vec<OutgoingFile>,
@@ -306,18 +342,51 @@ impl Sending {
         for file in files {
             let id = self.next_id;
             self.next_id = self.next_id.wrapping_add(1).max(1);
-            let frame = Frame::Offer {
-                id,
-                size: file.size,
-                path: file.rel_path.clone(),
-            };
-            let state = match encode_frame(&frame, out) {
-                Ok(()) => TransferState::Offered,
-                Err(e) => TransferState::Failed(e.to_string()),
-            };
-            self.outgoing.insert(id, Outgoing::new(file, state));
-            self.emit(id, events);
+            self.outgoing
+                .insert(id, Outgoing::new(file, TransferState::Queued));
+            if self.open < OFFER_WINDOW && self.unoffered.is_empty() {
+                self.send_offer(id, out, events);
+            } else {
+                self.unoffered.push_back(id);
+                self.emit(id, events);
+            }
         }
+    }
+
+    /// Offer queued files while the window has room (once per turn of the actor, after the
+    /// frames that settled some).
+    pub(super) fn send_offers(&mut self, out: &mut BytesMut, events: &mut EventQueue) {
+        while self.open < OFFER_WINDOW {
+            let Some(id) = self.unoffered.pop_front() else {
+                break;
+            };
+            self.send_offer(id, out, events);
+        }
+    }
+
+    fn send_offer(&mut self, id: u32, out: &mut BytesMut, events: &mut EventQueue) {
+        let Some(t) = self
+            .outgoing
+            .get_mut(&id)
+            .filter(|t| t.state == TransferState::Queued)
+        else {
+            // Cancelled while it waited.
+            return;
+        };
+        let frame = Frame::Offer {
+            id,
+            size: t.file.size,
+            path: t.file.rel_path.clone(),
+        };
+        t.state = match encode_frame(&frame, out) {
+            Ok(()) => {
+                t.offered = true;
+                self.open += 1;
+                TransferState::Offered
+            }
+            Err(e) => TransferState::Failed(e.to_string()),
+        };
+        self.emit(id, events);
     }
 
     /// Stop one of our transfers (we cancel, or the session closes).
