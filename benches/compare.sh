@@ -266,6 +266,20 @@ quiesce() {
     fi
 }
 
+# The CPU counters of /proc/stat's first line (busy, steal), to tell a noisy host from a slow
+# tool: a vCPU the hypervisor takes away stalls whichever pipeline stage was on it.
+cpu_ticks() {
+    awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9, $9; exit }' /proc/stat 2>/dev/null ||
+        echo "0 0"
+}
+steal_percent() { # "BUSY STEAL" "BUSY STEAL": stolen share of busy time between them
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        split(a, x, " "); split(b, y, " ")
+        busy = y[1] - x[1]
+        if (busy > 0) printf "%.1f", 100 * (y[2] - x[2]) / busy; else print "nan"
+    }'
+}
+
 rate() { awk -v n="$1" -v t="$2" 'BEGIN { if (t > 0) printf "%.3f", n / t; else print "nan" }'; }
 mbps() { awk -v n="$1" -v t="$2" 'BEGIN { if (t > 0) printf "%.3f", n / t / 1e6; else print "nan" }'; }
 
@@ -493,6 +507,8 @@ bench_bulk() {
         SSH_SKIP="OPTIONAL_REFS=0"
         WH_SKIP="OPTIONAL_REFS=0"
     fi
+    local steal_before
+    steal_before=$(cpu_ticks)
     for ((r = 1; r <= REPEATS; r++)); do
         # A: tern
         out=$W/out/bulk-tern
@@ -540,6 +556,18 @@ bench_bulk() {
             rm -rf -- "$out"
         fi
 
+        # The host's own page-cache write rate, no network and no second process: on a VM
+        # that hands freed memory back to its host, every page written may be faulted in
+        # afresh, and this row shows how much of a receiver's time that costs in this run.
+        out=$W/out/bulk-dd
+        fresh_dir "$out"
+        quiesce "$src"
+        rc=0
+        run_single "$LOGS/bulk-dd-$r" "$timeout" dd if="$src" of="$out/$name" bs=1M status=none ||
+            rc=$?
+        record_bulk "$rc" dd "dd to a file" "$out" "$LOGS/bulk-dd-$r"
+        rm -rf -- "$out"
+
         # D: scp
         if ((have_scp)); then
             out=$W/out/bulk-scp
@@ -573,6 +601,8 @@ bench_bulk() {
     if [[ -n $SSHD_PID ]]; then stop_pid "$SSHD_PID"; fi
     if ((${#WH_PIDS[@]})); then stop_pid "${WH_PIDS[@]}"; fi
 
+    sample bulk.steal "$(steal_percent "$steal_before" "$(cpu_ticks)")"
+
     local label="bulk $BULK_MB MiB (MB/s)"
     row cmp "$label" bulk.tern bulk.socat socat
     if [[ -z $PLAIN_SKIP ]]; then
@@ -590,6 +620,9 @@ bench_bulk() {
     else
         row skip "$label vs magic-wormhole" "$WH_SKIP"
     fi
+    row cmp "$label" bulk.tern bulk.dd "dd to a file, no network: this host's page-cache write"
+    row val "host: CPU stolen by the hypervisor in the bulk case (% of busy)" bulk.steal median \
+        "high = a noisy host; the ratios above move with it"
 }
 
 bench_small() {
