@@ -8,7 +8,9 @@
 #   1. bulk: one random file of BULK_MB to disk; reference socat, the practical limit (a plain
 #      single-threaded copy with BLAKE3 on both ends, benches/plain_copy.rs), and, when they
 #      can be set up here, scp to a throwaway local sshd and magic-wormhole through a local
-#      mailbox + relay
+#      mailbox + relay; and, to tell a noisy host from a slow tool, dd writing the same file
+#      with no network, and the share of CPU the hypervisor stole (the tools' order rotates
+#      from round to round)
 #   2. many small files: SMALL_FILES x 4 KiB in nested folders; reference tar | socat (and
 #      the peak RSS of both tern ends)
 #   3. chat while streaming a CHAT_MB file: one-way latency of a line every 10 ms, lines lost;
@@ -493,24 +495,12 @@ record_bulk() { # RC KEY LABEL OUT LOGPREFIX
     fi
 }
 
-bench_bulk() {
-    local src bytes name timeout r port out rc
-    src=$(datafile "$BULK_MB")
-    bytes=$(stat -c %s "$src")
-    name=${src##*/}
-    timeout=$(timeout_for_mb "$BULK_MB")
-    local have_scp=0 have_wh=0
-    if [[ $OPTIONAL_REFS == 1 ]]; then
-        if setup_sshd; then have_scp=1; else note "scp row skipped: $SSH_SKIP"; fi
-        if setup_wormhole; then have_wh=1; else note "magic-wormhole row skipped: $WH_SKIP"; fi
-    else
-        SSH_SKIP="OPTIONAL_REFS=0"
-        WH_SKIP="OPTIONAL_REFS=0"
-    fi
-    local steal_before
-    steal_before=$(cpu_ticks)
-    for ((r = 1; r <= REPEATS; r++)); do
-        # A: tern
+# One bulk run of WHO (tern or a reference) in round r; uses bench_bulk's src, bytes, name,
+# timeout and r.
+bulk_one() { # WHO
+    local port out rc
+    case $1 in
+    tern)
         out=$W/out/bulk-tern
         fresh_dir "$out"
         port=$(free_port)
@@ -530,8 +520,8 @@ bench_bulk() {
             tern_fail "bulk run $r: $RP_STATUS (recv rc $RP_RC1, send rc $RP_RC2)" "$LOGS/bulk-tern-$r"
         fi
         rm -rf -- "$out"
-
-        # B: socat
+        ;;
+    socat)
         out=$W/out/bulk-socat
         fresh_dir "$out"
         port=$(free_port)
@@ -542,20 +532,19 @@ bench_bulk() {
             socat -u -b "$BUF" "OPEN:$src" "TCP:127.0.0.1:$port" || rc=$?
         record_bulk "$rc" socat socat "$out" "$LOGS/bulk-socat-$r"
         rm -rf -- "$out"
-
-        # C: the plain hashing copy
-        if [[ -z $PLAIN_SKIP ]]; then
-            out=$W/out/bulk-plain
-            fresh_dir "$out"
-            port=$(free_port)
-            quiesce "$src"
-            rc=0
-            run_pair "$LOGS/bulk-plain-$r" "stderr:^listening" "$timeout" \
-                "$PLAIN" recv "$port" "$out/$name" :: "$PLAIN" send "$src" "127.0.0.1:$port" || rc=$?
-            record_bulk "$rc" plain "plain copy" "$out" "$LOGS/bulk-plain-$r"
-            rm -rf -- "$out"
-        fi
-
+        ;;
+    plain)
+        out=$W/out/bulk-plain
+        fresh_dir "$out"
+        port=$(free_port)
+        quiesce "$src"
+        rc=0
+        run_pair "$LOGS/bulk-plain-$r" "stderr:^listening" "$timeout" \
+            "$PLAIN" recv "$port" "$out/$name" :: "$PLAIN" send "$src" "127.0.0.1:$port" || rc=$?
+        record_bulk "$rc" plain "plain copy" "$out" "$LOGS/bulk-plain-$r"
+        rm -rf -- "$out"
+        ;;
+    dd)
         # The host's own page-cache write rate, no network and no second process: on a VM
         # that hands freed memory back to its host, every page written may be faulted in
         # afresh, and this row shows how much of a receiver's time that costs in this run.
@@ -567,36 +556,64 @@ bench_bulk() {
             rc=$?
         record_bulk "$rc" dd "dd to a file" "$out" "$LOGS/bulk-dd-$r"
         rm -rf -- "$out"
-
-        # D: scp
-        if ((have_scp)); then
-            out=$W/out/bulk-scp
-            fresh_dir "$out"
-            quiesce "$src"
-            rc=0
-            run_single "$LOGS/bulk-scp-$r" "$timeout" \
-                scp -q "${SSH_OPTS[@]}" -P "$SSH_PORT" "$src" "$SSH_USER@127.0.0.1:$out/$name" ||
-                rc=$?
-            record_bulk "$rc" scp scp "$out" "$LOGS/bulk-scp-$r"
-            rm -rf -- "$out"
-        fi
-
-        # E: magic-wormhole, forced through the local transit relay (--no-listen on both
+        ;;
+    scp)
+        out=$W/out/bulk-scp
+        fresh_dir "$out"
+        quiesce "$src"
+        rc=0
+        run_single "$LOGS/bulk-scp-$r" "$timeout" \
+            scp -q "${SSH_OPTS[@]}" -P "$SSH_PORT" "$src" "$SSH_USER@127.0.0.1:$out/$name" ||
+            rc=$?
+        record_bulk "$rc" scp scp "$out" "$LOGS/bulk-scp-$r"
+        rm -rf -- "$out"
+        ;;
+    wormhole)
+        # Forced through the local transit relay (--no-listen on both
         # sides) so that every byte stays on 127.0.0.1
-        if ((have_wh)); then
-            out=$W/out/bulk-wormhole
-            fresh_dir "$out"
-            local code=$((r + 6))-bench-code
-            quiesce "$src"
-            rc=0
-            run_pair "$LOGS/bulk-wormhole-$r" "stderr:Wormhole code is" "$timeout" \
-                wormhole --relay-url "$WH_RELAY" --transit-helper "$WH_TRANSIT" \
-                send --no-listen --hide-progress --code "$code" "$src" :: \
-                wormhole --relay-url "$WH_RELAY" --transit-helper "$WH_TRANSIT" \
-                receive --no-listen --hide-progress --accept-file -o "$out/$name" "$code" || rc=$?
-            record_bulk "$rc" wormhole magic-wormhole "$out" "$LOGS/bulk-wormhole-$r"
-            rm -rf -- "$out"
-        fi
+        out=$W/out/bulk-wormhole
+        fresh_dir "$out"
+        local code=$((r + 6))-bench-code
+        quiesce "$src"
+        rc=0
+        run_pair "$LOGS/bulk-wormhole-$r" "stderr:Wormhole code is" "$timeout" \
+            wormhole --relay-url "$WH_RELAY" --transit-helper "$WH_TRANSIT" \
+            send --no-listen --hide-progress --code "$code" "$src" :: \
+            wormhole --relay-url "$WH_RELAY" --transit-helper "$WH_TRANSIT" \
+            receive --no-listen --hide-progress --accept-file -o "$out/$name" "$code" || rc=$?
+        record_bulk "$rc" wormhole magic-wormhole "$out" "$LOGS/bulk-wormhole-$r"
+        rm -rf -- "$out"
+        ;;
+    esac
+}
+
+bench_bulk() {
+    local src bytes name timeout r
+    src=$(datafile "$BULK_MB")
+    bytes=$(stat -c %s "$src")
+    name=${src##*/}
+    timeout=$(timeout_for_mb "$BULK_MB")
+    local have_scp=0 have_wh=0
+    if [[ $OPTIONAL_REFS == 1 ]]; then
+        if setup_sshd; then have_scp=1; else note "scp row skipped: $SSH_SKIP"; fi
+        if setup_wormhole; then have_wh=1; else note "magic-wormhole row skipped: $WH_SKIP"; fi
+    else
+        SSH_SKIP="OPTIONAL_REFS=0"
+        WH_SKIP="OPTIONAL_REFS=0"
+    fi
+    # Every tool that runs here, each round in a rotated order: on a VM whose page-cache
+    # writes cost more after a pause (see the dd row), no tool should always come first.
+    local order=(tern socat)
+    if [[ -z $PLAIN_SKIP ]]; then order+=(plain); fi
+    order+=(dd)
+    if ((have_scp)); then order+=(scp); fi
+    if ((have_wh)); then order+=(wormhole); fi
+    local steal_before k
+    steal_before=$(cpu_ticks)
+    for ((r = 1; r <= REPEATS; r++)); do
+        for ((k = 0; k < ${#order[@]}; k++)); do
+            bulk_one "${order[(k + r - 1) % ${#order[@]}]}"
+        done
     done
     if [[ -n $SSHD_PID ]]; then stop_pid "$SSHD_PID"; fi
     if ((${#WH_PIDS[@]})); then stop_pid "${WH_PIDS[@]}"; fi
