@@ -495,17 +495,16 @@ record_bulk() { # RC KEY LABEL OUT LOGPREFIX
     fi
 }
 
-# One bulk run of WHO (tern or a reference) in round r; uses bench_bulk's src, bytes, name,
-# timeout and r.
+# One bulk run of WHO (tern or a reference) in round r, into a fresh folder that is removed
+# afterwards; uses bench_bulk's src, bytes, name, timeout and r.
 bulk_one() { # WHO
-    local port out rc
-    case $1 in
+    local who=$1 out=$W/out/bulk-$1 log=$LOGS/bulk-$1-$r port rc=0
+    fresh_dir "$out"
+    port=$(free_port)
+    quiesce "$src"
+    case $who in
     tern)
-        out=$W/out/bulk-tern
-        fresh_dir "$out"
-        port=$(free_port)
-        quiesce "$src"
-        if run_pair "$LOGS/bulk-tern-$r" "$TERN_READY" "$timeout" \
+        if run_pair "$log" "$TERN_READY" "$timeout" \
             "$TERN" recv --once --yes --bind 127.0.0.1 --port "$port" --download-dir "$out" :: \
             "$TERN" send "127.0.0.1:$port" "$src"; then
             if same_single_file "$src" "$out" "$name"; then
@@ -513,78 +512,50 @@ bulk_one() { # WHO
                 note "bulk $r/$REPEATS tern: $(mbps "$bytes" "$RP_ELAPSED") MB/s"
             else
                 sample bulk.tern FAIL
-                tern_fail "bulk run $r: received file wrong: $(why_not_same "$src" "$out" "$name")" "$LOGS/bulk-tern-$r"
+                tern_fail "bulk run $r: received file wrong: $(why_not_same "$src" "$out" "$name")" "$log"
             fi
         else
             sample bulk.tern FAIL
-            tern_fail "bulk run $r: $RP_STATUS (recv rc $RP_RC1, send rc $RP_RC2)" "$LOGS/bulk-tern-$r"
+            tern_fail "bulk run $r: $RP_STATUS (recv rc $RP_RC1, send rc $RP_RC2)" "$log"
         fi
-        rm -rf -- "$out"
         ;;
     socat)
-        out=$W/out/bulk-socat
-        fresh_dir "$out"
-        port=$(free_port)
-        quiesce "$src"
-        rc=0
-        run_pair "$LOGS/bulk-socat-$r" "port:$port" "$timeout" \
+        run_pair "$log" "port:$port" "$timeout" \
             socat -u -b "$BUF" "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr" "CREATE:$out/$name" :: \
             socat -u -b "$BUF" "OPEN:$src" "TCP:127.0.0.1:$port" || rc=$?
-        record_bulk "$rc" socat socat "$out" "$LOGS/bulk-socat-$r"
-        rm -rf -- "$out"
+        record_bulk "$rc" socat socat "$out" "$log"
         ;;
     plain)
-        out=$W/out/bulk-plain
-        fresh_dir "$out"
-        port=$(free_port)
-        quiesce "$src"
-        rc=0
-        run_pair "$LOGS/bulk-plain-$r" "stderr:^listening" "$timeout" \
+        run_pair "$log" "stderr:^listening" "$timeout" \
             "$PLAIN" recv "$port" "$out/$name" :: "$PLAIN" send "$src" "127.0.0.1:$port" || rc=$?
-        record_bulk "$rc" plain "plain copy" "$out" "$LOGS/bulk-plain-$r"
-        rm -rf -- "$out"
+        record_bulk "$rc" plain "plain copy" "$out" "$log"
         ;;
     dd)
         # The host's own page-cache write rate, no network and no second process: on a VM
         # that hands freed memory back to its host, every page written may be faulted in
         # afresh, and this row shows how much of a receiver's time that costs in this run.
-        out=$W/out/bulk-dd
-        fresh_dir "$out"
-        quiesce "$src"
-        rc=0
-        run_single "$LOGS/bulk-dd-$r" "$timeout" dd if="$src" of="$out/$name" bs=1M status=none ||
-            rc=$?
-        record_bulk "$rc" dd "dd to a file" "$out" "$LOGS/bulk-dd-$r"
-        rm -rf -- "$out"
+        run_single "$log" "$timeout" dd if="$src" of="$out/$name" bs=1M status=none || rc=$?
+        record_bulk "$rc" dd "dd to a file" "$out" "$log"
         ;;
     scp)
-        out=$W/out/bulk-scp
-        fresh_dir "$out"
-        quiesce "$src"
-        rc=0
-        run_single "$LOGS/bulk-scp-$r" "$timeout" \
+        run_single "$log" "$timeout" \
             scp -q "${SSH_OPTS[@]}" -P "$SSH_PORT" "$src" "$SSH_USER@127.0.0.1:$out/$name" ||
             rc=$?
-        record_bulk "$rc" scp scp "$out" "$LOGS/bulk-scp-$r"
-        rm -rf -- "$out"
+        record_bulk "$rc" scp scp "$out" "$log"
         ;;
     wormhole)
-        # Forced through the local transit relay (--no-listen on both
-        # sides) so that every byte stays on 127.0.0.1
-        out=$W/out/bulk-wormhole
-        fresh_dir "$out"
+        # Forced through the local transit relay (--no-listen on both sides), so that every
+        # byte stays on 127.0.0.1.
         local code=$((r + 6))-bench-code
-        quiesce "$src"
-        rc=0
-        run_pair "$LOGS/bulk-wormhole-$r" "stderr:Wormhole code is" "$timeout" \
+        run_pair "$log" "stderr:Wormhole code is" "$timeout" \
             wormhole --relay-url "$WH_RELAY" --transit-helper "$WH_TRANSIT" \
             send --no-listen --hide-progress --code "$code" "$src" :: \
             wormhole --relay-url "$WH_RELAY" --transit-helper "$WH_TRANSIT" \
             receive --no-listen --hide-progress --accept-file -o "$out/$name" "$code" || rc=$?
-        record_bulk "$rc" wormhole magic-wormhole "$out" "$LOGS/bulk-wormhole-$r"
-        rm -rf -- "$out"
+        record_bulk "$rc" wormhole magic-wormhole "$out" "$log"
         ;;
     esac
+    rm -rf -- "$out"
 }
 
 bench_bulk() {
