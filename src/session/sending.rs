@@ -21,7 +21,11 @@ use crate::transfer::{Progress, TransferId, TransferState, TransferUpdate, human
 /// accepted offers do not hold thousands of open files.
 const MAX_STREAMING: usize = 16;
 /// Chunks asked of the reader thread ahead of the wire, per file.
-const PREFETCH: usize = 4;
+const PREFETCH: usize = 8;
+/// A file's read-ahead is topped up once it is down to this many chunks, not after every
+/// chunk: the reader thread then wakes once for several chunks, and the session once for
+/// their frames.
+const REFILL_AT: usize = PREFETCH / 2;
 /// Data asked of the reader thread and not yet on the wire, all files together: bounds memory
 /// however many files stream at once.
 const READ_AHEAD: u64 = 4 * 1024 * 1024;
@@ -135,6 +139,9 @@ impl Sending {
             let Some(t) = self.outgoing.get_mut(&id) else {
                 continue;
             };
+            if t.in_flight + t.ready.len() > REFILL_AT {
+                continue;
+            }
             while t.in_flight + t.ready.len() < PREFETCH && !t.end_requested && ahead < READ_AHEAD {
                 let limit = t.allowed.min(t.file.size);
                 let room = limit.saturating_sub(t.requested);
