@@ -28,6 +28,13 @@ const BULK_WINDOW: u64 = 4 * 1024 * 1024;
 const CHAT_WINDOW: u64 = 1024 * 1024;
 /// How long after the last message, either way, the connection still counts as a chat.
 const CHAT_QUIET: Duration = Duration::from_secs(3);
+/// While nobody chats, appends to open files are done on the session thread: two thread
+/// hand-offs fewer per chunk. Measured (benches/ab.sh-style, 6 interleaved rounds of 1 GiB on
+/// 2 cores): ~10 % faster, ~12 % less CPU. A batch of appends that takes longer than this (the
+/// kernel throttling a writer of a slow disk can sleep for 200 ms) sends them back to the disk
+/// thread for `APPEND_COOLDOWN`, so the session never freezes for long.
+const APPEND_STALL: Duration = Duration::from_millis(20);
+const APPEND_COOLDOWN: Duration = Duration::from_secs(30);
 /// The peer's offers open at once (awaiting a decision or moving); offers beyond are refused.
 /// Each open offer holds its name and state here, and in the UI: without a limit, a peer could
 /// fill our memory with offers it never means to send. tern's sender keeps at most
@@ -82,6 +89,8 @@ pub(super) struct Receiving {
     /// Offers over `MAX_OPEN_OFFERS` are being refused; the user was told once.
     refusing: bool,
     disk: Option<DiskWorker>,
+    /// Appends were slow here: they go to the disk thread until then.
+    appends_off_until: Option<Instant>,
     /// Jobs gathered while handling a burst of frames, sent together by `flush_disk`.
     disk_jobs: Vec<DiskJob>,
     disk_tx: mpsc::UnboundedSender<Vec<DiskEvent>>,
@@ -107,6 +116,7 @@ impl Receiving {
             retired: Retired::default(),
             refusing: false,
             disk: None,
+            appends_off_until: None,
             disk_jobs: Vec::new(),
             disk_tx,
             disk_events,
@@ -147,19 +157,46 @@ impl Receiving {
         self.last_chat = Some(Instant::now());
     }
 
+    fn chatting(&self) -> bool {
+        self.last_chat.is_some_and(|at| at.elapsed() < CHAT_QUIET)
+    }
+
     fn credit_window(&self) -> u64 {
-        match self.last_chat {
-            Some(at) if at.elapsed() < CHAT_QUIET => CHAT_WINDOW,
-            _ => BULK_WINDOW,
+        if self.chatting() {
+            CHAT_WINDOW
+        } else {
+            BULK_WINDOW
         }
     }
 
-    /// Send the gathered jobs. If the thread is gone, every transfer they touch fails.
+    /// Appends may be done on this thread (see `APPEND_STALL`).
+    fn appends_here(&self) -> bool {
+        !self.chatting() && self.appends_off_until.is_none_or(|t| Instant::now() >= t)
+    }
+
+    /// Do the gathered jobs, here if they are appends that may be (see `APPEND_STALL`), else
+    /// on the disk thread. If the thread is gone, every transfer they touch fails.
     pub(super) fn flush_disk(&mut self, out: &mut BytesMut, events: &mut EventQueue) {
         if self.disk_jobs.is_empty() {
             return;
         }
-        let jobs = std::mem::take(&mut self.disk_jobs);
+        let mut jobs = std::mem::take(&mut self.disk_jobs);
+        if self.appends_here()
+            && let Some(worker) = &self.disk
+        {
+            let started = Instant::now();
+            match worker.try_here(jobs) {
+                Ok(done) => {
+                    let took = started.elapsed();
+                    if took > APPEND_STALL {
+                        tracing::debug!(?took, "slow appends: back to the disk thread");
+                        self.appends_off_until = Some(Instant::now() + APPEND_COOLDOWN);
+                    }
+                    return self.on_disk(done, out, events);
+                }
+                Err(back) => jobs = back,
+            }
+        }
         let ids: Vec<u32> = jobs.iter().map(DiskJob::id).collect();
         if self.disk.as_ref().is_some_and(|worker| worker.send(jobs)) {
             return;
@@ -625,8 +662,12 @@ impl Receiving {
                 let Some(t) = self.incoming.get_mut(&id) else {
                     return;
                 };
-                self.credit
-                    .written(&mut t.credit, total.saturating_sub(t.written));
+                // Appends done on the session thread may be reported before the disk thread's
+                // report of earlier ones is read: an older total is stale.
+                if total <= t.written {
+                    return;
+                }
+                self.credit.written(&mut t.credit, total - t.written);
                 t.written = total;
                 if t.state.is_final() {
                     return;

@@ -1,10 +1,15 @@
 //! The receiving side's disk work, on a thread of its own: resuming, creating, writing,
 //! hashing and promoting `.part` files. The session actor hands it jobs and hears back, so a
 //! slow or full disk stalls neither chat nor the socket.
+//!
+//! Plain appends to a file already open may also be done on the caller's thread
+//! ([`DiskWorker::try_here`]) when the thread has nothing queued: the session does so while
+//! nobody chats and the disk is quick, to save two thread hand-offs per chunk.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 
 use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
@@ -71,28 +76,74 @@ struct Slot {
     broken: bool,
 }
 
+/// What the thread and the session share.
+struct Shared {
+    root: PathBuf,
+    disk: Mutex<Disk>,
+    /// Batches sent to the thread and not yet done: while there are any, a job done elsewhere
+    /// could overtake them.
+    queued: AtomicUsize,
+}
+
 /// The sending end of a disk thread; dropping it lets the thread finish its queue and end.
 pub struct DiskWorker {
     jobs: mpsc::Sender<Vec<DiskJob>>,
+    shared: Arc<Shared>,
 }
 
 impl DiskWorker {
     /// Start the thread for files under `root`; its reports go to `events`.
     pub fn start(root: PathBuf, events: UnboundedSender<Vec<DiskEvent>>) -> std::io::Result<Self> {
         let (jobs, queue) = mpsc::channel();
+        let shared = Arc::new(Shared {
+            root,
+            disk: Mutex::new(Disk::default()),
+            queued: AtomicUsize::new(0),
+        });
+        let theirs = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("tern-disk".into())
             .spawn(move || {
                 crate::sched::bulk_thread();
-                run(&root, &queue, &events);
+                run(&theirs, &queue, &events);
             })?;
-        Ok(Self { jobs })
+        Ok(Self { jobs, shared })
     }
 
     /// Queue jobs, in order. `false` if the thread is gone (it never stops while we hold the
     /// sender, short of a panic, which the caller reports as a failure of the transfer).
     pub fn send(&self, jobs: Vec<DiskJob>) -> bool {
-        self.jobs.send(jobs).is_ok()
+        self.shared.queued.fetch_add(1, Ordering::AcqRel);
+        let sent = self.jobs.send(jobs).is_ok();
+        if !sent {
+            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+        }
+        sent
+    }
+
+    /// Do `jobs` on this thread and return what they did, if every one is an append to a file
+    /// the thread already opened (creating a file or setting its space aside can take long)
+    /// and the thread has nothing queued that must happen first. Otherwise the jobs come back
+    /// untouched, for [`DiskWorker::send`].
+    ///
+    /// The thread may still be reporting its last batch: `Written` totals can then arrive out
+    /// of order, and only a larger total counts.
+    pub fn try_here(&self, jobs: Vec<DiskJob>) -> Result<Vec<DiskEvent>, Vec<DiskJob>> {
+        if self.shared.queued.load(Ordering::Acquire) != 0 {
+            return Err(jobs);
+        }
+        // Poisoned: the thread died in a job, and `send` will say so.
+        let Ok(mut disk) = self.shared.disk.lock() else {
+            return Err(jobs);
+        };
+        if !jobs.iter().all(|job| disk.appends(job)) {
+            return Err(jobs);
+        }
+        let root = &self.shared.root;
+        Ok(jobs
+            .into_iter()
+            .filter_map(|job| handle(root, &mut disk, job))
+            .collect())
     }
 }
 
@@ -103,25 +154,45 @@ struct Disk {
     folders: FolderCache,
 }
 
+impl Disk {
+    /// `job` only appends to an open file (or is moot: its transfer is gone or broken).
+    fn appends(&self, job: &DiskJob) -> bool {
+        let DiskJob::Write { id, .. } = job else {
+            return false;
+        };
+        self.slots.get(id).is_none_or(|slot| {
+            slot.broken || slot.part.as_ref().is_some_and(|part| part.reserved())
+        })
+    }
+}
+
 fn run(
-    root: &Path,
+    shared: &Shared,
     queue: &mpsc::Receiver<Vec<DiskJob>>,
     events: &UnboundedSender<Vec<DiskEvent>>,
 ) {
-    let mut disk = Disk::default();
     while let Ok(mut batch) = queue.recv() {
         // Take whatever else is queued too: one wake-up and one report for the lot.
+        let mut batches = 1;
         while let Ok(more) = queue.try_recv() {
             batch.extend(more);
+            batches += 1;
         }
-        let done: Vec<DiskEvent> = batch
-            .into_iter()
-            .filter_map(|job| handle(root, &mut disk, job))
-            .collect();
+        let done: Vec<DiskEvent> = {
+            let Ok(mut disk) = shared.disk.lock() else {
+                return;
+            };
+            batch
+                .into_iter()
+                .filter_map(|job| handle(&shared.root, &mut disk, job))
+                .collect()
+        };
         if !done.is_empty() {
             // The session may be gone: the queue is finished anyway, so what arrived is on disk.
             let _ = events.send(done);
         }
+        // Only now, so that no job done elsewhere overtakes this batch on disk.
+        shared.queued.fetch_sub(batches, Ordering::AcqRel);
     }
 }
 
@@ -315,6 +386,91 @@ mod tests {
         }
         assert!(root.join("b.bin.part").exists());
         assert!(!root.join("b.bin").exists());
+        Ok(())
+    }
+
+    #[test]
+    fn appends_to_an_open_file_may_be_done_here_and_nothing_else() -> anyhow::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let worker = DiskWorker::start(tmp.path().to_path_buf(), tx)?;
+        let write = |data: &'static [u8]| DiskJob::Write {
+            id: 3,
+            data: Bytes::from_static(data),
+        };
+        let begin = DiskJob::Begin {
+            id: 3,
+            path: path("c.txt"),
+            size: 9,
+            resume: false,
+        };
+        // Opening a file, and its first write (which creates it), are the thread's.
+        let Err(back) = worker.try_here(vec![begin]) else {
+            anyhow::bail!("a Begin was done here");
+        };
+        assert!(worker.send(back));
+        let Err(back) = worker.try_here(vec![write(b"one")]) else {
+            anyhow::bail!("the first write was done here");
+        };
+        assert!(worker.send(back));
+        assert_eq!(
+            rx.blocking_recv(),
+            Some(vec![DiskEvent::Written { id: 3, total: 3 }])
+        );
+        // Once the thread has nothing queued, appends to the open file may be done here.
+        while worker.shared.queued.load(Ordering::Acquire) != 0 {
+            std::thread::yield_now();
+        }
+        // The file is complete after the second: no report for it, the Finish follows.
+        assert_eq!(
+            worker.try_here(vec![write(b"two"), write(b"333")]).ok(),
+            Some(vec![DiskEvent::Written { id: 3, total: 6 }])
+        );
+        let finish = DiskJob::Finish {
+            id: 3,
+            hash: *blake3::hash(b"onetwo333").as_bytes(),
+        };
+        let Err(back) = worker.try_here(vec![finish]) else {
+            anyhow::bail!("a Finish was done here");
+        };
+        assert!(worker.send(back));
+        assert_eq!(
+            rx.blocking_recv(),
+            Some(vec![DiskEvent::Saved {
+                id: 3,
+                path: tmp.path().join("c.txt")
+            }])
+        );
+        assert_eq!(std::fs::read(tmp.path().join("c.txt"))?, b"onetwo333");
+        Ok(())
+    }
+
+    #[test]
+    fn appends_wait_for_what_the_thread_has_queued() -> anyhow::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let worker = DiskWorker::start(tmp.path().to_path_buf(), tx)?;
+        let write = || DiskJob::Write {
+            id: 9,
+            data: Bytes::from_static(b"x"),
+        };
+        // Held here, the lock keeps the thread from finishing the batch it is sent.
+        let guard = worker
+            .shared
+            .disk
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?;
+        assert!(worker.send(vec![DiskJob::Abandon {
+            id: 9,
+            discard: false
+        }]));
+        // Moot (no such transfer), and still it must not overtake the queued batch.
+        assert!(worker.try_here(vec![write()]).is_err());
+        drop(guard);
+        while worker.shared.queued.load(Ordering::Acquire) != 0 {
+            std::thread::yield_now();
+        }
+        assert_eq!(worker.try_here(vec![write()]).ok(), Some(vec![]));
         Ok(())
     }
 
