@@ -62,8 +62,15 @@ fn forward(client: TcpStream, server: TcpStream, limit: Option<u64>, counts: &Mu
     let (Ok(mut server_r), Ok(mut client_w)) = (server.try_clone(), client.try_clone()) else {
         return;
     };
+    // What the receiver says is read to its end even once the sender is cut off: closing a
+    // socket with unread data resets the connection, and a reset throws away what the proxy
+    // still had queued for the receiver, bytes this test has already counted as delivered.
     let down = thread::spawn(move || {
-        let _ = std::io::copy(&mut server_r, &mut client_w);
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut client_open = true;
+        while let Ok(n @ 1..) = server_r.read(&mut buf) {
+            client_open = client_open && client_w.write_all(&buf[..n]).is_ok();
+        }
         let _ = client_w.shutdown(Shutdown::Write);
     });
     let mut sent = 0u64;
@@ -78,9 +85,9 @@ fn forward(client: TcpStream, server: TcpStream, limit: Option<u64>, counts: &Mu
         }
         sent += n as u64;
         if limit.is_some_and(|l| sent >= l) {
-            // The cable is pulled: both sides lose the connection.
+            // The cable is pulled: the sender loses the connection at once; the receiver gets
+            // every byte counted, then the end of the stream.
             let _ = client.shutdown(Shutdown::Both);
-            let _ = server.shutdown(Shutdown::Both);
             break;
         }
     }
