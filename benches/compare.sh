@@ -9,8 +9,9 @@
 #      single-threaded copy with BLAKE3 on both ends, benches/plain_copy.rs), and, when they
 #      can be set up here, scp to a throwaway local sshd and magic-wormhole through a local
 #      mailbox + relay; and, to tell a noisy host from a slow tool, dd writing the same file
-#      with no network, and the share of CPU the hypervisor stole (the tools' order rotates
-#      from round to round)
+#      with no network, and the share of CPU the hypervisor stole (the tools' order is
+#      shuffled every round, and every run starts right after an untimed write of the same
+#      size: see prime_page_cache)
 #   2. many small files: SMALL_FILES x 4 KiB in nested folders; reference tar | socat (and
 #      the peak RSS of both tern ends)
 #   3. chat while streaming a CHAT_MB file: one-way latency of a line every 10 ms, lines lost;
@@ -24,7 +25,8 @@
 #   MEM_SIZES_MB="16 64", 1 repeat, TUI_SECONDS=3; explicit knobs still win),
 #   OPTIONAL_REFS (1; 0 skips scp and magic-wormhole), BENCH_DIR (/tmp: where the temporary
 #   data folder goes), KEEP_BENCH_DIR=1 (keep it, with the logs), TERN_BIN (use this binary
-#   instead of running `cargo build --release`).
+#   instead of running `cargo build --release`), BULK_SEED (1: the bulk rounds' shuffled
+#   orders).
 #
 # Needs root for the installs it makes when something is missing (apt-get). Exit status: 0,
 # or 1 when tern itself failed (a build, a transfer, a mismatched file, a lost chat line, a UI
@@ -67,6 +69,7 @@ else
     TUI_SECONDS=${TUI_SECONDS:-10}
 fi
 QUICK=${QUICK:-0}
+BULK_SEED=${BULK_SEED:-1}
 OPTIONAL_REFS=${OPTIONAL_REFS:-1}
 FILES_PER_DIR=100
 SMALL_SIZE=4096
@@ -79,7 +82,7 @@ die() {
 note() { printf '[bench] %s\n' "$*" >&2; }
 
 is_count() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
-for knob in BULK_MB SMALL_FILES CHAT_MB REPEATS TUI_SECONDS; do
+for knob in BULK_MB SMALL_FILES CHAT_MB REPEATS TUI_SECONDS BULK_SEED; do
     is_count "${!knob}" || die "$knob must be a positive integer, not '${!knob}'"
 done
 read -r -a MEM_SIZES <<<"$MEM_SIZES_MB"
@@ -91,7 +94,7 @@ mapfile -t MEM_SIZES < <(printf '%s\n' "${MEM_SIZES[@]}" | sort -n -u)
 
 KNOBS="QUICK=$QUICK BULK_MB=$BULK_MB SMALL_FILES=$SMALL_FILES CHAT_MB=$CHAT_MB"
 KNOBS+=" MEM_SIZES_MB=\"${MEM_SIZES[*]}\" REPEATS=$REPEATS TUI_SECONDS=$TUI_SECONDS"
-KNOBS+=" OPTIONAL_REFS=$OPTIONAL_REFS"
+KNOBS+=" OPTIONAL_REFS=$OPTIONAL_REFS BULK_SEED=$BULK_SEED"
 
 # ---------------------------------------------------------------- work folder and cleanup
 
@@ -266,6 +269,29 @@ quiesce() {
     if (($# > 0)); then
         find "$@" -type f -exec cat -- {} + >/dev/null
     fi
+}
+
+# Write and delete BYTES of zeros in DIR, untimed, right before a timed bulk run. On a VM that
+# hands freed memory back to its host (free page reporting), pages that sat free for a few
+# seconds are faulted in afresh by the next writer, and that made the same dd of 1 GiB take
+# 0.4 s right after another write and 2.7-4.3 s after a pause. Without this, whichever tool ran
+# after a slow one (magic-wormhole, scp) paid for the pause; with it, every run starts from
+# freshly used free memory, as on a machine that keeps its memory. Dirty pages of a deleted
+# file are dropped, not written back, so this leaves no writeback behind.
+shuffle() { # ARRAY_NAME: Fisher-Yates in place, from bash's RANDOM
+    local -n a=$1
+    local i j t
+    for ((i = ${#a[@]} - 1; i > 0; i--)); do
+        j=$((RANDOM % (i + 1)))
+        t=${a[i]}
+        a[i]=${a[j]}
+        a[j]=$t
+    done
+}
+
+prime_page_cache() { # DIR BYTES
+    dd if=/dev/zero of="$1/.prime" bs=1M count=$((($2 + 1048575) / 1048576)) status=none
+    rm -f -- "$1/.prime"
 }
 
 # The CPU counters of /proc/stat's first line (busy, steal), to tell a noisy host from a slow
@@ -502,6 +528,7 @@ bulk_one() { # WHO
     fresh_dir "$out"
     port=$(free_port)
     quiesce "$src"
+    prime_page_cache "$out" "$bytes"
     case $who in
     tern)
         if run_pair "$log" "$TERN_READY" "$timeout" \
@@ -572,8 +599,8 @@ bench_bulk() {
         SSH_SKIP="OPTIONAL_REFS=0"
         WH_SKIP="OPTIONAL_REFS=0"
     fi
-    # Every tool that runs here, each round in a rotated order: on a VM whose page-cache
-    # writes cost more after a pause (see the dd row), no tool should always come first.
+    # Every tool that runs here, each round in its own shuffled order (seeded: a rerun uses the
+    # same orders), so that no tool always comes first, or always after the same neighbour.
     local order=(tern socat)
     if [[ -z $PLAIN_SKIP ]]; then order+=(plain); fi
     order+=(dd)
@@ -581,9 +608,12 @@ bench_bulk() {
     if ((have_wh)); then order+=(wormhole); fi
     local steal_before k
     steal_before=$(cpu_ticks)
+    RANDOM=$BULK_SEED
     for ((r = 1; r <= REPEATS; r++)); do
-        for ((k = 0; k < ${#order[@]}; k++)); do
-            bulk_one "${order[(k + r - 1) % ${#order[@]}]}"
+        shuffle order
+        note "bulk round $r/$REPEATS order: ${order[*]}"
+        for k in "${order[@]}"; do
+            bulk_one "$k"
         done
     done
     if [[ -n $SSHD_PID ]]; then stop_pid "$SSHD_PID"; fi
