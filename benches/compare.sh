@@ -271,13 +271,6 @@ quiesce() {
     fi
 }
 
-# Write and delete BYTES of zeros in DIR, untimed, right before a timed bulk run. On a VM that
-# hands freed memory back to its host (free page reporting), pages that sat free for a few
-# seconds are faulted in afresh by the next writer, and that made the same dd of 1 GiB take
-# 0.4 s right after another write and 2.7-4.3 s after a pause. Without this, whichever tool ran
-# after a slow one (magic-wormhole, scp) paid for the pause; with it, every run starts from
-# freshly used free memory, as on a machine that keeps its memory. Dirty pages of a deleted
-# file are dropped, not written back, so this leaves no writeback behind.
 shuffle() { # ARRAY_NAME: Fisher-Yates in place, from bash's RANDOM
     local -n a=$1
     local i j t
@@ -289,6 +282,13 @@ shuffle() { # ARRAY_NAME: Fisher-Yates in place, from bash's RANDOM
     done
 }
 
+# Write and delete BYTES of zeros in DIR, untimed, right before a timed bulk run. On a VM that
+# hands freed memory back to its host (free page reporting), pages that sat free for a few
+# seconds are faulted in afresh by the next writer, and that made the same dd of 1 GiB take
+# 0.4 s right after another write and 2.7-4.3 s after a pause. Without this, whichever tool ran
+# after a slow one (magic-wormhole, scp) paid for the pause; with it, every run starts from
+# freshly used free memory, as on a machine that keeps its memory. Dirty pages of a deleted
+# file are dropped, not written back, so this leaves no writeback behind.
 prime_page_cache() { # DIR BYTES
     dd if=/dev/zero of="$1/.prime" bs=1M count=$((($2 + 1048575) / 1048576)) status=none
     rm -f -- "$1/.prime"
