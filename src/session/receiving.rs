@@ -32,9 +32,9 @@ const CHAT_QUIET: Duration = Duration::from_secs(3);
 /// hand-offs fewer per chunk. Measured on 2 cores, 6 rounds of 1 GiB interleaved with socat in
 /// one shell session: median 1,093 → 956 ms, socat 969 ms (on 2026-12-03's slower host, level:
 /// its batches took 23–73 ms, so the guard below kept appends on the disk thread). A batch of
-/// appends that takes
-/// longer than this (the kernel throttling a writer of a slow disk can sleep for 200 ms) sends
-/// them back to the disk thread for `APPEND_COOLDOWN`, so the session never freezes for long.
+/// appends that takes longer than this (the kernel throttling a writer of a slow disk can sleep
+/// for 200 ms) sends them back to the disk thread for `APPEND_COOLDOWN`, so the session never
+/// freezes for long.
 const APPEND_STALL: Duration = Duration::from_millis(20);
 const APPEND_COOLDOWN: Duration = Duration::from_secs(30);
 /// The peer's offers open at once (awaiting a decision or moving); offers beyond are refused.
