@@ -14,6 +14,7 @@ mod raw;
 mod receiving;
 mod retired;
 mod sending;
+mod socket;
 
 pub use receiving::MAX_OPEN_OFFERS;
 pub use sending::OFFER_WINDOW;
@@ -222,14 +223,33 @@ impl Session {
         cancel: &CancellationToken,
     ) -> Session {
         let addr = stream.peer_addr().ok();
-        tune_socket(&stream);
-        Self::start_with(stream, addr, role, config, cancel)
+        socket::tune(&stream);
+        let unsent = socket::UnsentLimit::of(&stream);
+        Self::spawn(stream, addr, unsent, role, config, cancel)
     }
 
     /// Like [`Session::start`] over any byte stream (an in-memory pipe in tests and fuzzing).
     pub fn start_with<S: Transport>(
         stream: S,
         addr: Option<SocketAddr>,
+        role: Role,
+        config: SessionConfig,
+        cancel: &CancellationToken,
+    ) -> Session {
+        Self::spawn(
+            stream,
+            addr,
+            socket::UnsentLimit::none(),
+            role,
+            config,
+            cancel,
+        )
+    }
+
+    fn spawn<S: Transport>(
+        stream: S,
+        addr: Option<SocketAddr>,
+        unsent: socket::UnsentLimit,
         role: Role,
         config: SessionConfig,
         cancel: &CancellationToken,
@@ -241,9 +261,12 @@ impl Session {
             commands: cmd_tx,
             cancel: cancel.clone(),
         };
-        let task = tokio::spawn(actor::run(
-            stream, addr, role, config, cmd_rx, ev_tx, cancel,
-        ));
+        let link = actor::Link {
+            stream,
+            addr,
+            unsent,
+        };
+        let task = tokio::spawn(actor::run(link, role, config, cmd_rx, ev_tx, cancel));
         Session {
             handle,
             events: ev_rx,
@@ -259,50 +282,6 @@ pub async fn connect(target: &str, default_port: u16) -> std::io::Result<TcpStre
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot connect to {addr}: {e}")))?;
     Ok(stream)
-}
-
-/// Unsent bytes the kernel may hold before it stops asking for more: small, so a message
-/// queued behind file data waits for little more than one chunk, yet enough to keep the
-/// link busy.
-const NOTSENT_LOWAT: libc::c_int = 128 * 1024;
-/// Receive buffer: bounds how much file data can sit unread ahead of a message on the
-/// receiving side, far above what a LAN needs in flight (bandwidth × round trip).
-const RECV_BUFFER: libc::c_int = 1024 * 1024;
-
-/// Socket options for interactive traffic sharing the connection with bulk data. Best effort:
-/// a system without them still works, with more latency under load.
-fn tune_socket(stream: &TcpStream) {
-    if let Err(e) = stream.set_nodelay(true) {
-        tracing::debug!(error = %e, "TCP_NODELAY");
-    }
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        let fd = stream.as_raw_fd();
-        let set = |level, name, value: libc::c_int, what: &str| {
-            // SAFETY: `fd` is a valid socket for the duration of the call and `value` is a live
-            // c_int whose size is passed alongside it.
-            let rc = unsafe {
-                libc::setsockopt(
-                    fd,
-                    level,
-                    name,
-                    std::ptr::from_ref(&value).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-            if rc != 0 {
-                tracing::debug!(error = %std::io::Error::last_os_error(), what, "setsockopt");
-            }
-        };
-        set(
-            libc::IPPROTO_TCP,
-            libc::TCP_NOTSENT_LOWAT,
-            NOTSENT_LOWAT,
-            "TCP_NOTSENT_LOWAT",
-        );
-        set(libc::SOL_SOCKET, libc::SO_RCVBUF, RECV_BUFFER, "SO_RCVBUF");
-    }
 }
 
 /// `host` → `host:port`; `host:p`, `[v6]:p` and `[v6]` are kept or completed as needed.

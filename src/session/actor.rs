@@ -21,6 +21,7 @@ use super::files::{Transfers, push_frame};
 use super::handshake::{self, Identified, Role};
 use super::inbound::Inbound;
 use super::outbox::EventQueue;
+use super::socket::UnsentLimit;
 use super::{Command, PeerInfo, SessionConfig, SessionError, SessionEvent, Transport, raw};
 use crate::protocol::{Frame, ProtocolError};
 use crate::text::{self, Encoding};
@@ -38,15 +39,27 @@ const BURST: usize = 64;
 /// How long a closing session waits for the peer to close its side.
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
 
+/// The connection an actor runs over: the byte stream, where it leads, and the socket knob
+/// for the unsent queue (none for a stream that is not a socket).
+pub(super) struct Link<S> {
+    pub stream: S,
+    pub addr: Option<std::net::SocketAddr>,
+    pub unsent: UnsentLimit,
+}
+
 pub(super) async fn run<S: Transport>(
-    mut stream: S,
-    addr: Option<std::net::SocketAddr>,
+    link: Link<S>,
     role: Role,
     config: SessionConfig,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<SessionEvent>,
     cancel: CancellationToken,
 ) {
+    let Link {
+        mut stream,
+        addr,
+        unsent,
+    } = link;
     let identified = tokio::select! {
         r = handshake::identify(&mut stream, role, &config) => r,
         () = cancel.cancelled() => Err(SessionError::Io(std::io::Error::new(
@@ -79,6 +92,7 @@ pub(super) async fn run<S: Transport>(
                 config,
                 reader,
                 writer: write,
+                unsent,
                 out: BytesMut::with_capacity(64 * 1024),
                 wire: VecDeque::new(),
                 wire_len: 0,
@@ -130,6 +144,7 @@ struct FramedActor<S> {
     transfers: Transfers,
     reader: Inbound<ReadHalf<S>>,
     writer: WriteHalf<S>,
+    unsent: UnsentLimit,
     /// Control frames being encoded; sealed onto the wire each turn.
     out: BytesMut,
     /// Frames waiting for the socket, in order: sealed control frames and file data from the
@@ -277,6 +292,7 @@ impl<S: Transport> FramedActor<S> {
                 .receiving
                 .flush_disk(&mut self.out, &mut self.events);
             self.transfers.receiving.refill_credit(&mut self.out);
+            self.unsent.follow(self.transfers.receiving.chatting());
             // Control frames first, then file data up to the low-water mark.
             self.seal();
             if self.wire_len < LOW_WATER {

@@ -159,7 +159,8 @@ impl Receiving {
         self.last_chat = Some(Instant::now());
     }
 
-    fn chatting(&self) -> bool {
+    /// Messages went either way in the last `CHAT_QUIET`: file data gives way to them.
+    pub(super) fn chatting(&self) -> bool {
         self.last_chat.is_some_and(|at| at.elapsed() < CHAT_QUIET)
     }
 
