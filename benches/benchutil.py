@@ -257,6 +257,8 @@ def latency_summary(reader: "StampedLines | None", sent: int) -> dict[str, objec
     got = reader.got if reader is not None else {}
     other = reader.other if reader is not None else 0
     lat = sorted(v / 1e6 for s, v in got.items() if 1 <= s <= sent)
+    # Which line was slowest tells a start-up or end effect from a stall midway.
+    worst = max((s for s in got if 1 <= s <= sent), key=lambda s: got[s], default=0)
     return {
         "sent": sent,
         "received": len(lat),
@@ -265,6 +267,7 @@ def latency_summary(reader: "StampedLines | None", sent: int) -> dict[str, objec
         "p50_ms": f"{percentile(lat, 50):.3f}",
         "p99_ms": f"{percentile(lat, 99):.3f}",
         "max_ms": f"{lat[-1]:.3f}" if lat else "nan",
+        "max_seq": worst,
     }
 
 

@@ -12,7 +12,7 @@ processes get the scheduling hint tern's session thread asks for (a 0.1 ms EEVDF
 bulk processes, like tern's disk threads, run as they are. The two runs differ only in tern.
 
 Prints the key=value lines chat_latency.py prints (sent, received, lost, p50_ms, p99_ms,
-max_ms, mbps, status). Exits 0 only when the file arrived whole and no line was lost.
+max_ms, max_seq, mbps, status). Exits 0 only when the file arrived whole and no line was lost.
 """
 
 from __future__ import annotations

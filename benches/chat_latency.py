@@ -11,7 +11,7 @@ send's stdin every interval; a thread reads recv's stdout and records the one-wa
 time.time_ns() - NS of each line. Writing stops when the receiver reports the file received
 (or the sender reports it verified); then stdin is closed and both must exit 0.
 
-Prints key=value lines: sent, received, lost, p50_ms, p99_ms, max_ms, mbps (the file's
+Prints key=value lines: sent, received, lost, p50_ms, p99_ms, max_ms, max_seq, mbps (the file's
 transfer rate while chatting, from "receiving" to "received" on recv's stderr, 1 MB = 10^6 B),
 recv_rc, send_rc, status. Exits 0 only when both exited 0 and no line was lost.
 """

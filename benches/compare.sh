@@ -757,7 +757,7 @@ bench_chat() {
             sample chat.p99 "$(kv p99_ms "$res")"
             sample chat.max "$(kv max_ms "$res")"
             sample chat.mbps "$(kv mbps "$res")"
-            note "chat $r/$REPEATS: $(kv received "$res")/$(kv sent "$res") lines, p50 $(kv p50_ms "$res") ms, p99 $(kv p99_ms "$res") ms, max $(kv max_ms "$res") ms, file at $(kv mbps "$res") MB/s"
+            note "chat $r/$REPEATS: $(kv received "$res")/$(kv sent "$res") lines, p50 $(kv p50_ms "$res") ms, p99 $(kv p99_ms "$res") ms, max $(kv max_ms "$res") ms (line $(kv max_seq "$res")), file at $(kv mbps "$res") MB/s"
         else
             sample chat.p50 FAIL
             sample chat.p99 FAIL
@@ -782,7 +782,7 @@ bench_chat() {
             sample floor.p50 "$(kv p50_ms "$res")"
             sample floor.p99 "$(kv p99_ms "$res")"
             sample floor.max "$(kv max_ms "$res")"
-            note "chat floor $r/$REPEATS: p50 $(kv p50_ms "$res") ms, p99 $(kv p99_ms "$res") ms, max $(kv max_ms "$res") ms, file at $(kv mbps "$res") MB/s"
+            note "chat floor $r/$REPEATS: p50 $(kv p50_ms "$res") ms, p99 $(kv p99_ms "$res") ms, max $(kv max_ms "$res") ms (line $(kv max_seq "$res")), file at $(kv mbps "$res") MB/s"
         else
             sample floor.p50 FAIL
             sample floor.p99 FAIL

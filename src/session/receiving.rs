@@ -31,10 +31,10 @@ const CHAT_QUIET: Duration = Duration::from_secs(3);
 /// While nobody chats, appends to open files are done on the session thread: two thread
 /// hand-offs fewer per chunk. Measured on 2 cores, 6 rounds of 1 GiB interleaved with socat in
 /// one shell session: median 1,093 → 956 ms, socat 969 ms (on 2026-12-03's slower host, level:
-/// its batches took 23–73 ms, so the guard below kept appends on the disk thread). A batch of
-/// appends that takes longer than this (the kernel throttling a writer of a slow disk can sleep
-/// for 200 ms) sends them back to the disk thread for `APPEND_COOLDOWN`, so the session never
-/// freezes for long.
+/// its batches took 23–73 ms, so the guard below kept appends on the disk thread). Once a
+/// batch has taken this long (the kernel throttling a writer of a slow disk can sleep for
+/// 200 ms per write), its other appends, and all appends for `APPEND_COOLDOWN`, go to the disk
+/// thread: the session is held up by one chunk's write at most, not by a whole window of them.
 const APPEND_STALL: Duration = Duration::from_millis(20);
 const APPEND_COOLDOWN: Duration = Duration::from_secs(30);
 /// The peer's offers open at once (awaiting a decision or moving); offers beyond are refused.
@@ -184,31 +184,40 @@ impl Receiving {
             return;
         }
         let mut jobs = std::mem::take(&mut self.disk_jobs);
+        let mut done = Vec::new();
         if self.appends_here()
             && let Some(worker) = &self.disk
         {
             let started = Instant::now();
-            match worker.try_here(jobs) {
-                Ok(done) => {
+            match worker.try_here(jobs, started + APPEND_STALL) {
+                Ok(here) => {
                     let took = started.elapsed();
                     if took > APPEND_STALL {
-                        tracing::debug!(?took, "slow appends: back to the disk thread");
+                        tracing::debug!(
+                            ?took,
+                            left = here.left.len(),
+                            "slow appends: back to the disk thread"
+                        );
                         self.appends_off_until = Some(Instant::now() + APPEND_COOLDOWN);
                     }
-                    return self.on_disk(done, out, events);
+                    done = here.events;
+                    jobs = here.left;
                 }
                 Err(back) => jobs = back,
             }
         }
-        let ids: Vec<u32> = jobs.iter().map(DiskJob::id).collect();
-        if self.disk.as_ref().is_some_and(|worker| worker.send(jobs)) {
-            return;
-        }
-        for id in ids {
-            if self.incoming.get(&id).is_some_and(|t| !t.state.is_final()) {
-                self.fail_and_stop(id, "the disk thread stopped".into(), out, events);
+        // What was left goes before anything `on_disk` queues.
+        if !jobs.is_empty() {
+            let ids: Vec<u32> = jobs.iter().map(DiskJob::id).collect();
+            if !self.disk.as_ref().is_some_and(|worker| worker.send(jobs)) {
+                for id in ids {
+                    if self.incoming.get(&id).is_some_and(|t| !t.state.is_final()) {
+                        self.fail_and_stop(id, "the disk thread stopped".into(), out, events);
+                    }
+                }
             }
         }
+        self.on_disk(done, out, events);
     }
 
     /// Report a transfer's state. Every change of state ends here, so this is also where an

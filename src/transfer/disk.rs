@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
@@ -121,14 +122,18 @@ impl DiskWorker {
         sent
     }
 
-    /// Do `jobs` on this thread and return what they did, if every one is an append to a file
-    /// the thread already opened (creating a file or setting its space aside can take long)
-    /// and the thread has nothing queued that must happen first. Otherwise the jobs come back
-    /// untouched, for [`DiskWorker::send`].
+    /// Do `jobs` on this thread, in order, while every one is an append to a file the thread
+    /// already opened (creating a file or setting its space aside can take long) and the thread
+    /// has nothing queued that must happen first. Otherwise the jobs come back untouched, for
+    /// [`DiskWorker::send`].
+    ///
+    /// No job starts after `until`: the kernel may make a writer to a slow disk sleep, and a
+    /// chat line waits while the caller writes. What is left is in [`DoneHere::left`], and
+    /// goes to the thread.
     ///
     /// The thread may still be reporting its last batch: `Written` totals can then arrive out
     /// of order, and only a larger total counts.
-    pub fn try_here(&self, jobs: Vec<DiskJob>) -> Result<Vec<DiskEvent>, Vec<DiskJob>> {
+    pub fn try_here(&self, jobs: Vec<DiskJob>, until: Instant) -> Result<DoneHere, Vec<DiskJob>> {
         if self.shared.queued.load(Ordering::Acquire) != 0 {
             return Err(jobs);
         }
@@ -140,11 +145,25 @@ impl DiskWorker {
             return Err(jobs);
         }
         let root = &self.shared.root;
-        Ok(jobs
-            .into_iter()
-            .filter_map(|job| handle(root, &mut disk, job))
-            .collect())
+        let mut done = DoneHere::default();
+        let mut jobs = jobs.into_iter();
+        for job in jobs.by_ref() {
+            done.events.extend(handle(root, &mut disk, job));
+            if Instant::now() >= until {
+                break;
+            }
+        }
+        done.left = jobs.collect();
+        Ok(done)
     }
+}
+
+/// What [`DiskWorker::try_here`] did, and what it left for the thread.
+#[derive(Debug, Default)]
+pub struct DoneHere {
+    pub events: Vec<DiskEvent>,
+    /// In order, to be sent to the thread before any later job.
+    pub left: Vec<DiskJob>,
 }
 
 /// What the disk thread keeps between jobs.
@@ -322,6 +341,11 @@ mod tests {
         SafePath::parse(p).expect("safe")
     }
 
+    /// A time limit no test reaches.
+    fn later() -> Instant {
+        Instant::now() + std::time::Duration::from_secs(3600)
+    }
+
     #[test]
     fn jobs_write_verify_and_promote_in_order() -> anyhow::Result<()> {
         let tmp = tempfile::tempdir()?;
@@ -405,11 +429,11 @@ mod tests {
             resume: false,
         };
         // Opening a file, and its first write (which creates it), are the thread's.
-        let Err(back) = worker.try_here(vec![begin]) else {
+        let Err(back) = worker.try_here(vec![begin], later()) else {
             anyhow::bail!("a Begin was done here");
         };
         assert!(worker.send(back));
-        let Err(back) = worker.try_here(vec![write(b"one")]) else {
+        let Err(back) = worker.try_here(vec![write(b"one")], later()) else {
             anyhow::bail!("the first write was done here");
         };
         assert!(worker.send(back));
@@ -422,15 +446,16 @@ mod tests {
             std::thread::yield_now();
         }
         // The file is complete after the second: no report for it, the Finish follows.
-        assert_eq!(
-            worker.try_here(vec![write(b"two"), write(b"333")]).ok(),
-            Some(vec![DiskEvent::Written { id: 3, total: 6 }])
-        );
+        let Ok(here) = worker.try_here(vec![write(b"two"), write(b"333")], later()) else {
+            anyhow::bail!("appends were not done here");
+        };
+        assert_eq!(here.events, vec![DiskEvent::Written { id: 3, total: 6 }]);
+        assert!(here.left.is_empty());
         let finish = DiskJob::Finish {
             id: 3,
             hash: *blake3::hash(b"onetwo333").as_bytes(),
         };
-        let Err(back) = worker.try_here(vec![finish]) else {
+        let Err(back) = worker.try_here(vec![finish], later()) else {
             anyhow::bail!("a Finish was done here");
         };
         assert!(worker.send(back));
@@ -465,12 +490,70 @@ mod tests {
             discard: false
         }]));
         // Moot (no such transfer), and still it must not overtake the queued batch.
-        assert!(worker.try_here(vec![write()]).is_err());
+        assert!(worker.try_here(vec![write()], later()).is_err());
         drop(guard);
         while worker.shared.queued.load(Ordering::Acquire) != 0 {
             std::thread::yield_now();
         }
-        assert_eq!(worker.try_here(vec![write()]).ok(), Some(vec![]));
+        let Ok(here) = worker.try_here(vec![write()], later()) else {
+            anyhow::bail!("a moot append was not done here");
+        };
+        assert!(here.events.is_empty() && here.left.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn appends_here_stop_at_the_time_limit_and_leave_the_rest_in_order() -> anyhow::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let worker = DiskWorker::start(tmp.path().to_path_buf(), tx)?;
+        let write = |data: &'static [u8]| DiskJob::Write {
+            id: 4,
+            data: Bytes::from_static(data),
+        };
+        assert!(worker.send(vec![
+            DiskJob::Begin {
+                id: 4,
+                path: path("d.txt"),
+                size: 8,
+                resume: false,
+            },
+            write(b"ab"),
+        ]));
+        assert_eq!(
+            rx.blocking_recv(),
+            Some(vec![DiskEvent::Written { id: 4, total: 2 }])
+        );
+        while worker.shared.queued.load(Ordering::Acquire) != 0 {
+            std::thread::yield_now();
+        }
+        // Past the limit already: one job is done, so the caller always gets somewhere.
+        let Ok(here) = worker.try_here(
+            vec![write(b"cd"), write(b"ef"), write(b"gh")],
+            Instant::now(),
+        ) else {
+            anyhow::bail!("appends were not done here");
+        };
+        assert_eq!(here.events, vec![DiskEvent::Written { id: 4, total: 4 }]);
+        let left: Vec<u32> = here.left.iter().map(DiskJob::id).collect();
+        assert_eq!(left, vec![4, 4]);
+        assert!(worker.send(here.left));
+        assert_eq!(
+            rx.blocking_recv(),
+            Some(vec![DiskEvent::Written { id: 4, total: 6 }])
+        );
+        assert!(worker.send(vec![DiskJob::Finish {
+            id: 4,
+            hash: *blake3::hash(b"abcdefgh").as_bytes(),
+        }]));
+        assert_eq!(
+            rx.blocking_recv(),
+            Some(vec![DiskEvent::Saved {
+                id: 4,
+                path: tmp.path().join("d.txt")
+            }])
+        );
+        assert_eq!(std::fs::read(tmp.path().join("d.txt"))?, b"abcdefgh");
         Ok(())
     }
 
