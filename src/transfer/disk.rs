@@ -15,7 +15,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::incoming::{FolderCache, PartFile, SafePath};
+use super::folder::FolderCache;
+use super::incoming::{PartFile, SafePath};
 
 /// Work for the disk thread, in the order it must happen per transfer.
 #[derive(Debug)]
@@ -324,7 +325,11 @@ fn write(
             let created = folders
                 .prepare(root, &slot.path)
                 .and_then(|dir| PartFile::create_in(dir, &slot.path, slot.size))
-                .map_err(|e| format!("cannot create file in {}: {e}", root.display()))?;
+                .map_err(|e| {
+                    // A folder may have been removed or replaced: walk afresh next time.
+                    folders.forget();
+                    format!("cannot create file in {}: {e}", root.display())
+                })?;
             slot.part.insert(Box::new(created))
         }
     };

@@ -1,10 +1,12 @@
 //! The receiving side: untrusted names made safe, `.part` files written at their offsets and
 //! hashed on the way, and the final rename that never overwrites anything.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use super::folder::{Folder, FolderCache};
 use super::human_size;
 
 /// Files smaller than this are not given their space up front: for thousands of small files
@@ -130,97 +132,13 @@ pub fn numbered(name: &str, n: u32) -> String {
     }
 }
 
-/// Create the folders of `path` under `root`, refusing to pass through anything that is not a
-/// real folder (a symbolic link planted in the download dir must not lead outside it).
-pub fn prepare_folders(root: &Path, path: &SafePath) -> io::Result<PathBuf> {
-    let mut dir = root.to_path_buf();
-    for folder in path.folders() {
-        dir.push(folder);
-        match std::fs::symlink_metadata(&dir) {
-            Ok(meta) if meta.file_type().is_dir() => {}
-            Ok(_) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    format!("{} exists and is not a folder", dir.display()),
-                ));
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::create_dir(&dir)?,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(dir)
-}
-
-/// Folders already checked or made this session, so ten thousand files in one folder cost
-/// one check of it, not ten thousand.
-#[derive(Debug, Default)]
-pub struct FolderCache {
-    known: std::collections::HashSet<PathBuf>,
-}
-
-impl FolderCache {
-    /// Like [`prepare_folders`], remembering folders it has already vouched for.
-    pub fn prepare(&mut self, root: &Path, path: &SafePath) -> io::Result<PathBuf> {
-        let mut dir = root.to_path_buf();
-        dir.extend(path.folders());
-        if !self.known.contains(&dir) {
-            prepare_folders(root, path)?;
-            self.known.insert(dir.clone());
-        }
-        Ok(dir)
-    }
-}
-
-/// Rename without ever replacing an existing file: `Ok(false)` when `to` exists.
-fn rename_no_replace(from: &Path, to: &Path) -> io::Result<bool> {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        use std::os::unix::ffi::OsStrExt;
-        let c = |p: &Path| {
-            std::ffi::CString::new(p.as_os_str().as_bytes())
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
-        };
-        let (from_c, to_c) = (c(from)?, c(to)?);
-        // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call.
-        let rc = unsafe {
-            libc::renameat2(
-                libc::AT_FDCWD,
-                from_c.as_ptr(),
-                libc::AT_FDCWD,
-                to_c.as_ptr(),
-                libc::RENAME_NOREPLACE,
-            )
-        };
-        if rc == 0 {
-            return Ok(true);
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EEXIST) => return Ok(false),
-            // Not supported by this file system or kernel: the portable way below.
-            Some(libc::EINVAL | libc::ENOSYS | libc::ENOTSUP) => {}
-            _ => return Err(e),
-        }
-    }
-    // A hard link fails if the target exists, whatever it is: an atomic no-overwrite.
-    match std::fs::hard_link(from, to) {
-        Ok(()) => std::fs::remove_file(from).map(|()| true),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => {
-            // File systems without hard links: check, then rename.
-            tracing::debug!(error = %e, "hard link failed, falling back to rename");
-            if std::fs::symlink_metadata(to).is_ok() {
-                return Ok(false);
-            }
-            std::fs::rename(from, to).map(|()| true)
-        }
-    }
-}
-
 /// An accepted incoming file being written to its `.part`.
 pub struct PartFile {
-    dir: PathBuf,
+    folder: Arc<Folder>,
     name: String,
+    /// The `.part`'s name in `folder`.
+    part_name: String,
+    /// Its whole path, for messages.
     part: PathBuf,
     file: File,
     received: u64,
@@ -241,20 +159,21 @@ impl PartFile {
     /// Create `NAME.part` (or `NAME (n).part` if taken) in the folder for `path` under `root`,
     /// for a file of `size` bytes.
     pub fn create(root: &Path, path: &SafePath, size: u64) -> io::Result<Self> {
-        Self::create_in(prepare_folders(root, path)?, path, size)
+        Self::create_in(FolderCache::default().prepare(root, path)?, path, size)
     }
 
-    /// [`PartFile::create`] in `dir`, already prepared for `path`.
-    pub fn create_in(dir: PathBuf, path: &SafePath, size: u64) -> io::Result<Self> {
+    /// [`PartFile::create`] in `folder`, already prepared for `path`.
+    pub fn create_in(folder: Arc<Folder>, path: &SafePath, size: u64) -> io::Result<Self> {
         let name = path.file_name().to_string();
         for n in 0..1000 {
-            let part = dir.join(format!("{}.part", numbered(&name, n)));
-            match OpenOptions::new().write(true).create_new(true).open(&part) {
+            let part_name = format!("{}.part", numbered(&name, n));
+            match folder.create_new(&part_name) {
                 Ok(file) => {
                     return Ok(Self {
-                        dir,
+                        part: folder.path().join(&part_name),
+                        folder,
                         name,
-                        part,
+                        part_name,
                         file,
                         received: 0,
                         size,
@@ -279,29 +198,34 @@ impl PartFile {
     /// least one byte and no more than `size`. What it holds is hashed now, because the final
     /// hash covers the whole file. `None`: nothing to resume.
     pub fn resume(root: &Path, path: &SafePath, size: u64) -> io::Result<Option<Self>> {
-        Self::resume_in(prepare_folders(root, path)?, path, size)
+        Self::resume_in(FolderCache::default().prepare(root, path)?, path, size)
     }
 
-    /// [`PartFile::resume`] in `dir`, already prepared for `path`.
-    pub fn resume_in(dir: PathBuf, path: &SafePath, size: u64) -> io::Result<Option<Self>> {
+    /// [`PartFile::resume`] in `folder`, already prepared for `path`.
+    pub fn resume_in(folder: Arc<Folder>, path: &SafePath, size: u64) -> io::Result<Option<Self>> {
         let name = path.file_name().to_string();
-        let part = dir.join(format!("{name}.part"));
-        let meta = match std::fs::symlink_metadata(&part) {
-            Ok(meta) => meta,
+        let part_name = format!("{name}.part");
+        let mut file = match folder.open_existing(&part_name) {
+            Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            // A symbolic link, a folder, or anything else that is not ours to append to.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::EISDIR)) => {
+                return Ok(None);
+            }
             Err(e) => return Err(e),
         };
+        let meta = file.metadata()?;
         if !meta.file_type().is_file() || meta.len() == 0 || meta.len() > size {
             return Ok(None);
         }
-        let mut file = OpenOptions::new().read(true).append(true).open(&part)?;
         let mut hasher = blake3::Hasher::new();
         hasher.update_reader(&mut file)?;
         let received = file.metadata()?.len();
         Ok(Some(Self {
-            dir,
+            part: folder.path().join(&part_name),
+            folder,
             name,
-            part,
+            part_name,
             file,
             received,
             size,
@@ -389,9 +313,9 @@ impl PartFile {
         // cp do not sync either); the hash was checked on the bytes as they were written.
         self.closed = true;
         for n in 0..10_000 {
-            let target = self.dir.join(numbered(&self.name, n));
-            if rename_no_replace(&self.part, &target)? {
-                return Ok(target);
+            let target = numbered(&self.name, n);
+            if self.folder.rename_no_replace(&self.part_name, &target)? {
+                return Ok(self.folder.path().join(target));
             }
         }
         Err(io::Error::new(
@@ -403,7 +327,7 @@ impl PartFile {
     /// Remove the `.part` (an explicit cancel: nothing to resume).
     pub fn discard(mut self) {
         self.closed = true;
-        if let Err(e) = std::fs::remove_file(&self.part) {
+        if let Err(e) = self.folder.remove(&self.part_name) {
             tracing::warn!(error = %e, part = %self.part.display(), "could not remove .part");
         }
     }
