@@ -9,6 +9,7 @@ pub mod incoming;
 pub mod outgoing;
 pub mod pool;
 pub mod reader;
+pub mod walk;
 
 use std::fmt;
 

@@ -12,6 +12,8 @@ use bytes::BytesMut;
 use crate::protocol::Frame;
 use crate::protocol::codec::{CHUNK_HEADER_LEN, encode_frame, put_chunk_header};
 
+use super::walk::walk_dir;
+
 /// One file to offer: where it is here, and the relative path the peer sees.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutgoingFile {
@@ -79,43 +81,6 @@ fn base_name(path: &Path) -> Result<String, CollectError> {
     name.to_str()
         .map(str::to_string)
         .ok_or_else(|| CollectError::NotUtf8(path.to_path_buf()))
-}
-
-fn walk_dir(dir: &Path, rel: &str, out: &mut Vec<OutgoingFile>) -> Result<(), CollectError> {
-    let mut entries = std::fs::read_dir(dir)
-        .map_err(io_err(dir))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(io_err(dir))?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let path = entry.path();
-        let name = entry
-            .file_name()
-            .into_string()
-            .map_err(|_| CollectError::NotUtf8(path.clone()))?;
-        let child_rel = format!("{rel}/{name}");
-        let file_type = entry.file_type().map_err(io_err(&path))?;
-        if file_type.is_dir() {
-            walk_dir(&path, &child_rel, out)?;
-        } else if file_type.is_file() {
-            let size = entry.metadata().map_err(io_err(&path))?.len();
-            out.push(OutgoingFile {
-                local: path,
-                rel_path: child_rel,
-                size,
-            });
-        } else if file_type.is_symlink() {
-            match std::fs::metadata(&path) {
-                Ok(meta) if meta.is_file() => out.push(OutgoingFile {
-                    local: path,
-                    rel_path: child_rel,
-                    size: meta.len(),
-                }),
-                _ => tracing::info!(path = %path.display(), "skipping link that is not a file"),
-            }
-        }
-    }
-    Ok(())
 }
 
 /// An accepted outgoing file being read. The file is opened on its first chunk, so thousands of
