@@ -322,14 +322,19 @@ fn write(
     let part = match &mut slot.part {
         Some(part) => part,
         None => {
-            let created = folders
-                .prepare(root, &slot.path)
-                .and_then(|dir| PartFile::create_in(dir, &slot.path, slot.size))
-                .map_err(|e| {
-                    // A folder may have been removed or replaced: walk afresh next time.
+            let create = |folders: &mut FolderCache| {
+                folders
+                    .prepare(root, &slot.path)
+                    .and_then(|dir| PartFile::create_in(dir, &slot.path, slot.size))
+            };
+            // A folder held open may have been removed or replaced since (the user emptied
+            // the download dir): once more, walked afresh.
+            let created = create(folders)
+                .or_else(|_| {
                     folders.forget();
-                    format!("cannot create file in {}: {e}", root.display())
-                })?;
+                    create(folders)
+                })
+                .map_err(|e| format!("cannot create file in {}: {e}", root.display()))?;
             slot.part.insert(Box::new(created))
         }
     };
@@ -559,6 +564,45 @@ mod tests {
             }])
         );
         assert_eq!(std::fs::read(tmp.path().join("d.txt"))?, b"abcdefgh");
+        Ok(())
+    }
+
+    #[test]
+    fn a_download_dir_removed_and_made_again_is_written_to() -> anyhow::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let root = tmp.path().join("in");
+        std::fs::create_dir(&root)?;
+        let mut disk = Disk::default();
+        let mut receive = |id: u32, name: &str| {
+            let begin = DiskJob::Begin {
+                id,
+                path: path(name),
+                size: 2,
+                resume: false,
+            };
+            let write = DiskJob::Write {
+                id,
+                data: Bytes::from_static(b"ok"),
+            };
+            let finish = DiskJob::Finish {
+                id,
+                hash: *blake3::hash(b"ok").as_bytes(),
+            };
+            [begin, write, finish]
+                .into_iter()
+                .filter_map(|job| handle(&root, &mut disk, job))
+                .collect::<Vec<_>>()
+        };
+        assert!(matches!(receive(1, "sub/a")[..], [DiskEvent::Saved { .. }]));
+        std::fs::remove_dir_all(&root)?;
+        std::fs::create_dir(&root)?;
+        assert_eq!(
+            receive(2, "sub/b"),
+            vec![DiskEvent::Saved {
+                id: 2,
+                path: root.join("sub/b")
+            }]
+        );
         Ok(())
     }
 
