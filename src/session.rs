@@ -10,6 +10,7 @@ mod files;
 mod handshake;
 mod inbound;
 mod outbox;
+mod parts;
 mod raw;
 mod receiving;
 mod retired;

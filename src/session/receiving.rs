@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use super::credit::{Account, Credit};
 use super::files::{PROGRESS_EVERY, push_frame, short};
 use super::outbox::EventQueue;
+use super::parts::PartIndex;
 use super::retired::Retired;
 use super::{OfferPolicy, SessionConfig, SessionEvent};
 use crate::protocol::Frame;
@@ -73,6 +74,7 @@ impl AsMut<Account> for Incoming {
 
 pub(super) struct Receiving {
     download_dir: PathBuf,
+    parts: PartIndex,
     offers: OfferPolicy,
     max_file_size: Option<u64>,
     max_total: Option<u64>,
@@ -105,6 +107,7 @@ impl Receiving {
         let (disk_tx, disk_events) = mpsc::unbounded_channel();
         Self {
             download_dir: config.download_dir.clone(),
+            parts: PartIndex::new(config.download_dir.clone()),
             offers: config.offers.clone(),
             max_file_size: config.max_file_size,
             max_total: config.max_total,
@@ -231,6 +234,11 @@ impl Receiving {
                     t.ended = true;
                     ended = true;
                     self.open -= 1;
+                    if !t.state.is_success()
+                        && let Some(safe) = &t.safe
+                    {
+                        self.parts.may_have_left(safe);
+                    }
                 }
             }
             t.last_event = Instant::now();
@@ -375,7 +383,7 @@ impl Receiving {
         }
         self.accepted_total = self.accepted_total.saturating_add(size);
         // Only a `.part` already there needs the disk thread's answer before `Accept`.
-        let resume = self.resume && self.part_exists(&safe);
+        let resume = self.resume && self.parts.exists(&safe);
         if let Err(reason) = self.disk(DiskJob::Begin {
             id,
             path: safe,
@@ -393,13 +401,6 @@ impl Receiving {
             self.start_at(id, 0, out);
         }
         self.emit(id, events);
-    }
-
-    fn part_exists(&self, safe: &SafePath) -> bool {
-        let mut part = self.download_dir.clone();
-        part.extend(safe.folders());
-        part.push(format!("{}.part", safe.file_name()));
-        std::fs::symlink_metadata(part).is_ok_and(|m| m.file_type().is_file() && m.len() > 0)
     }
 
     /// Tell the sender to go from `offset`; its credit follows from the pool.
