@@ -327,10 +327,13 @@ fn write(
                     .prepare(root, &slot.path)
                     .and_then(|dir| PartFile::create_in(dir, &slot.path, slot.size))
             };
-            // A folder held open may have been removed or replaced since (the user emptied
-            // the download dir): once more, walked afresh.
+            // A folder held open may have been removed since (the user emptied the download
+            // dir): then nothing is found in it, and it is walked to afresh, once.
             let created = create(folders)
-                .or_else(|_| {
+                .or_else(|e| {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        return Err(e);
+                    }
                     folders.forget();
                     create(folders)
                 })

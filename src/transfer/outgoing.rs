@@ -37,7 +37,7 @@ pub enum CollectError {
     NotAFile(PathBuf),
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CollectError + '_ {
+pub(super) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CollectError + '_ {
     move |source| CollectError::Io {
         path: path.to_path_buf(),
         source,

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, PoisonError};
 
-use super::outgoing::{CollectError, OutgoingFile};
+use super::outgoing::{CollectError, OutgoingFile, io_err};
 
 /// More threads than this only queue up on the same disk.
 const MAX_THREADS: usize = 4;
@@ -134,10 +134,6 @@ enum Listed {
 }
 
 fn list(job: &Job) -> Result<Vec<Listed>, CollectError> {
-    let io_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| CollectError::Io { path, source }
-    };
     let mut entries = std::fs::read_dir(&job.path)
         .map_err(io_err(&job.path))?
         .collect::<Result<Vec<_>, _>>()
