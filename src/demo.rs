@@ -87,11 +87,14 @@ async fn converse(mut session: Session, outbox: &Path, inbox: &Path) {
                     Err(e) => Some(say(&format!("(could not offer my files: {e})"))),
                 }
             }
-            SessionEvent::Text { text, .. } => Some(say(&format!(
-                "You said “{text}”: {} characters, {} cells wide.",
-                text.chars().count(),
-                width(&text)
-            ))),
+            SessionEvent::Text { text, .. } => {
+                let text = text.raw();
+                Some(say(&format!(
+                    "You said “{text}”: {} characters, {} cells wide.",
+                    text.chars().count(),
+                    width(text)
+                )))
+            }
             SessionEvent::Transfer(update) if update.state == TransferState::Verified => {
                 match update.id.direction {
                     Direction::Incoming => Some(say(&format!(

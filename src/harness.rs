@@ -73,7 +73,7 @@ pub async fn feed_session(role: Role, input: Vec<u8>, download_dir: &Path) -> En
     let ended = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(event) = session.events.recv().await {
             if let SessionEvent::Closed { error } = event {
-                return Ended::Closed(error);
+                return Ended::Closed(error.map(|e| e.to_string()));
             }
         }
         Ended::Closed(None)

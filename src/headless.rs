@@ -230,6 +230,36 @@ async fn drive(
     driver.outcome
 }
 
+/// Whether stdout is a terminal, asked once.
+static STDOUT_IS_TERMINAL: std::sync::LazyLock<bool> =
+    std::sync::LazyLock::new(|| std::io::stdout().is_terminal());
+
+/// The last transfers that ended, so a late update for one is not taken for a new transfer.
+#[derive(Default)]
+struct RecentlyEnded {
+    order: std::collections::VecDeque<TransferId>,
+    set: std::collections::HashSet<TransferId>,
+}
+
+impl RecentlyEnded {
+    const KEEP: usize = 1024;
+
+    fn contains(&self, id: &TransferId) -> bool {
+        self.set.contains(id)
+    }
+
+    fn insert(&mut self, id: TransferId) {
+        if self.set.insert(id) {
+            self.order.push_back(id);
+        }
+        while self.order.len() > Self::KEEP {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+    }
+}
+
 /// Events handled in one turn of the drive loop, at most.
 const EVENT_BURST: usize = 512;
 
@@ -237,8 +267,10 @@ const EVENT_BURST: usize = 512;
 #[derive(Default)]
 struct Driver {
     outcome: Outcome,
+    /// Transfers not yet over.
     states: HashMap<TransferId, TransferState>,
     started: HashMap<TransferId, Instant>,
+    ended: RecentlyEnded,
     // Kept as counts, not recomputed from `states`: ten thousand files mean ten thousand
     // events, and a scan per event would make the loop quadratic.
     open: usize,
@@ -266,13 +298,21 @@ impl Driver {
             }
             SessionEvent::Text { text, lossy, .. } => {
                 let mut out = std::io::stdout().lock();
+                // A pipe gets the message byte for byte (the netcat contract); a terminal gets
+                // it cleaned, one line, so a peer cannot drive the terminal.
+                let line = if *STDOUT_IS_TERMINAL {
+                    text.shown().to_string()
+                } else {
+                    text.raw().to_string()
+                };
                 // At once, for chat; a closed stdout (its reader gone) is not worth dying for.
-                let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+                let _ = writeln!(out, "{line}").and_then(|()| out.flush());
                 if lossy {
                     note("the last message had bytes invalid in its encoding (shown as \u{fffd})");
                 }
             }
             SessionEvent::EncodingChanged(encoding) => note(format!("replying in {encoding}")),
+            SessionEvent::PeerRenamed(name) => note(format!("the peer is now called {name}")),
             SessionEvent::Notice(text) => note(text),
             SessionEvent::Transfer(update) => self.on_transfer(update),
             SessionEvent::Closed { error } => {
@@ -280,7 +320,7 @@ impl Driver {
                     note(error);
                 }
                 if self.outcome.error.is_none() {
-                    self.outcome.error = error;
+                    self.outcome.error = error.map(|e| e.to_string());
                 }
                 return true;
             }
@@ -290,6 +330,9 @@ impl Driver {
 
     fn on_transfer(&mut self, update: crate::transfer::TransferUpdate) {
         let id = update.id;
+        if self.ended.contains(&id) {
+            return;
+        }
         let before = self.states.get(&id);
         if before == Some(&update.state) {
             if update.state == TransferState::Transferring {
@@ -318,7 +361,7 @@ impl Driver {
         if outgoing && update.state.is_final() {
             self.outcome
                 .outgoing
-                .insert(update.path.clone(), update.state.clone());
+                .insert(update.path.to_string(), update.state.clone());
         }
         match &update.state {
             TransferState::Verified => self.outcome.verified += 1,
@@ -326,7 +369,15 @@ impl Driver {
             TransferState::Rejected(_) if outgoing => self.outcome.failed += 1,
             _ => {}
         }
-        self.states.insert(id, update.state);
+        if update.state.is_final() {
+            // Forgotten, but for a while remembered as ended: a session may run through
+            // millions of transfers (or refused offers), and this table must not keep them.
+            self.states.remove(&id);
+            self.started.remove(&id);
+            self.ended.insert(id);
+        } else {
+            self.states.insert(id, update.state);
+        }
     }
 }
 

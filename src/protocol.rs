@@ -37,8 +37,10 @@ pub mod caps {
     pub const RESUME: u32 = 1 << 1;
     /// The receiver paces file data with `Credit` frames (see docs/PROTOCOL.md).
     pub const FLOW: u32 = 1 << 2;
+    /// A side may announce a new display name mid-session with `Rename`.
+    pub const RENAME: u32 = 1 << 3;
     /// What this build supports.
-    pub const OURS: u32 = FILES | RESUME | FLOW;
+    pub const OURS: u32 = FILES | RESUME | FLOW | RENAME;
 }
 
 /// The bytes a tern sends before its `Hello`.

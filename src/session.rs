@@ -17,11 +17,13 @@ mod retired;
 mod sending;
 mod socket;
 
+pub use outbox::Events;
 pub use receiving::MAX_OPEN_OFFERS;
 pub use sending::OFFER_WINDOW;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -30,7 +32,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::protocol::ProtocolError;
-use crate::text::Encoding;
+use crate::text::{Encoding, PeerText, Shown};
 use crate::transfer::outgoing::OutgoingFile;
 use crate::transfer::{TransferId, TransferUpdate};
 
@@ -62,6 +64,8 @@ pub struct SessionConfig {
     pub chunk_len: usize,
     /// How long a listener waits for a silent peer's first byte before calling it raw.
     pub raw_silence: Duration,
+    /// The whole handshake, from the connection to both `Hello`s, takes at most this long.
+    pub handshake_timeout: Duration,
     /// Offers of larger files are refused up front.
     pub max_file_size: Option<u64>,
     /// Offers are refused once this many bytes were accepted in the session.
@@ -81,6 +85,7 @@ impl SessionConfig {
             raw: false,
             chunk_len: 256 * 1024,
             raw_silence: Duration::from_millis(1000),
+            handshake_timeout: Duration::from_secs(10),
             max_file_size: None,
             max_total: None,
             ping_after: Duration::from_secs(15),
@@ -97,13 +102,15 @@ pub enum Command {
     /// Offer these files (already expanded from folders).
     Offer(Vec<OutgoingFile>),
     /// Accept an incoming offer.
-    Accept(u32),
+    Accept(TransferId),
     /// Decline an incoming offer, telling the peer why.
-    Reject(u32, String),
+    Reject(TransferId, String),
     /// Stop a transfer in either direction.
     Cancel(TransferId),
     /// Change the outgoing text encoding.
     SetEncoding(Encoding),
+    /// Change our display name, and tell the peer at once if it can hear it (`RENAME`).
+    SetName(String),
     /// Say goodbye once everything queued is written, then close.
     Close,
 }
@@ -111,7 +118,8 @@ pub enum Command {
 /// Who the peer is, once identified.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerInfo {
-    pub name: String,
+    /// As the peer named itself, cleaned.
+    pub name: Shown,
     pub addr: Option<SocketAddr>,
     /// A plain TCP peer without framing (`nc`, a Python socket).
     pub raw: bool,
@@ -124,19 +132,21 @@ pub enum SessionEvent {
     Connected(PeerInfo),
     /// A text message from the peer.
     Text {
-        text: String,
+        text: PeerText,
         encoding: Encoding,
         /// Some bytes were invalid in `encoding` and became U+FFFD.
         lossy: bool,
     },
     /// Our outgoing encoding changed (by command, or detected from a raw peer).
     EncodingChanged(Encoding),
+    /// The peer now goes by this name.
+    PeerRenamed(Shown),
     /// A transfer appeared or changed.
     Transfer(TransferUpdate),
     /// Something worth telling the user that does not end the session.
-    Notice(String),
+    Notice(Shown),
     /// The session is over. `error` is `None` for a normal goodbye.
-    Closed { error: Option<String> },
+    Closed { error: Option<Shown> },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -153,7 +163,7 @@ pub enum SessionError {
     NotTern,
     #[error("malformed handshake: {0}")]
     MalformedHandshake(String),
-    #[error("the peer did not answer the handshake within {0:?}")]
+    #[error("the peer did not complete the handshake within {0:?}")]
     HandshakeTimeout(Duration),
     #[error("the peer refused the session: {0}")]
     Refused(String),
@@ -209,7 +219,7 @@ impl SessionHandle {
 /// A running session: its handle, its events, and the task to await at the end.
 pub struct Session {
     pub handle: SessionHandle,
-    pub events: mpsc::Receiver<SessionEvent>,
+    pub events: Events,
     pub task: tokio::task::JoinHandle<()>,
 }
 
@@ -257,6 +267,7 @@ impl Session {
     ) -> Session {
         let (cmd_tx, cmd_rx) = mpsc::channel(CHANNEL_CAPACITY);
         let (ev_tx, ev_rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let event_bytes = Arc::default();
         let cancel = cancel.child_token();
         let handle = SessionHandle {
             commands: cmd_tx,
@@ -267,10 +278,11 @@ impl Session {
             addr,
             unsent,
         };
-        let task = tokio::spawn(actor::run(link, role, config, cmd_rx, ev_tx, cancel));
+        let queue = outbox::EventQueue::new(ev_tx, Arc::clone(&event_bytes));
+        let task = tokio::spawn(actor::run(link, role, config, cmd_rx, queue, cancel));
         Session {
             handle,
-            events: ev_rx,
+            events: Events::new(ev_rx, event_bytes),
             task,
         }
     }

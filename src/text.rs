@@ -3,7 +3,9 @@
 //! Only this module knows GBK: everything inside tern is a `String`. Depends on nothing else in
 //! the crate.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::ops::Deref;
 use std::str::FromStr;
 
 /// How text is encoded on the wire (framed `Text` label, or a raw peer's bytes).
@@ -129,6 +131,107 @@ pub fn decode_detected(bytes: &[u8]) -> Decoded {
     decode(bytes, detect(bytes).unwrap_or(Encoding::Utf8))
 }
 
+/// `text` made safe for a terminal: every string a peer controls (its messages, name, file
+/// names, reasons) passes through here before it reaches a screen, a log line on stderr or
+/// the TUI. C0 and C1 control characters (escape sequences, backspace, a carriage return that
+/// would overwrite a line, a newline that would forge one) and the bidirectional overrides and
+/// isolates (U+202A–U+202E, U+2066–U+2069, which make text display in another order than it
+/// reads) are removed; a tab, newline or carriage return becomes a space, so words stay apart.
+pub fn for_terminal(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(unsafe_on_terminal) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .filter_map(|c| match c {
+                '\t' | '\n' | '\r' => Some(' '),
+                c if unsafe_on_terminal(c) => None,
+                c => Some(c),
+            })
+            .collect(),
+    )
+}
+
+fn unsafe_on_terminal(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A string that has been through [`for_terminal`]: the only kind the session hands the UIs
+/// for anything a peer said or named, so none can reach a terminal uncleaned.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Shown(String);
+
+impl Shown {
+    pub fn new(text: impl AsRef<str>) -> Self {
+        Self(for_terminal(text.as_ref()).into_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// At most `max` characters.
+    pub fn truncated(mut self, max: usize) -> Self {
+        if let Some((cut, _)) = self.0.char_indices().nth(max) {
+            self.0.truncate(cut);
+        }
+        self
+    }
+}
+
+impl Deref for Shown {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Shown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for Shown {
+    fn from(text: &str) -> Self {
+        Self::new(text)
+    }
+}
+
+impl From<String> for Shown {
+    fn from(text: String) -> Self {
+        Self::new(text)
+    }
+}
+
+/// A message as the peer sent it. It has no `Display`: a terminal gets [`PeerText::shown`],
+/// and only a pipe that promised to pass text on byte for byte (headless stdout) gets
+/// [`PeerText::raw`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerText(String);
+
+impl PeerText {
+    pub fn new(text: String) -> Self {
+        Self(text)
+    }
+
+    /// For a pipe, exactly as sent.
+    pub fn raw(&self) -> &str {
+        &self.0
+    }
+
+    /// For a terminal.
+    pub fn shown(&self) -> Shown {
+        Shown::new(&self.0)
+    }
+
+    /// For a terminal, one [`Shown`] per line of the message.
+    pub fn shown_lines(&self) -> impl Iterator<Item = Shown> + '_ {
+        self.0.split('\n').map(Shown::new)
+    }
+}
+
 /// How many terminal cells `text` takes (a CJK character takes two).
 pub fn width(text: &str) -> usize {
     unicode_width::UnicodeWidthStr::width(text)
@@ -212,6 +315,41 @@ mod tests {
         assert_eq!("GBK".parse::<Encoding>().ok(), Some(Encoding::Gbk));
         assert_eq!("utf8".parse::<Encoding>().ok(), Some(Encoding::Utf8));
         assert!("latin1".parse::<Encoding>().is_err());
+    }
+
+    #[test]
+    fn terminal_text_loses_controls_and_bidi_overrides() {
+        assert_eq!(for_terminal("plain 你好"), Cow::Borrowed("plain 你好"));
+        assert_eq!(
+            for_terminal("a\u{1b}[2Jb\u{7}c\u{7f}d\u{9b}31me"),
+            "a[2Jbcd31me"
+        );
+        assert_eq!(
+            for_terminal("one\ntern: forged\r\tx"),
+            "one tern: forged  x"
+        );
+        assert_eq!(
+            for_terminal("evil\u{202e}fdp.exe\u{2066}\u{2069}"),
+            "evilfdp.exe"
+        );
+        for c in (0u32..0x20)
+            .chain(0x7f..0xa0)
+            .chain(0x202a..0x202f)
+            .chain(0x2066..0x206a)
+        {
+            let c = char::from_u32(c).expect("a char");
+            let shown = Shown::new(format!("x{c}y"));
+            assert!(shown.len() <= 3 && !shown.contains(c), "U+{:04X}", c as u32);
+        }
+    }
+
+    #[test]
+    fn peer_text_is_raw_for_pipes_and_clean_for_terminals() {
+        let text = PeerText::new("hi\u{1b}]0;owned\u{7}\nline two".into());
+        assert_eq!(text.raw(), "hi\u{1b}]0;owned\u{7}\nline two");
+        assert_eq!(text.shown().as_str(), "hi]0;owned line two");
+        let lines: Vec<Shown> = text.shown_lines().collect();
+        assert_eq!(lines, [Shown::new("hi]0;owned"), Shown::new("line two")]);
     }
 
     #[test]

@@ -12,6 +12,9 @@ pub mod reader;
 pub mod walk;
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::text::Shown;
 
 /// Which side of a transfer this is, seen from here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -20,26 +23,46 @@ pub enum Direction {
     Incoming,
 }
 
-/// A transfer's identity in this session. Ids are chosen by the sending side, so an outgoing
-/// and an incoming transfer may share a number.
+/// A transfer's identity. `id` is the number on the wire, chosen by the sending side and
+/// unique only among that side's offers in one connection: an outgoing and an incoming
+/// transfer may share it, and a new connection starts again from 1. `key` is unique for the
+/// life of the program, so a row, a command or a disk job for one transfer can never be taken
+/// for another's after a reconnect, or after a peer reuses an id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TransferId {
     pub direction: Direction,
     pub id: u32,
+    pub key: TransferKey,
+}
+
+/// Unique for the life of the program (see [`TransferId`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TransferKey(u64);
+
+impl TransferKey {
+    /// A key no transfer has had before.
+    pub fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
 }
 
 impl TransferId {
+    /// A new outgoing transfer with wire id `id`.
     pub fn outgoing(id: u32) -> Self {
         Self {
             direction: Direction::Outgoing,
             id,
+            key: TransferKey::next(),
         }
     }
 
+    /// A new incoming transfer with wire id `id`.
     pub fn incoming(id: u32) -> Self {
         Self {
             direction: Direction::Incoming,
             id,
+            key: TransferKey::next(),
         }
     }
 }
@@ -69,12 +92,25 @@ pub enum TransferState {
     Verifying,
     /// The receiver's hash matched; incoming: the file has its final name.
     Verified,
-    Rejected(String),
-    Failed(String),
-    Cancelled(String),
+    /// Reasons are shown on terminals, and a peer may have written them.
+    Rejected(Shown),
+    Failed(Shown),
+    Cancelled(Shown),
 }
 
 impl TransferState {
+    pub fn rejected(reason: impl AsRef<str>) -> Self {
+        Self::Rejected(Shown::new(reason))
+    }
+
+    pub fn failed(reason: impl AsRef<str>) -> Self {
+        Self::Failed(Shown::new(reason))
+    }
+
+    pub fn cancelled(reason: impl AsRef<str>) -> Self {
+        Self::Cancelled(Shown::new(reason))
+    }
+
     /// Nothing more will happen to this transfer.
     pub fn is_final(&self) -> bool {
         matches!(
@@ -141,7 +177,7 @@ impl Progress {
 pub struct TransferUpdate {
     pub id: TransferId,
     /// Relative path as offered (`folder/file.txt`).
-    pub path: String,
+    pub path: Shown,
     /// Incoming and verified: where the file now is.
     pub saved_as: Option<std::path::PathBuf>,
     pub state: TransferState,
@@ -227,7 +263,7 @@ mod tests {
     #[test]
     fn final_states_are_final() {
         assert!(TransferState::Verified.is_final());
-        assert!(TransferState::Failed("x".into()).is_final());
+        assert!(TransferState::failed("x").is_final());
         assert!(!TransferState::Transferring.is_final());
         assert!(!TransferState::Offered.is_final());
     }

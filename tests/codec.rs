@@ -60,6 +60,9 @@ fn samples() -> Vec<Frame> {
         Frame::Bye {
             reason: "bye".into(),
         },
+        Frame::Rename {
+            name: "小黑".into(),
+        },
     ]
 }
 
@@ -241,6 +244,7 @@ fn arb_frame() -> impl Strategy<Value = Frame> {
         any::<u64>().prop_map(|nonce| Frame::Ping { nonce }),
         any::<u64>().prop_map(|nonce| Frame::Pong { nonce }),
         arb_string().prop_map(|reason| Frame::Bye { reason }),
+        arb_string().prop_map(|name| Frame::Rename { name }),
     ]
 }
 

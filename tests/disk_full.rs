@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use tern::session::{Command, OfferPolicy, Role, Session, SessionConfig, SessionEvent};
+use tern::transfer::incoming::partial_name;
 use tern::transfer::outgoing::collect_files;
 use tern::transfer::{Direction, TransferState};
 use tokio::net::{TcpListener, TcpStream};
@@ -163,7 +164,7 @@ async fn still_talking(rx: &mut Session, tx: &mut Session) {
         .await
         .expect("text");
     let text = wait_for(rx, |e| match e {
-        SessionEvent::Text { text, .. } => Some(text.clone()),
+        SessionEvent::Text { text, .. } => Some(text.raw().to_string()),
         SessionEvent::Closed { error } => panic!("session closed: {error:?}"),
         _ => None,
     })
@@ -183,7 +184,8 @@ async fn a_full_disk_fails_the_transfer_keeps_what_arrived_and_the_session() {
         TransferState::Failed(why) => assert!(why.contains(disk.expected_error()), "{why}"),
         other => panic!("expected a failure, got {other:?}"),
     }
-    let part = disk.dir().join("big.bin.part");
+    let size = std::fs::metadata(&big).expect("size").len();
+    let part = disk.dir().join(partial_name("big.bin", size, 0));
     if disk.fails_up_front() {
         assert_eq!(done, 0, "the failure came before any data");
         assert!(!part.exists(), "no empty .part left behind");
@@ -203,7 +205,9 @@ async fn a_resumed_file_the_disk_cannot_finish_keeps_its_part_intact() {
     let disk = SmallDisk::new(base.path());
     // Half the disk already holds the first half of the file, from an earlier attempt.
     let kept = (LIMIT / 2) as usize;
-    let part = disk.dir().join("patterned.bin.part");
+    let part = disk
+        .dir()
+        .join(partial_name("patterned.bin", content.len() as u64, 0));
     std::fs::write(&part, &content[..kept]).expect("write the earlier .part");
     let (mut rx, mut tx) = connect(disk.dir(), sources()).await;
 

@@ -66,9 +66,9 @@ fn a_folder_with_nested_cjk_empty_and_large_files_arrives_byte_identical() -> an
     let landed = list_files(&inbox.path().join("album"))?;
     let parts: Vec<_> = list_files(inbox.path())?
         .into_keys()
-        .filter(|name| name.ends_with(".part"))
+        .filter(|name| name.ends_with(".tern-part"))
         .collect();
-    ensure!(parts.is_empty(), ".part files left behind: {parts:?}");
+    ensure!(parts.is_empty(), "partial files left behind: {parts:?}");
     ensure!(
         landed.keys().eq(sent.keys()),
         "received files {:?} differ from sent files {:?}\n{recv}",

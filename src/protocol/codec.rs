@@ -188,6 +188,7 @@ fn parse(mut body: Bytes) -> Result<Frame, ProtocolError> {
     let frame = match t {
         tag::HELLO => "Hello",
         tag::TEXT => "Text",
+        tag::RENAME => "Rename",
         tag::OFFER => "Offer",
         tag::ACCEPT => "Accept",
         tag::REJECT => "Reject",
@@ -216,6 +217,7 @@ fn parse(mut body: Bytes) -> Result<Frame, ProtocolError> {
                 bytes: f.rest(),
             }
         }
+        tag::RENAME => Frame::Rename { name: f.str16()? },
         tag::OFFER => Frame::Offer {
             id: f.u32()?,
             size: f.u64()?,
@@ -390,6 +392,7 @@ pub fn encode_frame(frame: &Frame, dst: &mut BytesMut) -> Result<(), ProtocolErr
             }
             Frame::Ping { nonce } | Frame::Pong { nonce } => dst.put_u64(*nonce),
             Frame::Bye { reason } => put_str16(dst, "reason", reason)?,
+            Frame::Rename { name } => put_str16(dst, "name", name)?,
         }
         Ok(())
     })();

@@ -15,6 +15,10 @@ pub enum Frame {
         encoding: Encoding,
         bytes: Bytes,
     },
+    /// The sender's display name is now `name` (with `RENAME` negotiated).
+    Rename {
+        name: String,
+    },
     Offer {
         id: u32,
         size: u64,
@@ -68,6 +72,7 @@ pub enum Frame {
 pub(crate) mod tag {
     pub const HELLO: u8 = 0x01;
     pub const TEXT: u8 = 0x02;
+    pub const RENAME: u8 = 0x03;
     pub const OFFER: u8 = 0x10;
     pub const ACCEPT: u8 = 0x11;
     pub const REJECT: u8 = 0x12;
@@ -86,6 +91,7 @@ impl Frame {
         match self {
             Frame::Hello { .. } => tag::HELLO,
             Frame::Text { .. } => tag::TEXT,
+            Frame::Rename { .. } => tag::RENAME,
             Frame::Offer { .. } => tag::OFFER,
             Frame::Accept { .. } => tag::ACCEPT,
             Frame::Reject { .. } => tag::REJECT,
@@ -105,6 +111,7 @@ impl Frame {
         match self {
             Frame::Hello { .. } => "Hello",
             Frame::Text { .. } => "Text",
+            Frame::Rename { .. } => "Rename",
             Frame::Offer { .. } => "Offer",
             Frame::Accept { .. } => "Accept",
             Frame::Reject { .. } => "Reject",

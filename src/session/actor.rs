@@ -23,8 +23,8 @@ use super::inbound::Inbound;
 use super::outbox::EventQueue;
 use super::socket::UnsentLimit;
 use super::{Command, PeerInfo, SessionConfig, SessionError, SessionEvent, Transport, raw};
-use crate::protocol::{Frame, ProtocolError};
-use crate::text::{self, Encoding};
+use crate::protocol::{Frame, ProtocolError, caps};
+use crate::text::{self, Encoding, PeerText, Shown};
 use crate::transfer::pool::BufferPool;
 
 /// Below this many unwritten bytes, the next file chunk is read in.
@@ -52,7 +52,7 @@ pub(super) async fn run<S: Transport>(
     role: Role,
     config: SessionConfig,
     commands: mpsc::Receiver<Command>,
-    events: mpsc::Sender<SessionEvent>,
+    mut queue: EventQueue,
     cancel: CancellationToken,
 ) {
     let Link {
@@ -65,12 +65,11 @@ pub(super) async fn run<S: Transport>(
         () = cancel.cancelled() => Err(SessionError::Io(std::io::Error::new(
             std::io::ErrorKind::Interrupted, "cancelled before the peer was identified"))),
     };
-    let mut queue = EventQueue::new(events);
     match identified {
         Err(e) => {
             tracing::warn!(error = %e, "handshake failed");
             queue.push(SessionEvent::Closed {
-                error: Some(e.to_string()),
+                error: Some(Shown::new(e.to_string())),
             });
         }
         Ok(Identified::Tern {
@@ -80,13 +79,14 @@ pub(super) async fn run<S: Transport>(
         }) => {
             tracing::info!(peer = %name, ?addr, capabilities, "tern peer identified");
             queue.push(SessionEvent::Connected(PeerInfo {
-                name,
+                name: Shown::new(name),
                 addr,
                 raw: false,
             }));
             let (read, write) = tokio::io::split(stream);
             let reader = Inbound::new(read, leftover, BufferPool::default());
             let mut actor = FramedActor {
+                capabilities,
                 encoding: config.encoding.unwrap_or_default(),
                 transfers: Transfers::new(&config, capabilities),
                 config,
@@ -103,19 +103,21 @@ pub(super) async fn run<S: Transport>(
                 pinged: false,
                 nonce: 0,
             };
-            let error = actor.run().await;
+            let error = actor.run().await.map(Shown::new);
             actor.events.push(SessionEvent::Closed { error });
             queue = actor.events;
         }
         Ok(Identified::Raw { first }) => {
             tracing::info!(?addr, "raw peer");
             queue.push(SessionEvent::Connected(PeerInfo {
-                name: addr.map_or_else(|| "raw peer".to_string(), |a| a.to_string()),
+                name: Shown::new(addr.map_or_else(|| "raw peer".to_string(), |a| a.to_string())),
                 addr,
                 raw: true,
             }));
             let error = raw::run(stream, first, &config, commands, &mut queue, cancel).await;
-            queue.push(SessionEvent::Closed { error });
+            queue.push(SessionEvent::Closed {
+                error: error.map(Shown::new),
+            });
         }
     }
     queue.drain().await;
@@ -140,6 +142,8 @@ fn read_failed(e: ProtocolError) -> Stop {
 
 struct FramedActor<S> {
     config: SessionConfig,
+    /// What both sides support.
+    capabilities: u32,
     encoding: Encoding,
     transfers: Transfers,
     reader: Inbound<ReadHalf<S>>,
@@ -176,11 +180,7 @@ impl<S: Transport> FramedActor<S> {
     async fn run(&mut self) -> Option<String> {
         match self.main_loop().await {
             Stop::Close => {
-                self.transfers.cancel_all(
-                    "because the session was closed",
-                    &mut self.out,
-                    &mut self.events,
-                );
+                self.transfers.cancel_all(&mut self.out, &mut self.events);
                 push_frame(
                     &mut self.out,
                     &Frame::Bye {
@@ -214,9 +214,9 @@ impl<S: Transport> FramedActor<S> {
                 if unfinished > 0 {
                     Some("connection lost: the peer closed the connection mid-transfer".into())
                 } else {
-                    self.events.push(SessionEvent::Notice(
-                        "the peer closed the connection without saying goodbye".into(),
-                    ));
+                    self.events.push(SessionEvent::Notice(Shown::new(
+                        "the peer closed the connection without saying goodbye",
+                    )));
                     None
                 }
             }
@@ -310,7 +310,9 @@ impl<S: Transport> FramedActor<S> {
                 .request_reads(&mut self.out, &mut self.events);
             self.seal();
             let backed_up = self.events.is_backed_up();
-            let can_read = !backed_up && self.wire_len < HIGH_WATER;
+            let can_read = !backed_up
+                && self.wire_len < HIGH_WATER
+                && !self.transfers.receiving.disk_backed_up();
             let deadline = self.last_heard
                 + if self.pinged {
                     self.config.dead_after
@@ -345,7 +347,10 @@ impl<S: Transport> FramedActor<S> {
                         // Frames already buffered are handled in the same turn, so their disk
                         // jobs and answers go out together.
                         for _ in 0..BURST {
-                            if self.events.is_backed_up() || self.wire_len + self.out.len() >= HIGH_WATER {
+                            if self.events.is_backed_up()
+                                || self.wire_len + self.out.len() >= HIGH_WATER
+                                || self.transfers.receiving.disk_backed_up()
+                            {
                                 break;
                             }
                             match self.reader.next().now_or_never() {
@@ -430,11 +435,11 @@ impl<S: Transport> FramedActor<S> {
             Command::Text(text) => {
                 let bytes = text::encode(&text, self.encoding);
                 if bytes.len() > MAX_TEXT_LEN {
-                    events.push(SessionEvent::Notice(format!(
+                    events.push(SessionEvent::Notice(Shown::new(format!(
                         "message not sent: {} bytes is over the {} byte limit",
                         bytes.len(),
                         MAX_TEXT_LEN
-                    )));
+                    ))));
                     return;
                 }
                 push_frame(
@@ -451,10 +456,21 @@ impl<S: Transport> FramedActor<S> {
             Command::Reject(id, reason) => {
                 self.transfers.receiving.reject(id, reason, out, events);
             }
-            Command::Cancel(tid) => self.transfers.cancel(tid, "by you", out, events),
+            Command::Cancel(tid) => self.transfers.cancel(tid, out, events),
             Command::SetEncoding(encoding) => {
                 self.encoding = encoding;
                 events.push(SessionEvent::EncodingChanged(encoding));
+            }
+            Command::SetName(name) => {
+                if self.capabilities & caps::RENAME != 0 {
+                    let name = handshake::our_name(&name);
+                    push_frame(out, &Frame::Rename { name });
+                } else {
+                    events.push(SessionEvent::Notice(Shown::new(
+                        "the peer's tern is older: it sees the new name from the next connection",
+                    )));
+                }
+                self.config.name = name;
             }
             // Handled by the loop.
             Command::Close => {}
@@ -468,7 +484,7 @@ impl<S: Transport> FramedActor<S> {
                 self.transfers.receiving.note_chat();
                 let decoded = text::decode(&bytes, encoding);
                 events.push(SessionEvent::Text {
-                    text: decoded.text,
+                    text: PeerText::new(decoded.text),
                     encoding,
                     lossy: decoded.lossy,
                 });
@@ -499,6 +515,10 @@ impl<S: Transport> FramedActor<S> {
                 by_sender,
                 reason,
             } => self.transfers.on_cancel(id, by_sender, reason, events),
+            Frame::Rename { name } => {
+                let name = Shown::new(handshake::clean_name(&name));
+                events.push(SessionEvent::PeerRenamed(name));
+            }
             Frame::Ping { nonce } => push_frame(out, &Frame::Pong { nonce }),
             Frame::Pong { .. } => {}
             Frame::Bye { reason } => return Some(Stop::PeerBye(reason)),

@@ -57,50 +57,44 @@ impl Transfers {
     }
 
     /// Every transfer not yet settled, outgoing first, each in id order.
-    fn unsettled(&self) -> Vec<TransferId> {
-        let out = self
-            .sending
-            .unsettled()
-            .into_iter()
-            .map(TransferId::outgoing);
-        let inc = self
-            .receiving
-            .unsettled()
-            .into_iter()
-            .map(TransferId::incoming);
-        out.chain(inc).collect()
+    fn unsettled(&self) -> Vec<(Direction, u32)> {
+        let out = self.sending.unsettled().into_iter();
+        let inc = self.receiving.unsettled().into_iter();
+        out.map(|id| (Direction::Outgoing, id))
+            .chain(inc.map(|id| (Direction::Incoming, id)))
+            .collect()
     }
 
     pub(super) fn unfinished(&self) -> usize {
         self.unsettled().len()
     }
 
-    pub(super) fn cancel(
-        &mut self,
-        tid: TransferId,
-        reason: &str,
-        out: &mut BytesMut,
-        events: &mut EventQueue,
-    ) {
+    /// The user stops a transfer: the peer is told it was cancelled, and that is all.
+    pub(super) fn cancel(&mut self, tid: TransferId, out: &mut BytesMut, events: &mut EventQueue) {
+        let (shown, told) = ("by you", "");
         match tid.direction {
-            Direction::Outgoing => self.sending.cancel(tid.id, reason, out, events),
-            Direction::Incoming => self.receiving.cancel(tid.id, reason, out, events),
+            Direction::Outgoing => self.sending.cancel(tid, shown, told, out, events),
+            Direction::Incoming => self.receiving.cancel(tid, shown, told, out, events),
         }
     }
 
     /// Cancel everything still moving (we are closing).
-    pub(super) fn cancel_all(&mut self, reason: &str, out: &mut BytesMut, events: &mut EventQueue) {
-        for tid in self.unsettled() {
-            self.cancel(tid, reason, out, events);
+    pub(super) fn cancel_all(&mut self, out: &mut BytesMut, events: &mut EventQueue) {
+        let (shown, told) = ("because the session was closed", "the session was closed");
+        for (direction, id) in self.unsettled() {
+            match direction {
+                Direction::Outgoing => self.sending.cancel_id(id, shown, told, out, events),
+                Direction::Incoming => self.receiving.cancel_id(id, shown, told, out, events),
+            }
         }
     }
 
     /// The connection is gone: whatever is unfinished has failed. `.part` files stay.
     pub(super) fn fail_all(&mut self, reason: &str, events: &mut EventQueue) {
-        for tid in self.unsettled() {
-            match tid.direction {
-                Direction::Outgoing => self.sending.fail(tid.id, reason, events),
-                Direction::Incoming => self.receiving.fail(tid.id, reason, events),
+        for (direction, id) in self.unsettled() {
+            match direction {
+                Direction::Outgoing => self.sending.fail(id, reason, events),
+                Direction::Incoming => self.receiving.fail(id, reason, events),
             }
         }
     }
@@ -113,6 +107,7 @@ impl Transfers {
         reason: String,
         events: &mut EventQueue,
     ) {
+        // The peer's own words, if any, after ours: "cancelled by the peer (disk full)".
         let reason = if reason.is_empty() {
             "by the peer".to_string()
         } else {

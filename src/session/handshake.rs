@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::time::timeout;
+use tokio::time::{Instant, timeout, timeout_at};
 use tokio_util::codec::Decoder;
 
 use super::{SessionConfig, SessionError, Transport};
@@ -25,8 +25,6 @@ pub enum Role {
     Listener,
 }
 
-/// How long each handshake step may take once the peer is known to be a tern.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest display name kept from a peer, in characters.
 const MAX_NAME_CHARS: usize = 64;
 
@@ -53,16 +51,37 @@ pub(super) async fn identify<S: Transport>(
             first: BytesMut::new(),
         });
     }
+    // One deadline for the whole handshake, not one per read: a peer sending a byte a second
+    // must not hold a listener as long as it likes.
+    let deadline = Deadline(
+        Instant::now() + config.handshake_timeout,
+        config.handshake_timeout,
+    );
     match role {
-        Role::Listener => listen_side(stream, config).await,
-        Role::Connector => connect_side(stream, config).await,
+        Role::Listener => listen_side(stream, config, deadline).await,
+        Role::Connector => connect_side(stream, config, deadline).await,
     }
+}
+
+/// When the handshake must be over, and how long it was given.
+#[derive(Clone, Copy)]
+struct Deadline(Instant, Duration);
+
+impl Deadline {
+    fn passed(self) -> SessionError {
+        SessionError::HandshakeTimeout(self.1)
+    }
+}
+
+/// Our name as it goes on the wire: bounded, like the peer's.
+pub(super) fn our_name(name: &str) -> String {
+    name.chars().take(MAX_NAME_CHARS).collect()
 }
 
 fn hello_bytes(config: &SessionConfig) -> Result<BytesMut, SessionError> {
     let mut out = BytesMut::with_capacity(PREAMBLE_LEN + 64);
     out.extend_from_slice(&preamble(VERSION));
-    let name: String = config.name.chars().take(MAX_NAME_CHARS).collect();
+    let name = our_name(&config.name);
     encode_frame(
         &Frame::Hello {
             capabilities: caps::OURS,
@@ -76,6 +95,7 @@ fn hello_bytes(config: &SessionConfig) -> Result<BytesMut, SessionError> {
 async fn listen_side<S: Transport>(
     stream: &mut S,
     config: &SessionConfig,
+    deadline: Deadline,
 ) -> Result<Identified, SessionError> {
     let mut buf = BytesMut::with_capacity(4096);
     // A connecting tern speaks at once; silence means someone waiting to read (nc).
@@ -89,9 +109,11 @@ async fn listen_side<S: Transport>(
             PreambleCheck::NotTern => return Ok(Identified::Raw { first: buf }),
             PreambleCheck::Tern { version } => break version,
             PreambleCheck::NeedMore => {
-                match timeout(HANDSHAKE_TIMEOUT, stream.read_buf(&mut buf)).await {
-                    // A prefix of the magic and then silence or EOF: still just bytes.
-                    Err(_) | Ok(Ok(0)) => return Ok(Identified::Raw { first: buf }),
+                match timeout_at(deadline.0, stream.read_buf(&mut buf)).await {
+                    // No text peer starts with these bytes: a tern too slow to finish.
+                    Err(_) => return Err(deadline.passed()),
+                    // A prefix of the magic and then the end: still just bytes.
+                    Ok(Ok(0)) => return Ok(Identified::Raw { first: buf }),
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => return Err(e.into()),
                 }
@@ -114,7 +136,7 @@ async fn listen_side<S: Transport>(
         });
     }
     buf.advance(PREAMBLE_LEN);
-    let (name, capabilities) = match read_frame(stream, &mut buf).await? {
+    let (name, capabilities) = match read_frame(stream, &mut buf, deadline).await? {
         Frame::Hello { capabilities, name } => (name, capabilities),
         other => {
             return Err(SessionError::MalformedHandshake(format!(
@@ -123,7 +145,9 @@ async fn listen_side<S: Transport>(
             )));
         }
     };
-    stream.write_all(&hello_bytes(config)?).await?;
+    timeout_at(deadline.0, stream.write_all(&hello_bytes(config)?))
+        .await
+        .map_err(|_| deadline.passed())??;
     Ok(Identified::Tern {
         name: clean_name(&name),
         capabilities: capabilities & caps::OURS,
@@ -134,16 +158,19 @@ async fn listen_side<S: Transport>(
 async fn connect_side<S: Transport>(
     stream: &mut S,
     config: &SessionConfig,
+    deadline: Deadline,
 ) -> Result<Identified, SessionError> {
-    stream.write_all(&hello_bytes(config)?).await?;
+    timeout_at(deadline.0, stream.write_all(&hello_bytes(config)?))
+        .await
+        .map_err(|_| deadline.passed())??;
     let mut buf = BytesMut::with_capacity(4096);
     let version = loop {
         match check_preamble(&buf) {
             PreambleCheck::NotTern => return Err(SessionError::NotTern),
             PreambleCheck::Tern { version } => break version,
             PreambleCheck::NeedMore => {
-                match timeout(HANDSHAKE_TIMEOUT, stream.read_buf(&mut buf)).await {
-                    Err(_) => return Err(SessionError::HandshakeTimeout(HANDSHAKE_TIMEOUT)),
+                match timeout_at(deadline.0, stream.read_buf(&mut buf)).await {
+                    Err(_) => return Err(deadline.passed()),
                     Ok(Ok(0)) if buf.is_empty() => {
                         return Err(SessionError::MalformedHandshake(
                             "the peer closed the connection without answering".into(),
@@ -163,7 +190,7 @@ async fn connect_side<S: Transport>(
         });
     }
     buf.advance(PREAMBLE_LEN);
-    match read_frame(stream, &mut buf).await? {
+    match read_frame(stream, &mut buf, deadline).await? {
         Frame::Hello { capabilities, name } => Ok(Identified::Tern {
             name: clean_name(&name),
             capabilities: capabilities & caps::OURS,
@@ -180,6 +207,7 @@ async fn connect_side<S: Transport>(
 async fn read_frame<S: Transport>(
     stream: &mut S,
     buf: &mut BytesMut,
+    deadline: Deadline,
 ) -> Result<Frame, SessionError> {
     let mut codec = FrameCodec;
     loop {
@@ -188,8 +216,8 @@ async fn read_frame<S: Transport>(
             Ok(None) => {}
             Err(e) => return Err(SessionError::MalformedHandshake(e.to_string())),
         }
-        match timeout(HANDSHAKE_TIMEOUT, stream.read_buf(buf)).await {
-            Err(_) => return Err(SessionError::HandshakeTimeout(HANDSHAKE_TIMEOUT)),
+        match timeout_at(deadline.0, stream.read_buf(buf)).await {
+            Err(_) => return Err(deadline.passed()),
             Ok(Ok(0)) => {
                 return Err(SessionError::MalformedHandshake(
                     "connection closed during the handshake".into(),
@@ -202,7 +230,7 @@ async fn read_frame<S: Transport>(
 }
 
 /// A peer's name is shown on screen: no control characters (escape sequences), bounded length.
-fn clean_name(name: &str) -> String {
+pub(super) fn clean_name(name: &str) -> String {
     let cleaned: String = name
         .chars()
         .filter(|c| !c.is_control())

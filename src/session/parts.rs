@@ -1,12 +1,12 @@
-//! Whether an accepted offer has a `.part` to resume, asked of each folder's listing rather
+//! Whether an accepted offer has a partial file to resume, asked of each folder's listing rather
 //! than of the file system once per offer: for 10,000 small files the `statx` of each
-//! `NAME.part` was a quarter of the receiving session's time, on the thread that reads the
+//! partial file was a quarter of the receiving session's time, on the thread that reads the
 //! socket.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use crate::transfer::incoming::SafePath;
+use crate::transfer::incoming::{PARTIAL_SUFFIX, RESUME_CANDIDATES, SafePath, partial_name};
 
 /// Folders remembered at once; beyond, the index starts over.
 const MAX_FOLDERS: usize = 4096;
@@ -14,7 +14,7 @@ const MAX_FOLDERS: usize = 4096;
 enum Folder {
     /// Asked about once, with a `statx`: a folder a single file goes to is never listed.
     Once,
-    /// The `.part` names it held when listed, and those a transfer may have left since.
+    /// The partial files' names it held when listed, and those a transfer may have left since.
     Listed(HashSet<String>),
 }
 
@@ -32,22 +32,22 @@ impl PartIndex {
         }
     }
 
-    /// There is a `.part` with something in it for `path` (one made by another program while
-    /// this session runs may be missed: that file starts over).
-    pub fn exists(&mut self, path: &SafePath) -> bool {
+    /// There is a partial file with something in it for `path` of `size` bytes (one made by
+    /// another program while this session runs may be missed: that file starts over).
+    pub fn exists(&mut self, path: &SafePath, size: u64) -> bool {
         let key = path.folders().join("/");
-        let name = format!("{}.part", path.file_name());
+        let names = candidates(path, size);
         let dir = || {
             let mut dir = self.root.clone();
             dir.extend(path.folders());
             dir
         };
-        let listed = match self.folders.get_mut(&key) {
-            Some(Folder::Listed(names)) => names.contains(&name),
+        let listed: Vec<&String> = match self.folders.get_mut(&key) {
+            Some(Folder::Listed(held)) => names.iter().filter(|n| held.contains(*n)).collect(),
             Some(once @ Folder::Once) => {
-                let names = list_parts(&dir());
-                let listed = names.contains(&name);
-                *once = Folder::Listed(names);
+                let held = list_parts(&dir());
+                let listed = names.iter().filter(|n| held.contains(*n)).collect();
+                *once = Folder::Listed(held);
                 listed
             }
             None => {
@@ -55,33 +55,40 @@ impl PartIndex {
                     self.folders.clear();
                 }
                 self.folders.insert(key, Folder::Once);
-                true
+                names.iter().collect()
             }
         };
         // Listed (or not yet): only the file itself says whether it can be resumed.
-        listed && resumable(&dir().join(name))
+        listed.into_iter().any(|name| resumable(&dir().join(name)))
     }
 
-    /// A transfer to `path` ended without its file: its `.part` may be there now.
-    pub fn may_have_left(&mut self, path: &SafePath) {
+    /// A transfer to `path` of `size` bytes ended without its file: its partial may be there.
+    pub fn may_have_left(&mut self, path: &SafePath, size: u64) {
         if let Some(Folder::Listed(names)) = self.folders.get_mut(&path.folders().join("/")) {
-            names.insert(format!("{}.part", path.file_name()));
+            names.extend(candidates(path, size));
         }
     }
+}
+
+/// The partial files a transfer of `path` of `size` bytes may resume.
+fn candidates(path: &SafePath, size: u64) -> Vec<String> {
+    (0..RESUME_CANDIDATES)
+        .map(|n| partial_name(path.file_name(), size, n))
+        .collect()
 }
 
 fn resumable(part: &Path) -> bool {
     std::fs::symlink_metadata(part).is_ok_and(|m| m.file_type().is_file() && m.len() > 0)
 }
 
-/// The names ending in `.part` in `dir`; none if it cannot be read (a folder not made yet).
+/// The names of partial files in `dir`; none if it cannot be read (a folder not made yet).
 fn list_parts(dir: &Path) -> HashSet<String> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return HashSet::new();
     };
     entries
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter(|name| name.ends_with(".part"))
+        .filter(|name| name.ends_with(PARTIAL_SUFFIX))
         .collect()
 }
 
@@ -96,18 +103,24 @@ mod tests {
     #[test]
     fn parts_are_found_first_by_statx_then_by_the_listing() -> anyhow::Result<()> {
         let tmp = tempfile::tempdir()?;
-        std::fs::create_dir(tmp.path().join("d"))?;
-        std::fs::write(tmp.path().join("d/a.part"), b"12")?;
-        std::fs::write(tmp.path().join("d/empty.part"), b"")?;
-        std::fs::create_dir(tmp.path().join("d/dir.part"))?;
+        let d = tmp.path().join("d");
+        std::fs::create_dir(&d)?;
+        std::fs::write(d.join(partial_name("a", 9, 0)), b"12")?;
+        std::fs::write(d.join(partial_name("second", 9, 1)), b"12")?;
+        std::fs::write(d.join(partial_name("empty", 9, 0)), b"")?;
+        std::fs::create_dir(d.join(partial_name("dir", 9, 0)))?;
+        // Someone else's.
+        std::fs::write(d.join("b.part"), b"12")?;
         let mut index = PartIndex::new(tmp.path().to_path_buf());
-        assert!(index.exists(&safe("d/a")));
-        assert!(index.exists(&safe("d/a")));
-        assert!(!index.exists(&safe("d/b")));
-        assert!(!index.exists(&safe("d/empty")));
-        assert!(!index.exists(&safe("d/dir")));
-        assert!(!index.exists(&safe("missing/x")));
-        assert!(!index.exists(&safe("missing/y")));
+        assert!(index.exists(&safe("d/a"), 9));
+        assert!(index.exists(&safe("d/a"), 9));
+        assert!(!index.exists(&safe("d/a"), 8));
+        assert!(index.exists(&safe("d/second"), 9));
+        assert!(!index.exists(&safe("d/b"), 2));
+        assert!(!index.exists(&safe("d/empty"), 9));
+        assert!(!index.exists(&safe("d/dir"), 9));
+        assert!(!index.exists(&safe("missing/x"), 9));
+        assert!(!index.exists(&safe("missing/y"), 9));
         Ok(())
     }
 
@@ -116,15 +129,15 @@ mod tests {
         let tmp = tempfile::tempdir()?;
         let mut index = PartIndex::new(tmp.path().to_path_buf());
         // Listed while the folder did not exist yet.
-        assert!(!index.exists(&safe("d/a")));
-        assert!(!index.exists(&safe("d/b")));
+        assert!(!index.exists(&safe("d/a"), 4));
+        assert!(!index.exists(&safe("d/b"), 4));
         std::fs::create_dir(tmp.path().join("d"))?;
-        std::fs::write(tmp.path().join("d/b.part"), b"half")?;
-        index.may_have_left(&safe("d/b"));
-        assert!(index.exists(&safe("d/b")));
+        std::fs::write(tmp.path().join("d").join(partial_name("b", 4, 0)), b"half")?;
+        index.may_have_left(&safe("d/b"), 4);
+        assert!(index.exists(&safe("d/b"), 4));
         // Not there after all (discarded): the file says so.
-        index.may_have_left(&safe("d/c"));
-        assert!(!index.exists(&safe("d/c")));
+        index.may_have_left(&safe("d/c"), 4);
+        assert!(!index.exists(&safe("d/c"), 4));
         Ok(())
     }
 }

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::actor::MAX_TEXT_LEN;
 use super::outbox::EventQueue;
 use super::{Command, SessionConfig, SessionEvent, Transport};
-use crate::text::{self, Encoding};
+use crate::text::{self, Encoding, PeerText, Shown};
 use crate::transfer::{Progress, TransferId, TransferState, TransferUpdate};
 
 /// A partial line is shown once the peer has paused this long.
@@ -52,7 +52,7 @@ impl RawText {
             .unwrap_or_else(|| text::detect(bytes).unwrap_or(Encoding::Utf8));
         let decoded = text::decode(bytes, encoding);
         events.push(SessionEvent::Text {
-            text: decoded.text,
+            text: PeerText::new(decoded.text),
             encoding,
             lossy: decoded.lossy,
         });
@@ -141,10 +141,10 @@ fn on_command(command: Command, text: &mut RawText, out: &mut BytesMut, events: 
         Command::Text(line) => {
             let bytes = text::encode(&line, text.reply);
             if bytes.len() > MAX_TEXT_LEN {
-                events.push(SessionEvent::Notice(format!(
+                events.push(SessionEvent::Notice(Shown::new(format!(
                     "message not sent: {} bytes is over the {MAX_TEXT_LEN} byte limit",
                     bytes.len()
-                )));
+                ))));
                 return;
             }
             out.extend_from_slice(&bytes);
@@ -152,13 +152,13 @@ fn on_command(command: Command, text: &mut RawText, out: &mut BytesMut, events: 
         }
         Command::Offer(files) => {
             let reason = "files cannot be sent to a raw peer (it speaks no tern protocol)";
-            events.push(SessionEvent::Notice(reason.to_string()));
+            events.push(SessionEvent::Notice(Shown::new(reason)));
             for (i, file) in files.into_iter().enumerate() {
                 events.push(SessionEvent::Transfer(TransferUpdate {
                     id: TransferId::outgoing(u32::try_from(i + 1).unwrap_or(u32::MAX)),
-                    path: file.rel_path,
+                    path: Shown::new(file.rel_path),
                     saved_as: None,
-                    state: TransferState::Failed(reason.to_string()),
+                    state: TransferState::failed(reason),
                     progress: Progress {
                         done: 0,
                         total: file.size,
@@ -172,10 +172,11 @@ fn on_command(command: Command, text: &mut RawText, out: &mut BytesMut, events: 
             events.push(SessionEvent::EncodingChanged(encoding));
         }
         Command::Accept(_) | Command::Reject(..) | Command::Cancel(_) => {
-            events.push(SessionEvent::Notice(
-                "a raw peer has no file transfers".to_string(),
-            ));
+            events.push(SessionEvent::Notice(Shown::new(
+                "a raw peer has no file transfers",
+            )));
         }
-        Command::Close => {}
+        // A raw peer is known by its address; there is no name to tell it.
+        Command::SetName(_) | Command::Close => {}
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -15,9 +16,12 @@ use super::parts::PartIndex;
 use super::retired::Retired;
 use super::{OfferPolicy, SessionConfig, SessionEvent};
 use crate::protocol::Frame;
-use crate::transfer::disk::{DiskEvent, DiskJob, DiskWorker};
+use crate::text::Shown;
+use crate::transfer::disk::{DiskEvent, DiskJob, DiskWorker, SaveGate};
 use crate::transfer::incoming::SafePath;
-use crate::transfer::{Progress, TransferId, TransferState, TransferUpdate, human_size};
+use crate::transfer::{
+    Progress, TransferId, TransferKey, TransferState, TransferUpdate, human_size,
+};
 
 /// File data the sender may have in flight or queued for our disk, all transfers together,
 /// while nobody is chatting: enough to keep a fast disk busy. Measured (benches/compare.sh,
@@ -43,10 +47,16 @@ const APPEND_COOLDOWN: Duration = Duration::from_secs(30);
 /// fill our memory with offers it never means to send. tern's sender keeps at most
 /// `sending::OFFER_WINDOW` (1024) open, so only another implementation can meet the limit.
 pub const MAX_OPEN_OFFERS: usize = 4096;
+/// File data handed to the disk thread and not yet written, past which the socket is not read
+/// (without FLOW, nothing else stops a peer faster than our disk from filling our memory).
+const MAX_DISK_BACKLOG: usize = 8 * 1024 * 1024;
+/// Characters of an offered path kept for the screen.
+const MAX_SHOWN_PATH: usize = 300;
 
 struct Incoming {
-    /// As shown: control characters replaced.
-    path: String,
+    tid: TransferId,
+    /// As shown on a terminal.
+    path: Shown,
     safe: Option<SafePath>,
     size: u64,
     state: TransferState,
@@ -64,6 +74,8 @@ struct Incoming {
     last_event: Instant,
     /// Its end was counted (it left the open offers and went to `retired`).
     ended: bool,
+    /// Once every byte arrived: whether a stop still comes in time to keep the file unnamed.
+    gate: Arc<SaveGate>,
 }
 
 impl AsMut<Account> for Incoming {
@@ -86,7 +98,10 @@ pub(super) struct Receiving {
     /// the smaller credit window.
     last_chat: Option<Instant>,
     credit: Credit,
+    /// By the peer's id: live offers and recently ended ones, whose ids may not be used again.
     incoming: HashMap<u32, Incoming>,
+    /// The peer's id of each transfer in `incoming`, by key (the disk thread's name for it).
+    ids: HashMap<TransferKey, u32>,
     /// Offers in `incoming` not yet ended.
     open: usize,
     retired: Retired,
@@ -117,6 +132,7 @@ impl Receiving {
             last_chat: None,
             credit: Credit::default(),
             incoming: HashMap::new(),
+            ids: HashMap::new(),
             open: 0,
             retired: Retired::default(),
             refusing: false,
@@ -143,6 +159,13 @@ impl Receiving {
     pub(super) fn finishing(&self) -> usize {
         let busy = |t: &&Incoming| t.finishing && !t.state.is_final();
         self.incoming.values().filter(busy).count()
+    }
+
+    /// File data waiting for the disk: past a bound, the actor stops reading the socket.
+    pub(super) fn disk_backed_up(&self) -> bool {
+        self.disk
+            .as_ref()
+            .is_some_and(|d| d.backlog() >= MAX_DISK_BACKLOG)
     }
 
     /// Queue a job for the disk thread, starting it on first use. Jobs go out in batches
@@ -211,16 +234,38 @@ impl Receiving {
         }
         // What was left goes before anything `on_disk` queues.
         if !jobs.is_empty() {
-            let ids: Vec<u32> = jobs.iter().map(DiskJob::id).collect();
+            let keys: Vec<TransferKey> = jobs.iter().map(DiskJob::key).collect();
             if !self.disk.as_ref().is_some_and(|worker| worker.send(jobs)) {
-                for id in ids {
-                    if self.incoming.get(&id).is_some_and(|t| !t.state.is_final()) {
+                for key in keys {
+                    if let Some(id) = self.live_id(key) {
                         self.fail_and_stop(id, "the disk thread stopped".into(), out, events);
                     }
                 }
             }
         }
         self.on_disk(done, out, events);
+    }
+
+    /// The peer's id of the transfer `key` names, while it is not over.
+    fn live_id(&self, key: TransferKey) -> Option<u32> {
+        let id = *self.ids.get(&key)?;
+        let t = self.incoming.get(&id)?;
+        (t.tid.key == key && !t.state.is_final()).then_some(id)
+    }
+
+    /// The peer's id of the transfer `key` names, if it is still in the table.
+    fn id_of(&self, key: TransferKey) -> Option<u32> {
+        let id = *self.ids.get(&key)?;
+        self.incoming
+            .get(&id)
+            .is_some_and(|t| t.tid.key == key)
+            .then_some(id)
+    }
+
+    /// The offer the UI means by `tid`, if it is still this session's (a row from an earlier
+    /// connection names a transfer that is gone, whatever its number).
+    fn by_tid(&self, tid: TransferId) -> Option<u32> {
+        self.id_of(tid.key).filter(|&id| id == tid.id)
     }
 
     /// Report a transfer's state. Every change of state ends here, so this is also where an
@@ -237,7 +282,7 @@ impl Receiving {
                     if !t.state.is_success()
                         && let Some(safe) = &t.safe
                     {
-                        self.parts.may_have_left(safe);
+                        self.parts.may_have_left(safe, t.size);
                     }
                 }
             }
@@ -248,7 +293,7 @@ impl Receiving {
                 t.written
             };
             events.push(SessionEvent::Transfer(TransferUpdate {
-                id: TransferId::incoming(id),
+                id: t.tid,
                 path: t.path.clone(),
                 saved_as: t.saved_as.clone(),
                 state: t.state.clone(),
@@ -259,8 +304,12 @@ impl Receiving {
             }));
         }
         if ended {
-            self.retired
+            let forgotten = self
+                .retired
                 .retire(id, &mut self.incoming, |t: &Incoming| t.ended);
+            for t in forgotten {
+                self.ids.remove(&t.tid.key);
+            }
         }
     }
 
@@ -294,23 +343,28 @@ impl Receiving {
         out: &mut BytesMut,
         events: &mut EventQueue,
     ) {
-        if let Some(existing) = self.incoming.get(&id)
-            && !existing.state.is_final()
-        {
-            events.push(SessionEvent::Notice(format!(
-                "the peer offered #{id} twice; the second offer ({path}) was refused"
-            )));
-            let reason = "an offer with this id is already open".into();
+        if let Some(existing) = self.incoming.get(&id) {
+            // Whatever it carries must never be taken for the transfer that had the id.
+            let (notice, reason) = if existing.state.is_final() {
+                ("ended recently", "this id was used for an earlier offer")
+            } else {
+                ("is still open", "an offer with this id is already open")
+            };
+            events.push(SessionEvent::Notice(Shown::new(format!(
+                "the peer offered #{id} again, while its first offer {notice}; \
+                 the second offer ({path}) was refused"
+            ))));
+            let reason = reason.into();
             return push_frame(out, &Frame::Reject { id, reason });
         }
         if self.open >= MAX_OPEN_OFFERS {
             // Kept out of the table and the UI: the point is to hold nothing more.
             if !self.refusing {
                 self.refusing = true;
-                events.push(SessionEvent::Notice(format!(
+                events.push(SessionEvent::Notice(Shown::new(format!(
                     "the peer has {MAX_OPEN_OFFERS} offers open; further offers are refused \
                      until some finish"
-                )));
+                ))));
             }
             let reason = format!("too many offers open at once (at most {MAX_OPEN_OFFERS})");
             return push_frame(out, &Frame::Reject { id, reason });
@@ -321,27 +375,24 @@ impl Receiving {
         let (safe, state) = match SafePath::parse(&path) {
             Ok(safe) => match self.over_limit(size) {
                 None => (Some(safe), TransferState::AwaitingDecision),
-                Some(reason) => (Some(safe), TransferState::Rejected(reason)),
+                Some(reason) => (Some(safe), TransferState::rejected(reason)),
             },
             Err(e) => (
                 None,
-                TransferState::Rejected(format!("unsafe file name: {e}")),
+                TransferState::rejected(format!("unsafe file name: {e}")),
             ),
         };
-        // Shown on screen: keep a hostile name from carrying escape sequences there.
-        let shown: String = path
-            .chars()
-            .map(|c| if c.is_control() { '\u{fffd}' } else { c })
-            .take(300)
-            .collect();
         let refused = match &state {
-            TransferState::Rejected(reason) => Some(reason.clone()),
+            TransferState::Rejected(reason) => Some(reason.as_str().to_string()),
             _ => None,
         };
+        let tid = TransferId::incoming(id);
+        self.ids.insert(tid.key, id);
         self.incoming.insert(
             id,
             Incoming {
-                path: shown,
+                tid,
+                path: Shown::new(path).truncated(MAX_SHOWN_PATH),
                 safe,
                 size,
                 state,
@@ -353,6 +404,7 @@ impl Receiving {
                 saved_as: None,
                 last_event: Instant::now(),
                 ended: false,
+                gate: Arc::default(),
             },
         );
         self.open += 1;
@@ -363,34 +415,48 @@ impl Receiving {
         // Announced as waiting only when someone will decide; otherwise the decision is the news.
         match self.offers.clone() {
             OfferPolicy::Ask => self.emit(id, events),
-            OfferPolicy::AcceptAll => self.accept(id, out, events),
-            OfferPolicy::DeclineAll(reason) => self.reject(id, reason, out, events),
+            OfferPolicy::AcceptAll => self.accept_id(id, out, events),
+            OfferPolicy::DeclineAll(reason) => self.reject_id(id, reason, out, events),
         }
     }
 
-    pub(super) fn accept(&mut self, id: u32, out: &mut BytesMut, events: &mut EventQueue) {
-        let Some((size, safe)) = self
+    /// The user accepts the offer `tid`.
+    pub(super) fn accept(&mut self, tid: TransferId, out: &mut BytesMut, events: &mut EventQueue) {
+        match self.by_tid(tid) {
+            Some(id) => self.accept_id(id, out, events),
+            None => events.push(SessionEvent::Notice(Shown::new(format!(
+                "no offer #{} is waiting",
+                tid.id
+            )))),
+        }
+    }
+
+    fn accept_id(&mut self, id: u32, out: &mut BytesMut, events: &mut EventQueue) {
+        let Some((size, safe, key, gate)) = self
             .incoming
             .get(&id)
             .filter(|t| t.state == TransferState::AwaitingDecision)
-            .and_then(|t| Some((t.size, t.safe.clone()?)))
+            .and_then(|t| Some((t.size, t.safe.clone()?, t.tid.key, Arc::clone(&t.gate))))
         else {
-            events.push(SessionEvent::Notice(format!("no offer #{id} is waiting")));
+            events.push(SessionEvent::Notice(Shown::new(format!(
+                "no offer #{id} is waiting"
+            ))));
             return;
         };
         if let Some(reason) = self.over_limit(size) {
-            return self.reject(id, reason, out, events);
+            return self.reject_id(id, reason, out, events);
         }
         self.accepted_total = self.accepted_total.saturating_add(size);
-        // Only a `.part` already there needs the disk thread's answer before `Accept`.
-        let resume = self.resume && self.parts.exists(&safe);
+        // Only a partial file already there needs the disk thread's answer before `Accept`.
+        let resume = self.resume && self.parts.exists(&safe, size);
         if let Err(reason) = self.disk(DiskJob::Begin {
-            id,
+            key,
             path: safe,
             size,
             resume,
+            gate,
         }) {
-            return self.reject(id, reason, out, events);
+            return self.reject_id(id, reason, out, events);
         }
         let Some(t) = self.incoming.get_mut(&id) else {
             return;
@@ -430,13 +496,20 @@ impl Receiving {
         }
     }
 
+    /// The user declines the offer `tid`, telling the peer why.
     pub(super) fn reject(
         &mut self,
-        id: u32,
+        tid: TransferId,
         reason: String,
         out: &mut BytesMut,
         events: &mut EventQueue,
     ) {
+        if let Some(id) = self.by_tid(tid) {
+            self.reject_id(id, reason, out, events);
+        }
+    }
+
+    fn reject_id(&mut self, id: u32, reason: String, out: &mut BytesMut, events: &mut EventQueue) {
         let Some(t) = self.incoming.get_mut(&id) else {
             return;
         };
@@ -444,41 +517,58 @@ impl Receiving {
             return;
         }
         let reason = short(reason);
-        t.state = TransferState::Rejected(reason.clone());
+        t.state = TransferState::rejected(&reason);
         push_frame(out, &Frame::Reject { id, reason });
         self.emit(id, events);
     }
 
-    /// We stop a transfer: its `.part` goes too.
+    /// We stop the transfer `tid`: its partial file goes too. `shown` is for our user,
+    /// `told` for the peer.
     pub(super) fn cancel(
         &mut self,
+        tid: TransferId,
+        shown: &str,
+        told: &str,
+        out: &mut BytesMut,
+        events: &mut EventQueue,
+    ) {
+        if let Some(id) = self.by_tid(tid) {
+            self.cancel_id(id, shown, told, out, events);
+        }
+    }
+
+    pub(super) fn cancel_id(
+        &mut self,
         id: u32,
-        reason: &str,
+        shown: &str,
+        told: &str,
         out: &mut BytesMut,
         events: &mut EventQueue,
     ) {
         if self.incoming.get(&id).is_some_and(|t| !t.state.is_final()) {
-            self.stop_with(
-                id,
-                TransferState::Cancelled,
-                true,
-                reason.to_string(),
-                out,
-                events,
-            );
+            self.stop_with(id, TransferState::cancelled(shown), true, told, out, events);
         }
     }
 
-    /// The connection is gone. The `.part` stays for a later resume.
+    /// The connection is gone. The partial file stays for a later resume.
     pub(super) fn fail(&mut self, id: u32, reason: &str, events: &mut EventQueue) {
-        if let Some(t) = self.incoming.get_mut(&id) {
-            t.state = TransferState::Failed(reason.to_string());
+        let Some(t) = self.incoming.get_mut(&id) else {
+            return;
+        };
+        if t.finishing && !t.gate.withdraw() {
+            // Every byte is here and the file is being named: that is how it ends.
+            return;
         }
-        let _ = self.disk(DiskJob::Abandon { id, discard: false });
+        t.state = TransferState::failed(reason);
+        let key = t.tid.key;
+        let _ = self.disk(DiskJob::Abandon {
+            key,
+            discard: false,
+        });
         self.emit(id, events);
     }
 
-    /// Fail a transfer and tell the sender to stop; the `.part` stays for a later resume.
+    /// Fail a transfer and tell the sender to stop; the partial file stays for a resume.
     fn fail_and_stop(
         &mut self,
         id: u32,
@@ -486,35 +576,45 @@ impl Receiving {
         out: &mut BytesMut,
         events: &mut EventQueue,
     ) {
-        self.stop_with(id, TransferState::Failed, false, reason, out, events);
+        let reason = short(reason);
+        let end = TransferState::failed(&reason);
+        self.stop_with(id, end, false, &reason, out, events);
     }
 
-    /// End a transfer in the state `end` makes of the reason, close its file (removing the
-    /// `.part` with `discard`) and tell the sender.
+    /// End a transfer in state `end`, close its file (removing the partial with `discard`)
+    /// and tell the sender, with `told` as the reason. A transfer whose every byte arrived and
+    /// whose file is being named already cannot be stopped: it ends as the disk says.
     fn stop_with(
         &mut self,
         id: u32,
-        end: fn(String) -> TransferState,
+        end: TransferState,
         discard: bool,
-        reason: String,
+        told: &str,
         out: &mut BytesMut,
         events: &mut EventQueue,
     ) {
-        let reason = short(reason);
         let Some(t) = self.incoming.get_mut(&id) else {
             return;
         };
+        if t.finishing && !t.gate.withdraw() {
+            events.push(SessionEvent::Notice(Shown::new(format!(
+                "{}: every byte had arrived and the file is being saved; too late to stop it",
+                t.path
+            ))));
+            return;
+        }
         let started = t.state != TransferState::AwaitingDecision;
-        t.state = end(reason.clone());
+        t.state = end;
+        let key = t.tid.key;
         if started {
-            let _ = self.disk(DiskJob::Abandon { id, discard });
+            let _ = self.disk(DiskJob::Abandon { key, discard });
         }
         push_frame(
             out,
             &Frame::Cancel {
                 id,
                 by_sender: false,
-                reason,
+                reason: short(told),
             },
         );
         self.emit(id, events);
@@ -530,7 +630,7 @@ impl Receiving {
     ) {
         let reason = short(reason);
         if let Some(t) = self.incoming.get_mut(&id) {
-            t.state = TransferState::Failed(reason.clone());
+            t.state = TransferState::failed(&reason);
         }
         push_frame(
             out,
@@ -553,9 +653,9 @@ impl Receiving {
     ) {
         let flow = self.flow;
         let Some(t) = self.incoming.get_mut(&id) else {
-            events.push(SessionEvent::Notice(format!(
+            events.push(SessionEvent::Notice(Shown::new(format!(
                 "the peer sent data for unknown transfer #{id}; ignored"
-            )));
+            ))));
             let reason = "data for a transfer that was never offered".into();
             return push_frame(
                 out,
@@ -594,7 +694,8 @@ impl Receiving {
             return self.fail_and_stop(id, reason, out, events);
         }
         t.received = end;
-        if let Err(reason) = self.disk(DiskJob::Write { id, data }) {
+        let key = t.tid.key;
+        if let Err(reason) = self.disk(DiskJob::Write { key, data }) {
             self.fail_and_stop(id, reason, out, events);
         }
     }
@@ -617,27 +718,43 @@ impl Receiving {
                 "truncated: the peer sent {} of {} bytes",
                 t.received, t.size
             );
-            let _ = self.disk(DiskJob::Abandon { id, discard: false });
+            let key = t.tid.key;
+            let _ = self.disk(DiskJob::Abandon {
+                key,
+                discard: false,
+            });
             return self.verdict_fail(id, reason, out, events);
         }
         t.finishing = true;
-        if let Err(reason) = self.disk(DiskJob::Finish { id, hash }) {
+        let key = t.tid.key;
+        if let Err(reason) = self.disk(DiskJob::Finish { key, hash }) {
             self.verdict_fail(id, reason, out, events);
         }
     }
 
-    /// The sender stopped its transfer: the `.part` goes.
+    /// The sender stopped its transfer: the partial file goes. Too late once every byte is
+    /// here and the file is being named.
     pub(super) fn on_cancel(&mut self, id: u32, reason: String, events: &mut EventQueue) {
-        if let Some(t) = self.incoming.get_mut(&id)
-            && !t.state.is_final()
-        {
-            let started = t.state != TransferState::AwaitingDecision;
-            t.state = TransferState::Cancelled(reason);
-            if started {
-                let _ = self.disk(DiskJob::Abandon { id, discard: true });
-            }
-            self.emit(id, events);
+        let Some(t) = self.incoming.get_mut(&id) else {
+            return;
+        };
+        if t.state.is_final() {
+            return;
         }
+        if t.finishing && !t.gate.withdraw() {
+            events.push(SessionEvent::Notice(Shown::new(format!(
+                "{}: the peer cancelled it after every byte had arrived; it is kept",
+                t.path
+            ))));
+            return;
+        }
+        let started = t.state != TransferState::AwaitingDecision;
+        t.state = TransferState::cancelled(reason);
+        let key = t.tid.key;
+        if started {
+            let _ = self.disk(DiskJob::Abandon { key, discard: true });
+        }
+        self.emit(id, events);
     }
 
     /// What the disk thread did, in order.
@@ -654,24 +771,27 @@ impl Receiving {
 
     fn on_disk_event(&mut self, event: DiskEvent, out: &mut BytesMut, events: &mut EventQueue) {
         match event {
-            DiskEvent::Ready { id, offset } => {
+            DiskEvent::Ready { key, offset } => {
+                let Some(id) = self.live_id(key) else {
+                    return;
+                };
                 let Some(t) = self.incoming.get(&id).filter(|t| t.awaiting_offset) else {
                     return;
                 };
-                if t.state.is_final() {
-                    return;
-                }
                 if offset > 0 {
-                    events.push(SessionEvent::Notice(format!(
+                    events.push(SessionEvent::Notice(Shown::new(format!(
                         "{}: {} already here from an earlier attempt; resuming",
                         t.path,
                         human_size(offset)
-                    )));
+                    ))));
                 }
                 self.start_at(id, offset, out);
                 self.emit(id, events);
             }
-            DiskEvent::Written { id, total } => {
+            DiskEvent::Written { key, total } => {
+                let Some(id) = self.id_of(key) else {
+                    return;
+                };
                 let Some(t) = self.incoming.get_mut(&id) else {
                     return;
                 };
@@ -689,12 +809,16 @@ impl Receiving {
                     self.emit(id, events);
                 }
             }
-            DiskEvent::Saved { id, path } => {
+            DiskEvent::Saved { key, path } => {
                 let message = path
                     .strip_prefix(&self.download_dir)
                     .unwrap_or(&path)
                     .display()
                     .to_string();
+                // Only a transfer whose gate let it be saved: it cannot have ended otherwise.
+                let Some(id) = self.id_of(key) else {
+                    return;
+                };
                 let Some(t) = self.incoming.get_mut(&id) else {
                     return;
                 };
@@ -711,14 +835,12 @@ impl Receiving {
                 );
                 self.emit(id, events);
             }
-            DiskEvent::Failed { id, reason } => {
-                let Some(t) = self.incoming.get(&id) else {
+            DiskEvent::Failed { key, reason } => {
+                let Some(id) = self.live_id(key) else {
                     return;
                 };
-                if t.state.is_final() {
-                    return;
-                }
-                if t.finishing {
+                let finishing = self.incoming.get(&id).is_some_and(|t| t.finishing);
+                if finishing {
                     self.verdict_fail(id, reason, out, events);
                 } else {
                     self.fail_and_stop(id, reason, out, events);

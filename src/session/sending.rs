@@ -13,6 +13,7 @@ use super::outbox::EventQueue;
 use super::retired::Retired;
 use crate::protocol::Frame;
 use crate::protocol::codec::encode_frame;
+use crate::text::Shown;
 use crate::transfer::outgoing::OutgoingFile;
 use crate::transfer::reader::{ReadEvent, ReadJob, ReadWorker};
 use crate::transfer::{Progress, TransferId, TransferState, TransferUpdate, human_size};
@@ -36,6 +37,7 @@ const READ_AHEAD: u64 = 4 * 1024 * 1024;
 pub const OFFER_WINDOW: usize = 1024;
 
 struct Outgoing {
+    tid: TransferId,
     file: OutgoingFile,
     state: TransferState,
     /// Its `Offer` went out: the peer knows the id.
@@ -58,8 +60,9 @@ struct Outgoing {
 }
 
 impl Outgoing {
-    fn new(file: OutgoingFile, state: TransferState) -> Self {
+    fn new(id: u32, file: OutgoingFile, state: TransferState) -> Self {
         Self {
+            tid: TransferId::outgoing(id),
             file,
             state,
             offered: false,
@@ -173,7 +176,8 @@ impl Sending {
         if !self.reader.as_ref().is_some_and(|w| w.send(jobs)) {
             let ids: Vec<u32> = self.streaming.iter().copied().collect();
             for id in ids {
-                self.fail_and_stop(id, "the reader thread stopped".into(), out, events);
+                let reason = "the reader thread stopped";
+                self.stop_with(id, TransferState::failed(reason), reason, out, events);
             }
         }
     }
@@ -241,37 +245,30 @@ impl Sending {
                         .get(&id)
                         .map(|t| t.file.local.display().to_string())
                         .unwrap_or_default();
-                    self.fail_and_stop(id, format!("reading {local}: {reason}"), out, events);
+                    // The peer hears why, not where: the local path is for our user only.
+                    let shown = TransferState::failed(format!("reading {local}: {reason}"));
+                    let told = format!("the sender cannot read the file: {reason}");
+                    self.stop_with(id, shown, &told, out, events);
                 }
             }
         }
     }
 
-    /// Fail one of our transfers and tell the receiver.
-    fn fail_and_stop(
-        &mut self,
-        id: u32,
-        reason: String,
-        out: &mut BytesMut,
-        events: &mut EventQueue,
-    ) {
-        self.stop_with(id, TransferState::Failed, reason, out, events);
-    }
-
-    /// End an unsettled transfer in the state `end` makes of the reason, and tell the receiver.
+    /// End an unsettled transfer in state `end`, and tell the receiver, with `told` as the
+    /// reason.
     fn stop_with(
         &mut self,
         id: u32,
-        end: fn(String) -> TransferState,
-        reason: String,
+        end: TransferState,
+        told: &str,
         out: &mut BytesMut,
         events: &mut EventQueue,
     ) {
         let Some(t) = self.outgoing.get_mut(&id).filter(|t| !t.state.is_final()) else {
             return;
         };
-        let reason = short(reason);
-        t.state = end(reason.clone());
+        let reason = short(told);
+        t.state = end;
         t.stop();
         let offered = t.offered;
         self.drop_reader(id);
@@ -323,8 +320,8 @@ impl Sending {
                 t.sent
             };
             events.push(SessionEvent::Transfer(TransferUpdate {
-                id: TransferId::outgoing(id),
-                path: t.file.rel_path.clone(),
+                id: t.tid,
+                path: Shown::new(&t.file.rel_path),
                 saved_as: None,
                 state: t.state.clone(),
                 progress: Progress {
@@ -350,7 +347,7 @@ impl Sending {
             let id = self.next_id;
             self.next_id = self.next_id.wrapping_add(1).max(1);
             self.outgoing
-                .insert(id, Outgoing::new(file, TransferState::Queued));
+                .insert(id, Outgoing::new(id, file, TransferState::Queued));
             if self.open < OFFER_WINDOW && self.unoffered.is_empty() {
                 self.send_offer(id, out, events);
             } else {
@@ -391,32 +388,42 @@ impl Sending {
                 self.open += 1;
                 TransferState::Offered
             }
-            Err(e) => TransferState::Failed(e.to_string()),
+            Err(e) => TransferState::failed(e.to_string()),
         };
         self.emit(id, events);
     }
 
-    /// Stop one of our transfers (we cancel, or the session closes).
+    /// Stop our transfer `tid` (the user cancels): `shown` is for our user, `told` for the
+    /// peer.
     pub(super) fn cancel(
         &mut self,
-        id: u32,
-        reason: &str,
+        tid: TransferId,
+        shown: &str,
+        told: &str,
         out: &mut BytesMut,
         events: &mut EventQueue,
     ) {
-        self.stop_with(
-            id,
-            TransferState::Cancelled,
-            reason.to_string(),
-            out,
-            events,
-        );
+        if self.outgoing.get(&tid.id).is_some_and(|t| t.tid == tid) {
+            self.cancel_id(tid.id, shown, told, out, events);
+        }
+    }
+
+    /// Stop one of our transfers (the user cancels, or the session closes).
+    pub(super) fn cancel_id(
+        &mut self,
+        id: u32,
+        shown: &str,
+        told: &str,
+        out: &mut BytesMut,
+        events: &mut EventQueue,
+    ) {
+        self.stop_with(id, TransferState::cancelled(shown), told, out, events);
     }
 
     /// The connection is gone.
     pub(super) fn fail(&mut self, id: u32, reason: &str, events: &mut EventQueue) {
         if let Some(t) = self.outgoing.get_mut(&id) {
-            t.state = TransferState::Failed(reason.to_string());
+            t.state = TransferState::failed(reason);
             t.stop();
         }
         self.drop_reader(id);
@@ -447,9 +454,9 @@ impl Sending {
         events: &mut EventQueue,
     ) {
         let Some(t) = self.outgoing.get_mut(&id) else {
-            events.push(SessionEvent::Notice(format!(
+            events.push(SessionEvent::Notice(Shown::new(format!(
                 "the peer accepted #{id}, which we never offered"
-            )));
+            ))));
             return;
         };
         if t.state != TransferState::Offered {
@@ -462,14 +469,14 @@ impl Sending {
                 "was not negotiated"
             };
             let reason = format!("the peer asked to resume at byte {offset}, which {why}");
-            return self.stop_with(id, TransferState::Failed, reason, out, events);
+            return self.stop_with(id, TransferState::failed(&reason), &reason, out, events);
         }
         if offset > 0 {
-            events.push(SessionEvent::Notice(format!(
+            events.push(SessionEvent::Notice(Shown::new(format!(
                 "{}: the receiver already has {}; resuming",
                 t.file.rel_path,
                 human_size(offset)
-            )));
+            ))));
         }
         t.state = TransferState::Transferring;
         t.allowed = if self.flow { offset } else { u64::MAX };
@@ -496,7 +503,7 @@ impl Sending {
         if let Some(t) = self.outgoing.get_mut(&id)
             && t.state == TransferState::Offered
         {
-            t.state = TransferState::Rejected(short(reason));
+            t.state = TransferState::rejected(short(reason));
             self.emit(id, events);
         }
     }
@@ -514,7 +521,7 @@ impl Sending {
             t.state = if ok {
                 TransferState::Verified
             } else {
-                TransferState::Failed(format!("the receiver says: {}", short(message)))
+                TransferState::failed(format!("the receiver says: {}", short(message)))
             };
             self.emit(id, events);
         }
@@ -525,7 +532,7 @@ impl Sending {
         if let Some(t) = self.outgoing.get_mut(&id)
             && !t.state.is_final()
         {
-            t.state = TransferState::Cancelled(reason);
+            t.state = TransferState::cancelled(reason);
             t.stop();
             self.drop_reader(id);
             self.unschedule(id);

@@ -8,50 +8,84 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::TransferKey;
 use super::folder::FolderCache;
 use super::incoming::{PartFile, SafePath};
 
-/// Work for the disk thread, in the order it must happen per transfer.
+/// Decides, once, whether a transfer whose every byte arrived is named or withdrawn: the
+/// session may stop a transfer (the peer's `Cancel`, the user, a lost connection) while the
+/// disk thread is checking its hash. Whichever comes first wins; the other learns it lost.
+#[derive(Debug, Default)]
+pub struct SaveGate(AtomicU8);
+
+const OPEN: u8 = 0;
+const WITHDRAWN: u8 = 1;
+const SAVING: u8 = 2;
+
+impl SaveGate {
+    /// The session stops the transfer. `false`: too late, the file is being given its name.
+    pub fn withdraw(&self) -> bool {
+        self.0
+            .compare_exchange(OPEN, WITHDRAWN, Ordering::AcqRel, Ordering::Acquire)
+            .map_or_else(|now| now == WITHDRAWN, |_| true)
+    }
+
+    /// The disk thread is about to name the file. `false`: the transfer was withdrawn.
+    fn save(&self) -> bool {
+        self.0
+            .compare_exchange(OPEN, SAVING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    fn withdrawn(&self) -> bool {
+        self.0.load(Ordering::Acquire) == WITHDRAWN
+    }
+}
+
+/// Work for the disk thread, in the order it must happen per transfer. Transfers are named by
+/// their program-wide key, never by the peer's id, which a peer may use again.
 #[derive(Debug)]
 pub enum DiskJob {
-    /// A transfer was accepted: remember where it goes. With `resume`, look for a `.part` to
-    /// continue and answer `Ready` with the bytes it holds.
+    /// A transfer was accepted: remember where it goes. With `resume`, look for a partial file
+    /// to continue and answer `Ready` with the bytes it holds.
     Begin {
-        id: u32,
+        key: TransferKey,
         path: SafePath,
         size: u64,
         resume: bool,
+        gate: Arc<SaveGate>,
     },
     Write {
-        id: u32,
+        key: TransferKey,
         data: Bytes,
     },
-    /// Every byte was handed over: check the hash, then give the file its name.
+    /// Every byte was handed over: check the hash, then give the file its name, unless the
+    /// transfer's gate was withdrawn.
     Finish {
-        id: u32,
+        key: TransferKey,
         hash: [u8; 32],
     },
-    /// Stop writing; with `discard`, delete the `.part` too (a cancel, not a failure).
+    /// Stop writing; with `discard`, delete the partial file too (a cancel, not a failure).
     Abandon {
-        id: u32,
+        key: TransferKey,
         discard: bool,
     },
 }
 
 impl DiskJob {
-    pub fn id(&self) -> u32 {
+    pub fn key(&self) -> TransferKey {
         match self {
-            DiskJob::Begin { id, .. }
-            | DiskJob::Write { id, .. }
-            | DiskJob::Finish { id, .. }
-            | DiskJob::Abandon { id, .. } => *id,
+            DiskJob::Begin { key, .. }
+            | DiskJob::Write { key, .. }
+            | DiskJob::Finish { key, .. }
+            | DiskJob::Abandon { key, .. } => *key,
         }
     }
 }
@@ -60,18 +94,19 @@ impl DiskJob {
 #[derive(Debug, PartialEq, Eq)]
 pub enum DiskEvent {
     /// Answer to `Begin { resume: true }`: continue from `offset`.
-    Ready { id: u32, offset: u64 },
+    Ready { key: TransferKey, offset: u64 },
     /// All of the transfer's bytes up to `total` are written.
-    Written { id: u32, total: u64 },
+    Written { key: TransferKey, total: u64 },
     /// Verified and renamed to this path.
-    Saved { id: u32, path: PathBuf },
-    /// The transfer failed here; the `.part` stays unless the reason says otherwise.
-    Failed { id: u32, reason: String },
+    Saved { key: TransferKey, path: PathBuf },
+    /// The transfer failed here; the partial file stays unless the reason says otherwise.
+    Failed { key: TransferKey, reason: String },
 }
 
 struct Slot {
     path: SafePath,
     size: u64,
+    gate: Arc<SaveGate>,
     /// Boxed: a hasher is ~2 KiB, and thousands of pipelined small files wait here at once.
     part: Option<Box<PartFile>>,
     /// A write failed: further jobs for this transfer are moot.
@@ -85,6 +120,10 @@ struct Shared {
     /// Batches sent to the thread and not yet done: while there are any, a job done elsewhere
     /// could overtake them.
     queued: AtomicUsize,
+    /// Bytes of file data sent to the thread and not yet written (or dropped): the session
+    /// stops reading the socket while this is high, so a disk slower than the link holds the
+    /// data back in the sender, not in our memory.
+    backlog: AtomicUsize,
 }
 
 /// The sending end of a disk thread; dropping it lets the thread finish its queue and end.
@@ -101,6 +140,7 @@ impl DiskWorker {
             root,
             disk: Mutex::new(Disk::default()),
             queued: AtomicUsize::new(0),
+            backlog: AtomicUsize::new(0),
         });
         let theirs = Arc::clone(&shared);
         std::thread::Builder::new()
@@ -115,12 +155,21 @@ impl DiskWorker {
     /// Queue jobs, in order. `false` if the thread is gone (it never stops while we hold the
     /// sender, short of a panic, which the caller reports as a failure of the transfer).
     pub fn send(&self, jobs: Vec<DiskJob>) -> bool {
+        let bytes = data_bytes(&jobs);
         self.shared.queued.fetch_add(1, Ordering::AcqRel);
+        self.shared.backlog.fetch_add(bytes, Ordering::AcqRel);
         let sent = self.jobs.send(jobs).is_ok();
         if !sent {
             self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+            self.shared.backlog.fetch_sub(bytes, Ordering::AcqRel);
         }
         sent
+    }
+
+    /// Bytes of file data queued for the thread and not yet written. The thread reports after
+    /// every batch that held data, so a caller waiting for this to fall is woken.
+    pub fn backlog(&self) -> usize {
+        self.shared.backlog.load(Ordering::Acquire)
     }
 
     /// Do `jobs` on this thread, in order, while every one is an append to a file the thread
@@ -167,20 +216,30 @@ pub struct DoneHere {
     pub left: Vec<DiskJob>,
 }
 
+/// The file data in `jobs`.
+fn data_bytes(jobs: &[DiskJob]) -> usize {
+    jobs.iter()
+        .map(|job| match job {
+            DiskJob::Write { data, .. } => data.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
 /// What the disk thread keeps between jobs.
 #[derive(Default)]
 struct Disk {
-    slots: HashMap<u32, Slot>,
+    slots: HashMap<TransferKey, Slot>,
     folders: FolderCache,
 }
 
 impl Disk {
     /// `job` only appends to an open file (or is moot: its transfer is gone or broken).
     fn appends(&self, job: &DiskJob) -> bool {
-        let DiskJob::Write { id, .. } = job else {
+        let DiskJob::Write { key, .. } = job else {
             return false;
         };
-        self.slots.get(id).is_none_or(|slot| {
+        self.slots.get(key).is_none_or(|slot| {
             slot.broken || slot.part.as_ref().is_some_and(|part| part.reserved())
         })
     }
@@ -198,6 +257,7 @@ fn run(
             batch.extend(more);
             batches += 1;
         }
+        let bytes = data_bytes(&batch);
         let done: Vec<DiskEvent> = {
             let Ok(mut disk) = shared.disk.lock() else {
                 return;
@@ -207,8 +267,11 @@ fn run(
                 .filter_map(|job| handle(&shared.root, &mut disk, job))
                 .collect()
         };
-        if !done.is_empty() {
-            // The session may be gone: the queue is finished anyway, so what arrived is on disk.
+        shared.backlog.fetch_sub(bytes, Ordering::AcqRel);
+        // Even with nothing to say, a batch of data is reported: the session may be waiting
+        // for the backlog to fall before it reads the socket again. The session may also be
+        // gone: the queue is finished anyway, so what arrived is on disk.
+        if !done.is_empty() || bytes > 0 {
             let _ = events.send(done);
         }
         // Only now, so that no job done elsewhere overtakes this batch on disk.
@@ -220,10 +283,11 @@ fn handle(root: &Path, disk: &mut Disk, job: DiskJob) -> Option<DiskEvent> {
     let slots = &mut disk.slots;
     match job {
         DiskJob::Begin {
-            id,
+            key,
             path,
             size,
             resume,
+            gate,
         } => {
             let part = if resume {
                 match disk
@@ -243,41 +307,49 @@ fn handle(root: &Path, disk: &mut Disk, job: DiskJob) -> Option<DiskEvent> {
             let offset = part.as_ref().map_or(0, PartFile::received);
             let part = part.map(Box::new);
             slots.insert(
-                id,
+                key,
                 Slot {
                     path,
                     size,
+                    gate,
                     part,
                     broken: false,
                 },
             );
-            resume.then_some(DiskEvent::Ready { id, offset })
+            resume.then_some(DiskEvent::Ready { key, offset })
         }
-        DiskJob::Write { id, data } => {
-            let slot = slots.get_mut(&id).filter(|s| !s.broken)?;
+        DiskJob::Write { key, data } => {
+            let slot = slots.get_mut(&key).filter(|s| !s.broken)?;
             match write(root, &mut disk.folders, slot, &data) {
                 // A file that is complete needs no credit or progress: its `Finish` follows.
                 Ok(total) if total == slot.size => None,
-                Ok(total) => Some(DiskEvent::Written { id, total }),
+                Ok(total) => Some(DiskEvent::Written { key, total }),
                 Err(reason) => {
                     slot.broken = true;
-                    // Dropping the file keeps what was written, for a later resume; a `.part`
+                    // Dropping the file keeps what was written, for a later resume; a partial
                     // with nothing in it (the disk could not hold the file) would be litter.
                     if let Some(part) = slot.part.take()
                         && part.received() == 0
                     {
                         part.discard();
                     }
-                    Some(DiskEvent::Failed { id, reason })
+                    Some(DiskEvent::Failed { key, reason })
                 }
             }
         }
-        DiskJob::Finish { id, hash } => {
-            let mut slot = slots.remove(&id).filter(|s| !s.broken)?;
+        DiskJob::Finish { key, hash } => {
+            // Withdrawn: the `Abandon` that follows decides what becomes of the partial.
+            if slots
+                .get(&key)
+                .is_none_or(|s| s.broken || s.gate.withdrawn())
+            {
+                return None;
+            }
+            let mut slot = slots.remove(&key)?;
             if slot.part.is_none()
                 && let Err(reason) = write(root, &mut disk.folders, &mut slot, &[])
             {
-                return Some(DiskEvent::Failed { id, reason });
+                return Some(DiskEvent::Failed { key, reason });
             }
             let part = slot.part.take()?;
             if part.hash() != hash {
@@ -288,21 +360,27 @@ fn handle(root: &Path, disk: &mut Disk, job: DiskJob) -> Option<DiskEvent> {
                      it was removed, so a retry starts over"
                         .to_string()
                 } else {
-                    let kept = part.part_path().display().to_string();
-                    format!("BLAKE3 mismatch: the data is corrupt (kept as {kept})")
+                    tracing::warn!(part = %part.part_path().display(), "BLAKE3 mismatch, kept");
+                    "BLAKE3 mismatch: the data is corrupt (the receiver kept it, unnamed)"
+                        .to_string()
                 };
-                return Some(DiskEvent::Failed { id, reason });
+                return Some(DiskEvent::Failed { key, reason });
+            }
+            if !slot.gate.save() {
+                slot.part = Some(part);
+                slots.insert(key, slot);
+                return None;
             }
             Some(match part.promote() {
-                Ok(path) => DiskEvent::Saved { id, path },
+                Ok(path) => DiskEvent::Saved { key, path },
                 Err(e) => DiskEvent::Failed {
-                    id,
+                    key,
                     reason: format!("cannot rename the finished file: {e}"),
                 },
             })
         }
-        DiskJob::Abandon { id, discard } => {
-            if let Some(part) = slots.remove(&id).and_then(|s| s.part)
+        DiskJob::Abandon { key, discard } => {
+            if let Some(part) = slots.remove(&key).and_then(|s| s.part)
                 && discard
             {
                 part.discard();
@@ -337,18 +415,25 @@ fn write(
                     folders.forget();
                     create(folders)
                 })
-                .map_err(|e| format!("cannot create file in {}: {e}", root.display()))?;
+                .map_err(|e| {
+                    // The reason goes to the peer too: the local path only to the log.
+                    tracing::warn!(error = %e, root = %root.display(), "cannot create a file");
+                    format!("cannot create the file: {e}")
+                })?;
             slot.part.insert(Box::new(created))
         }
     };
-    part.write(data)
-        .map_err(|e| format!("writing {}: {e}", part.part_path().display()))?;
+    part.write(data).map_err(|e| {
+        tracing::warn!(error = %e, part = %part.part_path().display(), "cannot write");
+        format!("cannot write the file: {e}")
+    })?;
     Ok(part.received())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transfer::incoming::partial_name;
 
     fn path(p: &str) -> SafePath {
         SafePath::parse(p).expect("safe")
@@ -365,30 +450,34 @@ mod tests {
         let mut disk = Disk::default();
         let root = tmp.path();
         let begin = DiskJob::Begin {
-            id: 1,
+            key: TransferKey(1),
             path: path("dir/a.txt"),
             size: 11,
             resume: false,
+            gate: Arc::default(),
         };
         assert_eq!(handle(root, &mut disk, begin), None);
         let write = |data: &'static [u8]| DiskJob::Write {
-            id: 1,
+            key: TransferKey(1),
             data: Bytes::from_static(data),
         };
         assert_eq!(
             handle(root, &mut disk, write(b"hello ")),
-            Some(DiskEvent::Written { id: 1, total: 6 })
+            Some(DiskEvent::Written {
+                key: TransferKey(1),
+                total: 6
+            })
         );
         handle(root, &mut disk, write(b"world"));
         let finish = DiskJob::Finish {
-            id: 1,
+            key: TransferKey(1),
             hash: *blake3::hash(b"hello world").as_bytes(),
         };
         let saved = root.join("dir/a.txt");
         assert_eq!(
             handle(root, &mut disk, finish),
             Some(DiskEvent::Saved {
-                id: 1,
+                key: TransferKey(1),
                 path: saved.clone()
             })
         );
@@ -402,26 +491,27 @@ mod tests {
         let mut disk = Disk::default();
         let root = tmp.path();
         let begin = DiskJob::Begin {
-            id: 2,
+            key: TransferKey(2),
             path: path("b.bin"),
             size: 3,
             resume: false,
+            gate: Arc::default(),
         };
         handle(root, &mut disk, begin);
         let write = DiskJob::Write {
-            id: 2,
+            key: TransferKey(2),
             data: Bytes::from_static(b"abc"),
         };
         handle(root, &mut disk, write);
         let finish = DiskJob::Finish {
-            id: 2,
+            key: TransferKey(2),
             hash: [0; 32],
         };
         match handle(root, &mut disk, finish) {
             Some(DiskEvent::Failed { reason, .. }) => assert!(reason.contains("BLAKE3")),
             other => anyhow::bail!("unexpected {other:?}"),
         }
-        assert!(root.join("b.bin.part").exists());
+        assert!(root.join(partial_name("b.bin", 3, 0)).exists());
         assert!(!root.join("b.bin").exists());
         Ok(())
     }
@@ -432,14 +522,15 @@ mod tests {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let worker = DiskWorker::start(tmp.path().to_path_buf(), tx)?;
         let write = |data: &'static [u8]| DiskJob::Write {
-            id: 3,
+            key: TransferKey(3),
             data: Bytes::from_static(data),
         };
         let begin = DiskJob::Begin {
-            id: 3,
+            key: TransferKey(3),
             path: path("c.txt"),
             size: 9,
             resume: false,
+            gate: Arc::default(),
         };
         // Opening a file, and its first write (which creates it), are the thread's.
         let Err(back) = worker.try_here(vec![begin], later()) else {
@@ -452,7 +543,10 @@ mod tests {
         assert!(worker.send(back));
         assert_eq!(
             rx.blocking_recv(),
-            Some(vec![DiskEvent::Written { id: 3, total: 3 }])
+            Some(vec![DiskEvent::Written {
+                key: TransferKey(3),
+                total: 3
+            }])
         );
         // Once the thread has nothing queued, appends to the open file may be done here.
         while worker.shared.queued.load(Ordering::Acquire) != 0 {
@@ -462,10 +556,16 @@ mod tests {
         let Ok(here) = worker.try_here(vec![write(b"two"), write(b"333")], later()) else {
             anyhow::bail!("appends were not done here");
         };
-        assert_eq!(here.events, vec![DiskEvent::Written { id: 3, total: 6 }]);
+        assert_eq!(
+            here.events,
+            vec![DiskEvent::Written {
+                key: TransferKey(3),
+                total: 6
+            }]
+        );
         assert!(here.left.is_empty());
         let finish = DiskJob::Finish {
-            id: 3,
+            key: TransferKey(3),
             hash: *blake3::hash(b"onetwo333").as_bytes(),
         };
         let Err(back) = worker.try_here(vec![finish], later()) else {
@@ -475,7 +575,7 @@ mod tests {
         assert_eq!(
             rx.blocking_recv(),
             Some(vec![DiskEvent::Saved {
-                id: 3,
+                key: TransferKey(3),
                 path: tmp.path().join("c.txt")
             }])
         );
@@ -489,7 +589,7 @@ mod tests {
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let worker = DiskWorker::start(tmp.path().to_path_buf(), tx)?;
         let write = || DiskJob::Write {
-            id: 9,
+            key: TransferKey(9),
             data: Bytes::from_static(b"x"),
         };
         // Held here, the lock keeps the thread from finishing the batch it is sent.
@@ -499,7 +599,7 @@ mod tests {
             .lock()
             .map_err(|_| anyhow::anyhow!("poisoned"))?;
         assert!(worker.send(vec![DiskJob::Abandon {
-            id: 9,
+            key: TransferKey(9),
             discard: false
         }]));
         // Moot (no such transfer), and still it must not overtake the queued batch.
@@ -521,21 +621,25 @@ mod tests {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let worker = DiskWorker::start(tmp.path().to_path_buf(), tx)?;
         let write = |data: &'static [u8]| DiskJob::Write {
-            id: 4,
+            key: TransferKey(4),
             data: Bytes::from_static(data),
         };
         assert!(worker.send(vec![
             DiskJob::Begin {
-                id: 4,
+                key: TransferKey(4),
                 path: path("d.txt"),
                 size: 8,
                 resume: false,
+                gate: Arc::default(),
             },
             write(b"ab"),
         ]));
         assert_eq!(
             rx.blocking_recv(),
-            Some(vec![DiskEvent::Written { id: 4, total: 2 }])
+            Some(vec![DiskEvent::Written {
+                key: TransferKey(4),
+                total: 2
+            }])
         );
         while worker.shared.queued.load(Ordering::Acquire) != 0 {
             std::thread::yield_now();
@@ -547,22 +651,31 @@ mod tests {
         ) else {
             anyhow::bail!("appends were not done here");
         };
-        assert_eq!(here.events, vec![DiskEvent::Written { id: 4, total: 4 }]);
-        let left: Vec<u32> = here.left.iter().map(DiskJob::id).collect();
-        assert_eq!(left, vec![4, 4]);
+        assert_eq!(
+            here.events,
+            vec![DiskEvent::Written {
+                key: TransferKey(4),
+                total: 4
+            }]
+        );
+        let left: Vec<TransferKey> = here.left.iter().map(DiskJob::key).collect();
+        assert_eq!(left, vec![TransferKey(4), TransferKey(4)]);
         assert!(worker.send(here.left));
         assert_eq!(
             rx.blocking_recv(),
-            Some(vec![DiskEvent::Written { id: 4, total: 6 }])
+            Some(vec![DiskEvent::Written {
+                key: TransferKey(4),
+                total: 6
+            }])
         );
         assert!(worker.send(vec![DiskJob::Finish {
-            id: 4,
+            key: TransferKey(4),
             hash: *blake3::hash(b"abcdefgh").as_bytes(),
         }]));
         assert_eq!(
             rx.blocking_recv(),
             Some(vec![DiskEvent::Saved {
-                id: 4,
+                key: TransferKey(4),
                 path: tmp.path().join("d.txt")
             }])
         );
@@ -576,19 +689,21 @@ mod tests {
         let root = tmp.path().join("in");
         std::fs::create_dir(&root)?;
         let mut disk = Disk::default();
-        let mut receive = |id: u32, name: &str| {
+        let mut receive = |id: u64, name: &str| {
+            let key = TransferKey(id);
             let begin = DiskJob::Begin {
-                id,
+                key,
                 path: path(name),
                 size: 2,
                 resume: false,
+                gate: Arc::default(),
             };
             let write = DiskJob::Write {
-                id,
+                key,
                 data: Bytes::from_static(b"ok"),
             };
             let finish = DiskJob::Finish {
-                id,
+                key,
                 hash: *blake3::hash(b"ok").as_bytes(),
             };
             [begin, write, finish]
@@ -602,7 +717,7 @@ mod tests {
         assert_eq!(
             receive(2, "sub/b"),
             vec![DiskEvent::Saved {
-                id: 2,
+                key: TransferKey(2),
                 path: root.join("sub/b")
             }]
         );
@@ -614,24 +729,31 @@ mod tests {
         let tmp = tempfile::tempdir()?;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let worker = DiskWorker::start(tmp.path().to_path_buf(), tx)?;
-        std::fs::write(tmp.path().join("r.bin.part"), b"12")?;
+        std::fs::write(tmp.path().join(partial_name("r.bin", 6, 0)), b"12")?;
         assert!(worker.send(vec![DiskJob::Begin {
-            id: 7,
+            key: TransferKey(7),
             path: path("r.bin"),
             size: 6,
             resume: true,
+            gate: Arc::default(),
         }]));
         assert_eq!(
             rx.blocking_recv(),
-            Some(vec![DiskEvent::Ready { id: 7, offset: 2 }])
+            Some(vec![DiskEvent::Ready {
+                key: TransferKey(7),
+                offset: 2
+            }])
         );
         assert!(worker.send(vec![DiskJob::Write {
-            id: 7,
+            key: TransferKey(7),
             data: Bytes::from_static(b"34"),
         }]));
         assert_eq!(
             rx.blocking_recv(),
-            Some(vec![DiskEvent::Written { id: 7, total: 4 }])
+            Some(vec![DiskEvent::Written {
+                key: TransferKey(7),
+                total: 4
+            }])
         );
         drop(worker);
         assert_eq!(rx.blocking_recv(), None);

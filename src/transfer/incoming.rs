@@ -1,10 +1,11 @@
 //! The receiving side: untrusted names made safe, `.part` files written at their offsets and
 //! hashed on the way, and the final rename that never overwrites anything.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::folder::{Folder, FolderCache};
 use super::human_size;
@@ -13,9 +14,19 @@ use super::human_size;
 /// it would be one more system call and extent each, to find a full disk a moment earlier.
 const SET_ASIDE_MIN: u64 = 1024 * 1024;
 
-/// Longest path component accepted from a peer, in bytes. Leaves room for ` (NNN).part` within
-/// the 255 bytes most file systems allow.
+/// Longest path component accepted from a peer, in bytes. Leaves room for ` (NNN)` within the
+/// 255 bytes most file systems allow.
 pub const MAX_COMPONENT_LEN: usize = 240;
+/// How tern's partial files end. Only files named so, for the same name and size (see
+/// [`partial_name`]), are ever resumed or removed: a browser's `NAME.part` in the same folder
+/// is someone else's.
+pub const PARTIAL_SUFFIX: &str = ".tern-part";
+/// The most of a name kept in front of its partial file's tag: the tag carries the identity,
+/// and the whole partial name stays well inside 255 bytes.
+const PARTIAL_STEM_MAX: usize = 200;
+/// Partial files looked at for a resume: one per transfer of the same file that was cut while
+/// another held the first.
+pub const RESUME_CANDIDATES: u32 = 4;
 /// Longest relative path accepted from a peer, in bytes.
 pub const MAX_PATH_LEN: usize = 4096;
 /// Deepest folder nesting accepted from a peer.
@@ -29,7 +40,7 @@ pub enum NameError {
     Absolute,
     #[error("path component {0:?} is not allowed")]
     Component(String),
-    #[error("name contains a control character")]
+    #[error("name contains a control or bidirectional-override character")]
     Control,
     #[error("name component longer than {} bytes", MAX_COMPONENT_LEN)]
     TooLong,
@@ -43,6 +54,8 @@ pub enum NameError {
     Drive,
     #[error("{0:?} is a reserved device name")]
     Reserved(String),
+    #[error("names ending in {PARTIAL_SUFFIX} are tern's own partial files")]
+    Partial,
 }
 
 /// A relative path from a peer that has passed every check: each component is a plain name.
@@ -64,7 +77,11 @@ impl SafePath {
         if raw.starts_with('/') || raw.starts_with('\\') {
             return Err(NameError::Absolute);
         }
-        if raw.chars().any(char::is_control) {
+        // Bidirectional overrides make a name read otherwise than it is: an override before
+        // "fdp.exe" shows it as "exe.pdf".
+        if raw.chars().any(|c| {
+            c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        }) {
             return Err(NameError::Control);
         }
         let components: Vec<String> = raw.split(['/', '\\']).map(str::to_string).collect();
@@ -103,6 +120,9 @@ fn check_component(c: &str) -> Result<(), NameError> {
     if c.contains(':') {
         return Err(NameError::Drive);
     }
+    if c.ends_with(PARTIAL_SUFFIX) {
+        return Err(NameError::Partial);
+    }
     // Names Windows maps to devices; harmless on Unix, but a peer has no business sending them
     // and a shared folder may be read from Windows.
     let stem = c
@@ -132,7 +152,62 @@ pub fn numbered(name: &str, n: u32) -> String {
     }
 }
 
-/// An accepted incoming file being written to its `.part`.
+/// The partial file tern writes while receiving `name` of `size` bytes: `STEM.TAG.tern-part`,
+/// or `STEM.TAG-n.tern-part` for the n-th at once. `TAG` is a hash of the name and the size,
+/// so a partial is only ever taken up again by an offer of the same file, and `STEM` is the
+/// name, shortened if need be.
+pub fn partial_name(name: &str, size: u64, n: u32) -> String {
+    let mut tag = blake3::Hasher::new();
+    tag.update(&size.to_le_bytes());
+    tag.update(name.as_bytes());
+    let hex = tag.finalize().to_hex();
+    let tag = &hex.as_str()[..12];
+    let mut cut = name.len().min(PARTIAL_STEM_MAX);
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let stem = &name[..cut];
+    if n == 0 {
+        format!("{stem}.{tag}{PARTIAL_SUFFIX}")
+    } else {
+        format!("{stem}.{tag}-{n}{PARTIAL_SUFFIX}")
+    }
+}
+
+/// Partial files a transfer of this process holds. A partial belongs to at most one transfer
+/// at a time, across sessions too: two offers of the same file must never append to one file,
+/// and the second must not write to what the first has verified and named.
+static HELD: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+
+/// A partial file held by one transfer; let go when dropped.
+#[derive(Debug)]
+struct Held(PathBuf);
+
+impl Held {
+    /// `None`: another transfer holds it.
+    fn take(path: PathBuf) -> Option<Self> {
+        // A panic while holding the lock cannot leave the set half-changed.
+        let mut held = HELD
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Made only when taken: a `Held` dropped here would let go of another's claim.
+        let taken = held.get_or_insert_with(HashSet::new).insert(path.clone());
+        taken.then(|| Self(path))
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut held = HELD
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(set) = held.as_mut() {
+            set.remove(&self.0);
+        }
+    }
+}
+
+/// An accepted incoming file being written to its partial file.
 pub struct PartFile {
     folder: Arc<Folder>,
     name: String,
@@ -153,24 +228,31 @@ pub struct PartFile {
     hasher: blake3::Hasher,
     /// Started from bytes left by an earlier attempt.
     resumed: bool,
+    /// Dropped last: the partial is no longer this transfer's once it is renamed or removed.
+    _held: Held,
 }
 
 impl PartFile {
-    /// Create `NAME.part` (or `NAME (n).part` if taken) in the folder for `path` under `root`,
-    /// for a file of `size` bytes.
+    /// Create a new partial file (see [`partial_name`]) in the folder for `path` under
+    /// `root`, for a file of `size` bytes.
     pub fn create(root: &Path, path: &SafePath, size: u64) -> io::Result<Self> {
         Self::create_in(FolderCache::default().prepare(root, path)?, path, size)
     }
 
-    /// [`PartFile::create`] in `folder`, already prepared for `path`.
+    /// [`PartFile::create`] in `folder`, already prepared for `path`: the first partial name
+    /// for this file that is neither held nor taken.
     pub fn create_in(folder: Arc<Folder>, path: &SafePath, size: u64) -> io::Result<Self> {
         let name = path.file_name().to_string();
         for n in 0..1000 {
-            let part_name = format!("{}.part", numbered(&name, n));
+            let part_name = partial_name(&name, size, n);
+            let part = folder.path().join(&part_name);
+            let Some(held) = Held::take(part.clone()) else {
+                continue;
+            };
             match folder.create_new(&part_name) {
                 Ok(file) => {
                     return Ok(Self {
-                        part: folder.path().join(&part_name),
+                        part,
                         folder,
                         name,
                         part_name,
@@ -182,6 +264,7 @@ impl PartFile {
                         closed: false,
                         hasher: blake3::Hasher::new(),
                         resumed: false,
+                        _held: held,
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -190,51 +273,50 @@ impl PartFile {
         }
         Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
-            format!("too many files named {name}.part"),
+            format!("too many partial files for {name}"),
         ))
     }
 
-    /// Reopen `NAME.part` left by an earlier attempt at `path`, if it is a regular file with at
-    /// least one byte and no more than `size`. What it holds is hashed now, because the final
-    /// hash covers the whole file. `None`: nothing to resume.
+    /// Reopen a partial file an earlier attempt at the same file (same name, same size) left
+    /// in the folder for `path`, if no transfer holds it and it is a regular file with at least
+    /// one byte and no more than `size`. What it holds is hashed now, because the final hash
+    /// covers the whole file. `None`: nothing to resume.
     pub fn resume(root: &Path, path: &SafePath, size: u64) -> io::Result<Option<Self>> {
         Self::resume_in(FolderCache::default().prepare(root, path)?, path, size)
     }
 
     /// [`PartFile::resume`] in `folder`, already prepared for `path`.
     pub fn resume_in(folder: Arc<Folder>, path: &SafePath, size: u64) -> io::Result<Option<Self>> {
-        let name = path.file_name().to_string();
-        let part_name = format!("{name}.part");
-        let mut file = match folder.open_existing(&part_name) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            // A symbolic link, a folder, or anything else that is not ours to append to.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::EISDIR)) => {
-                return Ok(None);
-            }
-            Err(e) => return Err(e),
-        };
-        let meta = file.metadata()?;
-        if !meta.file_type().is_file() || meta.len() == 0 || meta.len() > size {
-            return Ok(None);
+        let name = path.file_name();
+        for n in 0..RESUME_CANDIDATES {
+            let part_name = partial_name(name, size, n);
+            let part = folder.path().join(&part_name);
+            let Some(held) = Held::take(part.clone()) else {
+                continue;
+            };
+            let Some(mut file) = open_resumable(&folder, &part_name, size)? else {
+                continue;
+            };
+            let mut hasher = blake3::Hasher::new();
+            hasher.update_reader(&mut file)?;
+            let received = file.metadata()?.len();
+            return Ok(Some(Self {
+                part,
+                folder,
+                name: name.to_string(),
+                part_name,
+                file,
+                received,
+                size,
+                set_aside: false,
+                reserve_tried: false,
+                closed: false,
+                hasher,
+                resumed: true,
+                _held: held,
+            }));
         }
-        let mut hasher = blake3::Hasher::new();
-        hasher.update_reader(&mut file)?;
-        let received = file.metadata()?.len();
-        Ok(Some(Self {
-            part: folder.path().join(&part_name),
-            folder,
-            name,
-            part_name,
-            file,
-            received,
-            size,
-            set_aside: false,
-            reserve_tried: false,
-            closed: false,
-            hasher,
-            resumed: true,
-        }))
+        Ok(None)
     }
 
     pub fn resumed(&self) -> bool {
@@ -346,6 +428,21 @@ impl Drop for PartFile {
     }
 }
 
+/// `part_name` in `folder` if it can be appended to: a regular file of 1 to `size` bytes.
+fn open_resumable(folder: &Folder, part_name: &str, size: u64) -> io::Result<Option<File>> {
+    let file = match folder.open_existing(part_name) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        // A symbolic link, a folder, or anything else that is not ours to append to.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::EISDIR)) => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    let meta = file.metadata()?;
+    Ok((meta.file_type().is_file() && meta.len() > 0 && meta.len() <= size).then_some(file))
+}
+
 /// `fallocate(2)` for `len` bytes from `offset`, keeping the file's length; `Unsupported`
 /// where there is none.
 fn set_aside(file: &File, offset: u64, len: u64) -> io::Result<()> {
@@ -399,6 +496,8 @@ mod tests {
             "a\0b",
             "a\nb",
             "a\u{1b}[2J",
+            "invoice\u{202e}fdp.exe",
+            "a\u{2066}b",
             "a//b",
             "a/./b",
             "CON",
@@ -442,10 +541,70 @@ mod tests {
     fn a_part_longer_than_the_offer_is_not_resumed() -> anyhow::Result<()> {
         let tmp = tempfile::tempdir()?;
         let path = SafePath::parse("a.bin")?;
-        std::fs::write(tmp.path().join("a.bin.part"), b"0123456789")?;
+        std::fs::write(tmp.path().join(partial_name("a.bin", 5, 0)), b"0123456789")?;
         assert!(PartFile::resume(tmp.path(), &path, 5)?.is_none());
         assert!(PartFile::resume(tmp.path(), &SafePath::parse("b.bin")?, 5)?.is_none());
         Ok(())
+    }
+
+    #[test]
+    fn a_part_file_tern_did_not_write_is_never_taken_up() -> anyhow::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        // What a browser leaves in ~/Downloads.
+        std::fs::write(tmp.path().join("a.bin.part"), b"browser")?;
+        let path = SafePath::parse("a.bin")?;
+        assert!(PartFile::resume(tmp.path(), &path, 100)?.is_none());
+        let mut part = PartFile::create(tmp.path(), &path, 100)?;
+        part.write(b"x")?;
+        part.discard();
+        assert_eq!(std::fs::read(tmp.path().join("a.bin.part"))?, b"browser");
+        Ok(())
+    }
+
+    #[test]
+    fn a_partial_is_only_resumed_for_the_same_name_and_size() -> anyhow::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let path = SafePath::parse("a.bin")?;
+        let mut first = PartFile::create(tmp.path(), &path, 100)?;
+        first.write(b"12345")?;
+        drop(first);
+        assert!(PartFile::resume(tmp.path(), &path, 99)?.is_none());
+        assert!(PartFile::resume(tmp.path(), &SafePath::parse("A.bin")?, 100)?.is_none());
+        assert!(PartFile::resume(tmp.path(), &path, 100)?.is_some());
+        Ok(())
+    }
+
+    #[test]
+    fn a_partial_belongs_to_one_transfer_at_a_time() -> anyhow::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let path = SafePath::parse("shared.bin")?;
+        let mut first = PartFile::create(tmp.path(), &path, 10)?;
+        first.write(b"abc")?;
+        drop(first);
+        let mut resumed = PartFile::resume(tmp.path(), &path, 10)?.expect("resumable");
+        // Held by `resumed`: a second transfer of the same file neither resumes it nor
+        // writes to it, and gets a partial of its own.
+        assert!(PartFile::resume(tmp.path(), &path, 10)?.is_none());
+        let mut second = PartFile::create(tmp.path(), &path, 10)?;
+        assert_ne!(second.part_path(), resumed.part_path());
+        resumed.write(b"defghij")?;
+        let saved = resumed.promote()?;
+        second.write(b"0123456789")?;
+        let other = second.promote()?;
+        assert_eq!(std::fs::read(&saved)?, b"abcdefghij");
+        assert_eq!(std::fs::read(&other)?, b"0123456789");
+        assert_ne!(saved, other);
+        Ok(())
+    }
+
+    #[test]
+    fn partial_names_stay_short_and_distinct() {
+        let long = "名".repeat(80);
+        assert!(partial_name(&long, u64::MAX, 999).len() < 240);
+        assert!(partial_name("a", 1, 0).ends_with(PARTIAL_SUFFIX));
+        assert_ne!(partial_name("a", 1, 0), partial_name("a", 2, 0));
+        assert_ne!(partial_name("a", 1, 0), partial_name("a", 1, 1));
+        assert!(SafePath::parse(&partial_name("a", 1, 0)).is_err());
     }
 
     #[test]
@@ -459,7 +618,7 @@ mod tests {
         assert_eq!(final_path, tmp.path().join("a (1).txt"));
         assert_eq!(std::fs::read(tmp.path().join("a.txt"))?, b"old");
         assert_eq!(std::fs::read(&final_path)?, b"new");
-        assert!(!tmp.path().join("a.txt.part").exists());
+        assert!(!tmp.path().join(partial_name("a.txt", 11, 0)).exists());
         Ok(())
     }
 
@@ -484,7 +643,7 @@ mod tests {
         let size = 8 << 20;
         let mut part = PartFile::create(tmp.path(), &path, size)?;
         part.write(&[7; 100_000])?;
-        let file = tmp.path().join("big.bin.part");
+        let file = tmp.path().join(partial_name("big.bin", size, 0));
         let allocated = |f: &Path| std::fs::metadata(f).map(|m| m.blocks() * 512);
         assert!(allocated(&file)? >= size, "the whole file is set aside");
         assert_eq!(

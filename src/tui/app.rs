@@ -13,6 +13,7 @@ use super::paste;
 use super::transcript::{Message, MessageKind, Transcript};
 use crate::session::{Command, PeerInfo, SessionEvent};
 use crate::text::Encoding;
+use crate::text::Shown;
 use crate::transfer::outgoing::OutgoingFile;
 use crate::transfer::{Direction, Progress, TransferId, TransferState, TransferUpdate, human_size};
 
@@ -249,7 +250,7 @@ impl App {
 
     fn peer_name(&self) -> String {
         match &self.link {
-            Link::Connected(peer) => peer.name.clone(),
+            Link::Connected(peer) => peer.name.to_string(),
             _ => "peer".into(),
         }
     }
@@ -440,12 +441,11 @@ impl App {
                     self.error("usage: /name NAME");
                 } else {
                     self.name = rest.chars().take(64).collect();
-                    let note = if self.link.has_session() {
-                        " (the peer sees it from the next connection)"
-                    } else {
-                        ""
-                    };
-                    self.system(format!("your name is now {}{note}", self.name));
+                    self.system(format!("your name is now {}", self.name));
+                    // The session tells the peer at once (or says why it cannot).
+                    if self.link.has_session() {
+                        return vec![Action::Session(Command::SetName(self.name.clone()))];
+                    }
                 }
                 Vec::new()
             }
@@ -461,12 +461,12 @@ impl App {
                 }
             }
             "accept" => {
-                let ids: Vec<u32> = self
+                let ids: Vec<TransferId> = self
                     .queue
                     .iter()
                     .filter(|r| r.state == TransferState::AwaitingDecision)
                     .filter_map(|r| match r.key {
-                        RowKey::Transfer(id) => Some(id.id),
+                        RowKey::Transfer(id) => Some(id),
                         RowKey::Local(_) => None,
                     })
                     .collect();
@@ -561,7 +561,7 @@ impl App {
                 key: RowKey::Transfer(id),
                 state: TransferState::AwaitingDecision,
                 ..
-            }) => vec![Action::Session(Command::Accept(id.id))],
+            }) => vec![Action::Session(Command::Accept(*id))],
             _ => Vec::new(),
         }
     }
@@ -573,7 +573,7 @@ impl App {
                 state: TransferState::AwaitingDecision,
                 ..
             }) => vec![Action::Session(Command::Reject(
-                id.id,
+                *id,
                 "declined by the receiver".into(),
             ))],
             _ => Vec::new(),
@@ -592,7 +592,7 @@ impl App {
             RowKey::Local(_) => {
                 let local = row.local.clone();
                 if let Some(row) = self.queue.get_mut(self.selected) {
-                    row.state = TransferState::Cancelled(String::new());
+                    row.state = TransferState::cancelled("");
                 }
                 if let Some(local) = local {
                     self.pending.retain(|f| f != &local);
@@ -692,7 +692,9 @@ impl App {
                 lossy,
             } => {
                 let peer = self.peer_name();
-                self.push(MessageKind::Peer, &peer, text);
+                // Cleaned line by line: the message pane keeps a message's own line breaks.
+                let lines: Vec<String> = text.shown_lines().map(|l| l.to_string()).collect();
+                self.push(MessageKind::Peer, &peer, lines.join("\n"));
                 if lossy {
                     self.error(format!(
                         "that message had bytes that are not valid {encoding}; they show as \u{fffd}"
@@ -705,11 +707,17 @@ impl App {
                     self.system(format!("outgoing encoding switched to {encoding}"));
                 }
             }
+            SessionEvent::PeerRenamed(name) => {
+                if let Link::Connected(peer) = &mut self.link {
+                    let old = std::mem::replace(&mut peer.name, name.clone());
+                    self.system(format!("{old} is now called {name}"));
+                }
+            }
             SessionEvent::Transfer(update) => self.on_transfer(update),
-            SessionEvent::Notice(text) => self.system(text),
+            SessionEvent::Notice(text) => self.system(text.to_string()),
             SessionEvent::Closed { error } => {
                 let reason = match error {
-                    Some(e) => e,
+                    Some(e) => e.to_string(),
                     None => format!("{} left", self.peer_name()),
                 };
                 self.offered.clear();
@@ -768,7 +776,7 @@ impl App {
             (TransferState::Verified, Direction::Incoming) => {
                 let saved = update
                     .saved_as
-                    .map(|p| p.display().to_string())
+                    .map(|p| Shown::new(p.display().to_string()))
                     .unwrap_or(path.clone());
                 self.system(format!("received {path} ({size}), BLAKE3 verified: {saved}"));
             }

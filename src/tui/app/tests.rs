@@ -3,6 +3,7 @@ use std::net::SocketAddr;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::*;
+use crate::text::PeerText;
 
 fn clock() -> String {
     "12:00".into()
@@ -41,10 +42,23 @@ fn type_line(app: &mut App, text: &str) -> Vec<Action> {
     app.update(key(KeyCode::Enter))
 }
 
+/// The same transfer for the same number, within a test (each runs on a thread of its own).
+fn incoming(id: u32) -> TransferId {
+    thread_local! {
+        static IDS: std::cell::RefCell<std::collections::HashMap<u32, TransferId>> =
+            Default::default();
+    }
+    IDS.with(|ids| {
+        *ids.borrow_mut()
+            .entry(id)
+            .or_insert_with(|| TransferId::incoming(id))
+    })
+}
+
 fn offer(app: &mut App, id: u32, state: TransferState) {
     app.update(Msg::Session(SessionEvent::Transfer(TransferUpdate {
-        id: TransferId::incoming(id),
-        path: format!("file{id}.bin"),
+        id: incoming(id),
+        path: format!("file{id}.bin").into(),
         saved_as: None,
         state,
         progress: Progress {
@@ -204,13 +218,13 @@ fn queue_keys_accept_and_decline_the_selected_offer() {
     let actions = app.update(key(KeyCode::Char('a')));
     assert!(matches!(
         &actions[..],
-        [Action::Session(Command::Accept(1))]
+        [Action::Session(Command::Accept(id))] if *id == incoming(1)
     ));
     app.update(key(KeyCode::Down));
     let actions = app.update(key(KeyCode::Char('d')));
     assert!(matches!(
         &actions[..],
-        [Action::Session(Command::Reject(2, _))]
+        [Action::Session(Command::Reject(id, _))] if *id == incoming(2)
     ));
 }
 
@@ -275,7 +289,7 @@ fn a_failed_outgoing_file_can_be_retried() {
         id: TransferId::outgoing(1),
         path: "a.txt".into(),
         saved_as: None,
-        state: TransferState::Failed("connection lost".into()),
+        state: TransferState::failed("connection lost"),
         progress: Progress { done: 1, total: 3 },
     })));
     app.focus = Focus::Queue;
@@ -295,7 +309,7 @@ fn session_news_becomes_system_lines() {
     offer(&mut app, 1, TransferState::AwaitingDecision);
     assert!(last_text(&app).contains("offers file1.bin"));
     app.update(Msg::Session(SessionEvent::Text {
-        text: "a\u{fffd}b".into(),
+        text: PeerText::new("a\u{fffd}b".into()),
         encoding: Encoding::Gbk,
         lossy: true,
     }));
@@ -311,7 +325,7 @@ fn progress_updates_measure_speed() {
     offer(&mut app, 1, TransferState::Transferring);
     std::thread::sleep(std::time::Duration::from_millis(20));
     app.update(Msg::Session(SessionEvent::Transfer(TransferUpdate {
-        id: TransferId::incoming(1),
+        id: incoming(1),
         path: "file1.bin".into(),
         saved_as: None,
         state: TransferState::Transferring,
@@ -347,7 +361,7 @@ fn retry_after_a_lost_connection_dials_the_peer_again() {
         id: TransferId::outgoing(1),
         path: "a.txt".into(),
         saved_as: None,
-        state: TransferState::Failed("connection lost".into()),
+        state: TransferState::failed("connection lost"),
         progress: Progress { done: 1, total: 3 },
     })));
     app.update(Msg::Session(SessionEvent::Closed {
