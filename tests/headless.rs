@@ -245,25 +245,102 @@ fn send_of_a_missing_path_fails_and_names_the_path() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The options a command's `--help` lists: `--long` names at the start of an option line.
+fn listed_options(help: &str) -> Vec<String> {
+    help.lines()
+        .filter_map(|line| {
+            let line = line.trim_start();
+            let line = line.strip_prefix("-y, ").unwrap_or(line);
+            let name = line.strip_prefix("--")?;
+            let end = name.find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'));
+            Some(format!("--{}", &name[..end.unwrap_or(name.len())]))
+        })
+        .collect()
+}
+
 #[test]
-fn help_documents_the_options() -> anyhow::Result<()> {
-    let common = ["--raw", "--yes", "--encoding", "--download-dir", "--name"];
-    for (args, extra) in [
-        (vec!["--help"], None),
-        (vec!["send", "--help"], None),
-        (vec!["recv", "--help"], Some("--once")),
-    ] {
-        let out = run_tern(&args, b"", TIMEOUT)?;
+fn each_help_lists_exactly_the_options_its_command_takes() -> anyhow::Result<()> {
+    let talk = ["--name", "--encoding"];
+    let receive = ["--download-dir", "--yes", "--max-file-size", "--max-total"];
+    let listen = ["--bind", "--port"];
+    let cases: [(&[&str], Vec<&str>); 6] = [
+        (
+            &["--help"],
+            [&listen[..], &talk, &["--raw"], &receive].concat(),
+        ),
+        (
+            &["listen", "--help"],
+            [&listen[..], &talk, &["--raw"], &receive].concat(),
+        ),
+        (
+            &["connect", "--help"],
+            [&talk[..], &["--raw"], &receive].concat(),
+        ),
+        (&["demo", "--help"], [&talk[..], &receive].concat()),
+        (
+            &["send", "--help"],
+            [&["--retries"][..], &talk, &["--raw"]].concat(),
+        ),
+        (
+            &["recv", "--help"],
+            [&listen[..], &["--once"], &talk, &["--raw"], &receive].concat(),
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = run_tern(args, b"", TIMEOUT)?;
         out.ensure_success()?;
-        let help = out.stdout_text()?;
-        for option in common.iter().copied().chain(extra) {
-            ensure!(
-                help.contains(option),
-                "`tern {}` does not mention {option}\n{out}",
-                args.join(" ")
-            );
-        }
+        let mut listed = listed_options(&out.stdout_text()?);
+        listed.retain(|o| o != "--help" && o != "--version");
+        let mut expected: Vec<String> = expected.iter().map(|o| o.to_string()).collect();
+        listed.sort();
+        expected.sort();
+        ensure!(
+            listed == expected,
+            "`tern {}` lists {listed:?}, expected {expected:?}\n{out}",
+            args.join(" ")
+        );
     }
+    Ok(())
+}
+
+#[test]
+fn options_before_a_command_apply_to_it_or_are_refused() -> anyhow::Result<()> {
+    for args in [
+        &["demo", "--raw"][..],
+        &["--raw", "demo"],
+        &["send", "--yes", "127.0.0.1:9"],
+        &["--yes", "send", "127.0.0.1:9"],
+        &["send", "--download-dir", "/tmp", "127.0.0.1:9"],
+        &["--download-dir", "/tmp", "send", "127.0.0.1:9"],
+    ] {
+        let out = run_tern(args, b"", TIMEOUT)?;
+        ensure!(
+            out.status.code() == Some(2) && out.stderr.contains("--"),
+            "`tern {}` was not refused as a usage error\n{out}",
+            args.join(" ")
+        );
+    }
+
+    // Options written before a command that takes them are its options, as they always were.
+    let inbox = tempfile::tempdir()?;
+    let (mut recv, port) = spawn_recv(
+        "recv",
+        &[OsStr::new("--download-dir"), inbox.path().as_os_str()],
+    )?;
+    recv.close_stdin();
+    let mut send = spawn_tern(
+        "send",
+        ["--encoding", "gbk", "send", "--name", "小黑", &target(port)],
+    )?;
+    send.write_stdin("你好\n".as_bytes())?;
+    let send = send.finish(TIMEOUT)?;
+    let recv = recv.finish(TIMEOUT)?;
+    send.ensure_success()?;
+    recv.ensure_success()?;
+    ensure!(
+        recv.stdout == "你好\n".as_bytes() && recv.stderr.contains("connected to 小黑"),
+        "the name or the GBK encoding given before `send` did not apply\n{recv}"
+    );
     Ok(())
 }
 
