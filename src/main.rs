@@ -129,8 +129,24 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
 }
 
-/// Make the download folder.
+/// Make the download folder, or say plainly why it cannot be one.
 fn create_download_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| anyhow::anyhow!("cannot create the download folder {}: {e}", dir.display()))
+    std::fs::create_dir_all(dir).map_err(|e| {
+        // "File exists" would not say which file, nor that it is in the way.
+        let in_the_way = dir
+            .ancestors()
+            .find(|p| p.symlink_metadata().is_ok())
+            .filter(|p| !p.is_dir());
+        match in_the_way {
+            Some(file) if file == dir => {
+                anyhow::anyhow!("the download folder {} is not a folder", dir.display())
+            }
+            Some(file) => anyhow::anyhow!(
+                "cannot create the download folder {}: {} is not a folder",
+                dir.display(),
+                file.display()
+            ),
+            None => anyhow::anyhow!("cannot create the download folder {}: {e}", dir.display()),
+        }
+    })
 }

@@ -242,6 +242,10 @@ fn send_of_a_missing_path_fails_and_names_the_path() -> anyhow::Result<()> {
         "stderr does not name {}\n{out}",
         missing.display()
     );
+    ensure!(
+        count(&out.stderr, "No such file or directory") == 1,
+        "the cause is not said exactly once\n{out}"
+    );
     Ok(())
 }
 
@@ -342,6 +346,38 @@ fn options_before_a_command_apply_to_it_or_are_refused() -> anyhow::Result<()> {
         "the name or the GBK encoding given before `send` did not apply\n{recv}"
     );
     Ok(())
+}
+
+#[test]
+fn a_download_dir_that_is_a_file_is_said_to_be_no_folder() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("inbox");
+    write_file(&file, b"a file, not a folder\n")?;
+    let out = run_tern(
+        [
+            OsStr::new("recv"),
+            OsStr::new("--yes"),
+            OsStr::new("--port"),
+            OsStr::new("0"),
+            OsStr::new("--download-dir"),
+            file.as_os_str(),
+        ],
+        b"",
+        TIMEOUT,
+    )?;
+    out.ensure_failure()?;
+    ensure!(
+        out.stderr
+            .contains(&format!("{} is not a folder", file.display()))
+            && !out.stderr.contains("File exists"),
+        "stderr does not say the download dir is not a folder\n{out}"
+    );
+    Ok(())
+}
+
+/// How often `needle` occurs in `haystack`.
+fn count(haystack: &str, needle: &str) -> usize {
+    haystack.matches(needle).count()
 }
 
 #[test]
