@@ -381,6 +381,102 @@ fn count(haystack: &str, needle: &str) -> usize {
 }
 
 #[test]
+fn only_connection_errors_a_retry_can_fix_are_retried() -> anyhow::Result<()> {
+    // `.invalid` never resolves (RFC 6761).
+    for (target, says) in [
+        ("127.0.0.1:99999", "is not a port"),
+        ("127.0.0.1:0", "is not a port"),
+        ("no-such-host.invalid", "no-such-host.invalid:8989"),
+    ] {
+        let out = run_tern(["send", "--retries", "3", target], b"", TIMEOUT)?;
+        out.ensure_failure()?;
+        ensure!(
+            out.stderr.contains(says) && !out.stderr.contains("retry"),
+            "`tern send {target}`: expected one clear error mentioning {says:?}, no retry\n{out}"
+        );
+        ensure!(
+            count(&out.stderr, "cannot connect to") == 1,
+            "`tern send {target}`: the context is not said exactly once\n{out}"
+        );
+    }
+
+    // Nobody listening yet: worth another try.
+    let port = free_port()?;
+    let out = run_tern(["send", "--retries", "1", &target(port)], b"", TIMEOUT)?;
+    out.ensure_failure()?;
+    ensure!(
+        count(&out.stderr, "retry 1/1") == 1
+            && count(&out.stderr, "cannot connect to") == 2
+            && count(&out.stderr, &target(port)) == 2,
+        "expected one retry and each attempt's error said once\n{out}"
+    );
+    Ok(())
+}
+
+#[cfg(unix)]
+/// A file this process cannot open for reading, whoever runs the tests: mode 000 keeps out
+/// everyone but root, and root is refused reading a write-only sysctl (a link to one).
+fn unreadable_file(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let file = dir.join("secret.txt");
+    write_file(&file, b"private\n")?;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o000))?;
+    if std::fs::File::open(&file).is_ok() {
+        std::fs::remove_file(&file)?;
+        std::os::unix::fs::symlink("/proc/sys/vm/drop_caches", &file)?;
+    }
+    ensure!(
+        std::fs::File::open(&file).is_err(),
+        "cannot make an unreadable file here"
+    );
+    Ok(file)
+}
+
+#[cfg(unix)]
+#[test]
+fn an_unreadable_file_fails_before_connecting_and_is_named() -> anyhow::Result<()> {
+    let src = tempfile::tempdir()?;
+    let inbox = tempfile::tempdir()?;
+    let readable = src.path().join("fine.txt");
+    write_file(&readable, b"fine\n")?;
+    let unreadable = unreadable_file(src.path())?;
+    let (mut recv, port) = spawn_recv(
+        "recv",
+        &[
+            OsStr::new("--yes"),
+            OsStr::new("--download-dir"),
+            inbox.path().as_os_str(),
+        ],
+    )?;
+    let out = run_tern(
+        [
+            OsStr::new("send"),
+            OsStr::new(&target(port)),
+            readable.as_os_str(),
+            unreadable.as_os_str(),
+        ],
+        b"",
+        TIMEOUT,
+    )?;
+    out.ensure_failure()?;
+    let named = unreadable.display().to_string();
+    ensure!(
+        out.stderr.contains(&named) && count(&out.stderr, "Permission denied") == 1,
+        "stderr does not name the unreadable file once, with why\n{out}"
+    );
+    ensure!(
+        !out.stderr.contains("retry") && !out.stderr.contains("connected"),
+        "tern send connected or retried\n{out}"
+    );
+    let seen = recv.describe();
+    ensure!(
+        !seen.contains("connected") && !seen.contains(&named),
+        "the receiver was contacted\n{seen}"
+    );
+    Ok(())
+}
+
+#[test]
 fn a_gbk_chat_line_arrives_as_utf8() -> anyhow::Result<()> {
     let inbox = tempfile::tempdir()?;
     let (mut recv, port) = spawn_recv(

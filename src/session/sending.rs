@@ -236,12 +236,13 @@ impl Sending {
                     }
                 }
                 ReadEvent::Failed { id, reason } => {
-                    let local = self
+                    // The reason goes to the peer too: the offered name, never our local path.
+                    let name = self
                         .outgoing
                         .get(&id)
-                        .map(|t| t.file.local.display().to_string())
+                        .map(|t| t.file.rel_path.clone())
                         .unwrap_or_default();
-                    self.fail_and_stop(id, format!("reading {local}: {reason}"), out, events);
+                    self.fail_and_stop(id, format!("reading {name}: {reason}"), out, events);
                 }
             }
         }

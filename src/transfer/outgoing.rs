@@ -29,6 +29,8 @@ pub struct OutgoingFile {
 pub enum CollectError {
     #[error("{path}: {error}")]
     Io { path: PathBuf, error: io::Error },
+    #[error("cannot read {path}: {error}")]
+    Unreadable { path: PathBuf, error: io::Error },
     #[error("{0}: file name is not valid UTF-8")]
     NotUtf8(PathBuf),
     #[error("{0}: not a regular file or folder")]
@@ -45,8 +47,25 @@ pub(super) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CollectError + '_
 /// Expand `paths` into the files they name: a file as itself, a folder as every file below
 /// it with the folder's own name as the first component. Symbolic links to files are followed;
 /// links to folders are skipped so a loop cannot make the walk endless. Order is stable
-/// (sorted within each folder).
+/// (sorted within each folder). Every file is opened once, so one we cannot read fails here,
+/// before it is offered.
 pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<OutgoingFile>, CollectError> {
+    let files = list_files(paths)?;
+    files.iter().try_for_each(check_readable)?;
+    Ok(files)
+}
+
+/// Fail unless `file` can be opened for reading now.
+pub fn check_readable(file: &OutgoingFile) -> Result<(), CollectError> {
+    File::open(&file.local)
+        .map(drop)
+        .map_err(|error| CollectError::Unreadable {
+            path: file.local.clone(),
+            error,
+        })
+}
+
+fn list_files(paths: &[PathBuf]) -> Result<Vec<OutgoingFile>, CollectError> {
     let mut out = Vec::new();
     for path in paths {
         let meta = std::fs::metadata(path).map_err(io_err(path))?;
