@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::session::{self, Command, Role, Session, SessionConfig, SessionEvent};
+use crate::session::{self, Command, Role, Session, SessionConfig, SessionEvent, SessionHandle};
 use crate::text;
 use crate::transfer::outgoing::{check_readable, collect_files};
 use crate::transfer::{Direction, TransferId, TransferState, human_size};
@@ -161,14 +161,22 @@ enum Finish {
 
 /// Drive one session until it closes, printing as we go.
 /// `expect_outgoing`: how many files we offered, so the session is not closed before their
-/// first events have even arrived.
+/// first events have even arrived. `stop` is the session's own token (see `Session::start`).
 async fn drive(
-    mut session: Session,
+    session: Session,
     lines: &mut StdinLines,
     finish: Finish,
     expect_outgoing: usize,
     shutdown: &CancellationToken,
+    stop: &CancellationToken,
 ) -> Outcome {
+    let Session {
+        handle,
+        mut events,
+        task,
+    } = session;
+    // Dropped when a raw session has nothing more to send: see `half_close` below.
+    let mut handle = Some(handle);
     let mut driver = Driver::default();
     // One command at a time waits for room in the session's queue, taken with `reserve` in the
     // select below, so events keep being read meanwhile (never block on a full queue).
@@ -176,22 +184,35 @@ async fn drive(
     let mut close_sent = false;
     loop {
         let settled = driver.outgoing_settled >= expect_outgoing && driver.open == 0;
+        let input_done = lines.ended && pending.is_none();
         let done = finish == Finish::WhenDone
             && driver.connected
             && !driver.raw_peer
-            && lines.ended
+            && input_done
             && settled;
+        // A raw peer has no goodbye: like nc at the end of its input, stop sending (a TCP
+        // half-close, which a peer reading until EOF waits for) and print what it still says
+        // until it closes. The session does that once every handle to it is gone.
+        let half_close = finish == Finish::WhenDone && driver.raw_peer && input_done;
+        if half_close && !driver.outcome.interrupted && handle.take().is_some() {
+            note("stdin ended: nothing more to send; waiting for the peer to close");
+        }
         if (done || driver.outcome.interrupted) && pending.is_none() && !close_sent {
-            pending = Some(Command::Close);
+            if handle.is_some() {
+                pending = Some(Command::Close);
+            } else {
+                stop.cancel();
+            }
             close_sent = true;
         }
+        let commands = handle.as_ref();
         tokio::select! {
             () = shutdown.cancelled(), if !driver.outcome.interrupted => {
                 note("interrupted: closing the session");
                 driver.outcome.error.get_or_insert_with(|| "interrupted".into());
                 driver.outcome.interrupted = true;
             }
-            event = session.events.recv() => {
+            event = events.recv() => {
                 let Some(event) = event else { break };
                 BATCHING.store(true, Ordering::Relaxed);
                 let mut closed = driver.on_event(event);
@@ -200,7 +221,7 @@ async fn drive(
                     if closed {
                         break;
                     }
-                    match session.events.try_recv() {
+                    match events.try_recv() {
                         Ok(event) => closed = driver.on_event(event),
                         Err(_) => break,
                     }
@@ -215,19 +236,25 @@ async fn drive(
                 Some(line) => pending = Some(Command::Text(line)),
                 None => lines.ended = true,
             },
-            permit = session.handle.reserve(), if pending.is_some() => match permit {
-                Ok(permit) => {
+            permit = reserve(commands), if pending.is_some() => match permit {
+                Some(permit) => {
                     if let Some(command) = pending.take() {
                         permit.send(command);
                     }
                 }
-                Err(_) => pending = None,
+                None => pending = None,
             },
         }
     }
     flush_notes();
-    let _ = session.task.await;
+    drop(handle);
+    let _ = task.await;
     driver.outcome
+}
+
+/// Room for one command, or `None` once the session (or our handle to it) is gone.
+async fn reserve(handle: Option<&SessionHandle>) -> Option<mpsc::Permit<'_, Command>> {
+    handle?.reserve().await.ok()
 }
 
 /// Events handled in one turn of the drive loop, at most.
@@ -477,7 +504,8 @@ pub async fn send(
             }
             Err(e) => anyhow::bail!("cannot connect to {addr}: {e}"),
         };
-        let session = Session::start(stream, Role::Connector, config.clone(), &root);
+        let stop = root.child_token();
+        let session = Session::start(stream, Role::Connector, config.clone(), &stop);
         if !remaining.is_empty() {
             // Queued now; the actor takes it once the handshake is done.
             let _ = session.handle.send(Command::Offer(remaining.clone())).await;
@@ -488,6 +516,7 @@ pub async fn send(
             Finish::WhenDone,
             remaining.len(),
             &shutdown,
+            &stop,
         )
         .await;
         remaining.retain(|f| match outcome.outgoing.get(&f.rel_path) {
@@ -555,8 +584,17 @@ pub async fn recv(bind: SocketAddr, once: bool, config: SessionConfig) -> anyhow
             () = shutdown.cancelled() => return Ok(last),
         };
         tracing::info!(%addr, "accepted");
-        let session = Session::start(stream, Role::Listener, config.clone(), &root);
-        let outcome = drive(session, &mut lines, Finish::WhenPeerLeaves, 0, &shutdown).await;
+        let stop = root.child_token();
+        let session = Session::start(stream, Role::Listener, config.clone(), &stop);
+        let outcome = drive(
+            session,
+            &mut lines,
+            Finish::WhenPeerLeaves,
+            0,
+            &shutdown,
+            &stop,
+        )
+        .await;
         note(format!("{addr} left"));
         last = outcome.exit_code();
         if once || shutdown.is_cancelled() {
