@@ -4,7 +4,7 @@
 //! (connection, offers, progress, errors) goes to stderr prefixed with `tern:`.
 
 use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tokio::io::AsyncBufReadExt;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -29,38 +28,65 @@ struct StdinLines {
 }
 
 impl StdinLines {
-    /// Read stdin line by line in the background, unless it is a terminal (then it is treated
-    /// as already ended: headless chat comes from pipes and files).
+    /// Read stdin line by line in the background, a terminal included (as nc does: lines typed
+    /// until Ctrl-D). A process started in the background (`tern recv &`) leaves the terminal
+    /// alone: reading it would stop the process (SIGTTIN).
     fn start() -> Self {
         let (tx, rx) = mpsc::channel(64);
-        if std::io::stdin().is_terminal() {
+        let stdin = std::io::stdin();
+        if stdin.is_terminal() && !in_terminal_foreground() {
+            tracing::info!("started in the background: the terminal is not read");
             return Self { rx, ended: true };
         }
-        tokio::spawn(async move {
-            let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                match stdin.read_until(b'\n', &mut line).await {
-                    Ok(0) => break,
-                    Ok(_) => {
-                        let bytes = line.strip_suffix(b"\n").unwrap_or(&line);
-                        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-                        // Stdin may be GBK (a legacy file): UTF-8 if valid, else GBK.
-                        let decoded = text::decode_detected(bytes);
-                        if tx.send(decoded.text).await.is_err() {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "reading stdin");
-                        break;
-                    }
-                }
-            }
-        });
+        // A thread of its own, not tokio's blocking pool: a read blocked on a terminal can be
+        // neither cancelled nor waited for, and the runtime waits for its pool when it stops.
+        let reader = std::thread::Builder::new()
+            .name("tern-stdin".into())
+            .spawn(move || read_lines(&tx));
+        if let Err(e) = reader {
+            tracing::warn!(error = %e, "cannot start the stdin reader");
+            return Self { rx, ended: true };
+        }
         Self { rx, ended: false }
     }
+}
+
+/// Send each line of stdin to `tx` until stdin or `tx` ends.
+fn read_lines(tx: &mpsc::Sender<String>) {
+    let mut stdin = std::io::stdin().lock();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match stdin.read_until(b'\n', &mut line) {
+            Ok(0) => break,
+            Ok(_) => {
+                let bytes = line.strip_suffix(b"\n").unwrap_or(&line);
+                let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+                // Stdin may be GBK (a legacy file): UTF-8 if valid, else GBK.
+                let decoded = text::decode_detected(bytes);
+                if tx.blocking_send(decoded.text).is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading stdin");
+                break;
+            }
+        }
+    }
+}
+
+/// Whether this process may read its terminal without being stopped for it.
+fn in_terminal_foreground() -> bool {
+    #[cfg(unix)]
+    {
+        // SAFETY: neither call touches memory.
+        let (foreground, ours) = unsafe { (libc::tcgetpgrp(libc::STDIN_FILENO), libc::getpgrp()) };
+        // -1: not our controlling terminal, which stops nobody who reads it.
+        foreground == -1 || foreground == ours
+    }
+    #[cfg(not(unix))]
+    true
 }
 
 /// How one session ended, for the exit code.
