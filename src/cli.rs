@@ -1,14 +1,22 @@
 //! The command-line contract. Later issues and outside checks rely on these exact names.
+//!
+//! Each command takes only the options that do something there, so its `--help` lists no
+//! dead ones. Options written before the command (`tern --yes recv`) are still accepted when
+//! the command takes them, and refused with a clear error when it does not.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::text::Encoding;
 
 /// Default TCP port.
 pub const DEFAULT_PORT: u16 = 8989;
+
+/// Default address to listen on.
+pub const DEFAULT_BIND: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 
 #[derive(Debug, Parser)]
 #[command(
@@ -18,9 +26,10 @@ pub const DEFAULT_PORT: u16 = 8989;
     long_about = "Chat and move files between two machines over one TCP connection.\n\n\
         With no command, tern opens its terminal UI and waits for a peer on 0.0.0.0:8989 \
         (like `tern listen`). `tern send` and `tern recv` are headless and scriptable, like \
-        netcat: each line on stdin (when stdin is not a terminal) is sent as one message, each \
-        incoming message is printed to stdout as one line, and progress, offers and errors go \
-        to stderr. With --raw, tern talks to plain TCP peers such as nc or a Python socket.",
+        netcat: each line on stdin (a pipe, a file, or typed at the terminal until Ctrl-D) is \
+        sent as one message, each incoming message is printed to stdout as one line, and \
+        progress, offers and errors go to stderr. With --raw, tern talks to plain TCP peers \
+        such as nc or a Python socket. Each command's --help lists the options it takes.",
     after_help = "Examples:\n  \
         tern recv --yes --download-dir ~/inbox        receive files, accepting every offer\n  \
         tern send 192.168.1.20 photos/ notes.txt      send a folder and a file\n  \
@@ -31,40 +40,78 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Mode>,
 
-    /// Address to listen on when no command is given.
-    #[arg(long, default_value = "0.0.0.0")]
-    pub bind: IpAddr,
+    #[command(flatten)]
+    pub before: BareOptions,
+}
 
-    /// Port to listen on when no command is given.
-    #[arg(long, default_value_t = DEFAULT_PORT)]
-    pub port: u16,
+/// The options of bare `tern` (the UI, listening), which may also be written before a command
+/// that takes them.
+#[derive(Debug, Clone, Default, Args)]
+pub struct BareOptions {
+    #[command(flatten)]
+    pub listen: ListenArgs,
 
     #[command(flatten)]
-    pub common: CommonOptions,
+    pub talk: TalkOptions,
+
+    #[command(flatten)]
+    pub raw: RawOption,
+
+    #[command(flatten)]
+    pub receive: ReceiveOptions,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Mode {
     /// Open the terminal UI and wait for one peer.
-    Listen(ListenArgs),
+    Listen {
+        #[command(flatten)]
+        listen: ListenArgs,
+        #[command(flatten)]
+        talk: TalkOptions,
+        #[command(flatten)]
+        raw: RawOption,
+        #[command(flatten)]
+        receive: ReceiveOptions,
+    },
     /// Open the terminal UI connected to a peer.
     Connect {
         /// The peer, as HOST or HOST:PORT (default port 8989).
         target: String,
+        #[command(flatten)]
+        talk: TalkOptions,
+        #[command(flatten)]
+        raw: RawOption,
+        #[command(flatten)]
+        receive: ReceiveOptions,
     },
     /// Open the terminal UI connected to a built-in demo peer: try every feature alone.
-    Demo,
+    ///
+    /// The demo peer speaks tern (it chats and offers files), so there is no --raw here.
+    Demo {
+        #[command(flatten)]
+        talk: TalkOptions,
+        #[command(flatten)]
+        receive: ReceiveOptions,
+    },
     /// Headless: connect, send the files and folders (folders recursively), chat from stdin;
     /// exit 0 once stdin has ended and the receiver has verified every file.
+    ///
+    /// Files the peer offers back are declined (use `tern recv` to receive). With --raw, the
+    /// end of stdin half-closes the connection and tern exits once the peer closes.
     Send {
         /// The peer, as HOST or HOST:PORT (default port 8989).
         target: String,
         /// Files and folders to send; folders keep their relative paths.
         paths: Vec<PathBuf>,
-        /// Reconnect this many times when the connection fails or drops; each file resumes
-        /// from what the receiver already has.
+        /// Reconnect this many times when the connection is refused, reset or drops; each
+        /// file resumes from what the receiver already has.
         #[arg(long, default_value_t = 3, value_name = "N")]
         retries: u32,
+        #[command(flatten)]
+        talk: TalkOptions,
+        #[command(flatten)]
+        raw: RawOption,
     },
     /// Headless: wait for a peer, print its messages, save its files (with --yes), chat from
     /// stdin. Without --yes every offer is declined and the sender is told why.
@@ -74,50 +121,291 @@ pub enum Mode {
         /// Exit when the first peer leaves (0 if nothing failed).
         #[arg(long)]
         once: bool,
+        #[command(flatten)]
+        talk: TalkOptions,
+        #[command(flatten)]
+        raw: RawOption,
+        #[command(flatten)]
+        receive: ReceiveOptions,
     },
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct ListenArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "0.0.0.0")]
-    pub bind: IpAddr,
-    /// Port to listen on.
-    #[arg(long, default_value_t = DEFAULT_PORT)]
-    pub port: u16,
+    /// Address to listen on [default: 0.0.0.0].
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<IpAddr>,
+    /// Port to listen on [default: 8989].
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
 }
 
-/// Options every mode takes, before or after the command.
-#[derive(Debug, Clone, Args)]
-pub struct CommonOptions {
+/// Who we are to the peer and how our text is encoded: every command that talks takes these.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TalkOptions {
     /// Display name sent to the peer [default: user@host].
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
 
     /// How outgoing text is encoded: utf-8 (default) or gbk. With a raw peer and no
     /// --encoding, tern answers in the encoding it detects from the peer.
-    #[arg(long, global = true, value_name = "ENC")]
+    #[arg(long, value_name = "ENC")]
     pub encoding: Option<Encoding>,
+}
 
+/// Plain bytes instead of tern's protocol; not for the demo, whose peer is a tern.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RawOption {
+    /// No framing: plain bytes both ways, for nc or a Python socket peer.
+    #[arg(long)]
+    pub raw: bool,
+}
+
+/// What to do with files the peer offers: only for commands that receive files.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ReceiveOptions {
     /// Where received files go [default: the user's download folder].
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, value_name = "DIR")]
     pub download_dir: Option<PathBuf>,
 
     /// Accept every file offer without asking.
-    #[arg(long, short = 'y', global = true)]
+    #[arg(long, short = 'y')]
     pub yes: bool,
 
-    /// No framing: plain bytes both ways, for nc or a Python socket peer.
-    #[arg(long, global = true)]
-    pub raw: bool,
-
     /// Refuse offered files larger than SIZE (e.g. 500M, 2G, 1.5GiB).
-    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_file_size: Option<u64>,
 
     /// Refuse offers once SIZE in total has been accepted in one session.
-    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_total: Option<u64>,
+}
+
+/// What to run, once the command line is parsed and the options written before the command
+/// have joined the command's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// The UI, waiting for a peer (`tern`, `tern listen`).
+    Listen(SocketAddr),
+    Connect(String),
+    Demo,
+    Send {
+        target: String,
+        paths: Vec<PathBuf>,
+        retries: u32,
+    },
+    Recv {
+        bind: SocketAddr,
+        once: bool,
+    },
+}
+
+/// Every session option of one invocation, whatever command it came with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    pub name: Option<String>,
+    pub encoding: Option<Encoding>,
+    pub raw: bool,
+    pub download_dir: Option<PathBuf>,
+    pub yes: bool,
+    pub max_file_size: Option<u64>,
+    pub max_total: Option<u64>,
+}
+
+impl Options {
+    pub fn display_name(&self) -> String {
+        self.name.clone().unwrap_or_else(default_name)
+    }
+
+    pub fn download_dir(&self) -> PathBuf {
+        self.download_dir
+            .clone()
+            .unwrap_or_else(default_download_dir)
+    }
+
+    /// The command's own options, with those written before the command filling the gaps.
+    fn new(
+        talk: TalkOptions,
+        raw: RawOption,
+        receive: ReceiveOptions,
+        before: BareOptions,
+    ) -> Self {
+        Self {
+            name: talk.name.or(before.talk.name),
+            encoding: talk.encoding.or(before.talk.encoding),
+            raw: raw.raw || before.raw.raw,
+            download_dir: receive.download_dir.or(before.receive.download_dir),
+            yes: receive.yes || before.receive.yes,
+            max_file_size: receive.max_file_size.or(before.receive.max_file_size),
+            max_total: receive.max_total.or(before.receive.max_total),
+        }
+    }
+}
+
+impl ListenArgs {
+    fn addr(&self, before: &ListenArgs) -> SocketAddr {
+        SocketAddr::new(
+            self.bind.or(before.bind).unwrap_or(DEFAULT_BIND),
+            self.port.or(before.port).unwrap_or(DEFAULT_PORT),
+        )
+    }
+}
+
+impl BareOptions {
+    /// The first option given here that a command taking `takes` does not take.
+    fn misplaced(&self, takes: Takes) -> Option<&'static str> {
+        let given = [
+            ("--bind", self.listen.bind.is_some(), takes.listen),
+            ("--port", self.listen.port.is_some(), takes.listen),
+            ("--raw", self.raw.raw, takes.raw),
+            (
+                "--download-dir",
+                self.receive.download_dir.is_some(),
+                takes.receive,
+            ),
+            ("--yes", self.receive.yes, takes.receive),
+            (
+                "--max-file-size",
+                self.receive.max_file_size.is_some(),
+                takes.receive,
+            ),
+            (
+                "--max-total",
+                self.receive.max_total.is_some(),
+                takes.receive,
+            ),
+        ];
+        given
+            .into_iter()
+            .find(|&(_, given, taken)| given && !taken)
+            .map(|(flag, ..)| flag)
+    }
+}
+
+/// Which groups of options a command takes besides `--name` and `--encoding` (every command
+/// takes those).
+#[derive(Clone, Copy)]
+struct Takes {
+    listen: bool,
+    raw: bool,
+    receive: bool,
+}
+
+impl Cli {
+    /// What to run, and with which options. An option written before a command that does not
+    /// take it is a usage error, as it is after the command: silently ignoring the `--yes` of
+    /// `tern --yes send` would mislead.
+    pub fn into_action(self) -> Result<(Action, Options), clap::Error> {
+        let Cli { command, before } = self;
+        let Some(command) = command else {
+            let action = Action::Listen(before.listen.addr(&ListenArgs::default()));
+            let BareOptions {
+                talk, raw, receive, ..
+            } = before;
+            let options = Options::new(talk, raw, receive, BareOptions::default());
+            return Ok((action, options));
+        };
+        let (name, takes) = match &command {
+            Mode::Listen { .. } => (
+                "listen",
+                Takes {
+                    listen: true,
+                    raw: true,
+                    receive: true,
+                },
+            ),
+            Mode::Recv { .. } => (
+                "recv",
+                Takes {
+                    listen: true,
+                    raw: true,
+                    receive: true,
+                },
+            ),
+            Mode::Connect { .. } => (
+                "connect",
+                Takes {
+                    listen: false,
+                    raw: true,
+                    receive: true,
+                },
+            ),
+            Mode::Demo { .. } => (
+                "demo",
+                Takes {
+                    listen: false,
+                    raw: false,
+                    receive: true,
+                },
+            ),
+            Mode::Send { .. } => (
+                "send",
+                Takes {
+                    listen: false,
+                    raw: true,
+                    receive: false,
+                },
+            ),
+        };
+        if let Some(flag) = before.misplaced(takes) {
+            return Err(Cli::command().error(
+                ErrorKind::ArgumentConflict,
+                format!("{flag} does not apply to `tern {name}` (see `tern {name} --help`)"),
+            ));
+        }
+        let resolved = match command {
+            Mode::Listen {
+                listen,
+                talk,
+                raw,
+                receive,
+            } => (
+                Action::Listen(listen.addr(&before.listen)),
+                Options::new(talk, raw, receive, before),
+            ),
+            Mode::Recv {
+                listen,
+                once,
+                talk,
+                raw,
+                receive,
+            } => (
+                Action::Recv {
+                    bind: listen.addr(&before.listen),
+                    once,
+                },
+                Options::new(talk, raw, receive, before),
+            ),
+            Mode::Connect {
+                target,
+                talk,
+                raw,
+                receive,
+            } => (
+                Action::Connect(target),
+                Options::new(talk, raw, receive, before),
+            ),
+            Mode::Demo { talk, receive } => (
+                Action::Demo,
+                Options::new(talk, RawOption::default(), receive, before),
+            ),
+            Mode::Send {
+                target,
+                paths,
+                retries,
+                talk,
+                raw,
+            } => (
+                Action::Send {
+                    target,
+                    paths,
+                    retries,
+                },
+                Options::new(talk, raw, ReceiveOptions::default(), before),
+            ),
+        };
+        Ok(resolved)
+    }
 }
 
 /// `123`, `10K`, `5M`, `2G`, `1.5GiB`, `1T`: binary units, case-insensitive, `B`/`iB` optional.
@@ -145,18 +433,6 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         return Err(format!("{text:?} is out of range"));
     }
     Ok(bytes as u64)
-}
-
-impl CommonOptions {
-    pub fn display_name(&self) -> String {
-        self.name.clone().unwrap_or_else(default_name)
-    }
-
-    pub fn download_dir(&self) -> PathBuf {
-        self.download_dir
-            .clone()
-            .unwrap_or_else(default_download_dir)
-    }
 }
 
 /// `user@host`, from the environment and the kernel's host name.
@@ -195,27 +471,56 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    fn action(args: &[&str]) -> Result<(Action, Options), clap::Error> {
+        Cli::try_parse_from(args)?.into_action()
+    }
+
     #[test]
-    fn common_options_go_before_or_after_the_command() -> anyhow::Result<()> {
-        let cli = Cli::try_parse_from(["tern", "--yes", "recv", "--port", "9000", "--once"])?;
-        assert!(cli.common.yes);
-        let cli = Cli::try_parse_from(["tern", "send", "h:1", "a", "b", "--encoding", "gbk"])?;
-        assert_eq!(cli.common.encoding, Some(Encoding::Gbk));
-        match cli.command {
-            Some(Mode::Send { target, paths, .. }) => {
+    fn options_a_command_takes_go_before_or_after_it() -> anyhow::Result<()> {
+        let (run, options) = action(&["tern", "--yes", "recv", "--port", "9000", "--once"])?;
+        assert!(options.yes);
+        assert_eq!(
+            run,
+            Action::Recv {
+                bind: SocketAddr::new(DEFAULT_BIND, 9000),
+                once: true
+            }
+        );
+        let (run, options) = action(&["tern", "send", "h:1", "a", "b", "--encoding", "gbk"])?;
+        assert_eq!(options.encoding, Some(Encoding::Gbk));
+        match run {
+            Action::Send { target, paths, .. } => {
                 assert_eq!(target, "h:1");
                 assert_eq!(paths.len(), 2);
             }
             other => anyhow::bail!("parsed as {other:?}"),
         }
+        let (_, options) = action(&["tern", "--raw", "--name", "n", "send", "h"])?;
+        assert!(options.raw);
+        assert_eq!(options.name.as_deref(), Some("n"));
+        let (run, _) = action(&["tern", "--port", "7", "listen", "--bind", "127.0.0.1"])?;
+        assert_eq!(run, Action::Listen(SocketAddr::from(([127, 0, 0, 1], 7))));
         Ok(())
     }
 
     #[test]
+    fn options_a_command_does_not_take_are_refused_before_it_too() {
+        for args in [
+            &["tern", "--yes", "send", "h"][..],
+            &["tern", "--download-dir", "d", "send", "h"],
+            &["tern", "--raw", "demo"],
+            &["tern", "--port", "1", "connect", "h"],
+            &["tern", "send", "--yes", "h"],
+            &["tern", "demo", "--raw"],
+        ] {
+            assert!(action(args).is_err(), "{args:?} was accepted");
+        }
+    }
+
+    #[test]
     fn bare_tern_listens_on_the_default_port() -> anyhow::Result<()> {
-        let cli = Cli::try_parse_from(["tern"])?;
-        assert!(cli.command.is_none());
-        assert_eq!(cli.port, 8989);
+        let (run, _) = action(&["tern"])?;
+        assert_eq!(run, Action::Listen(SocketAddr::new(DEFAULT_BIND, 8989)));
         Ok(())
     }
 
@@ -233,6 +538,6 @@ mod tests {
 
     #[test]
     fn unknown_encodings_are_refused() {
-        assert!(Cli::try_parse_from(["tern", "--encoding", "latin1", "recv"]).is_err());
+        assert!(action(&["tern", "--encoding", "latin1", "recv"]).is_err());
     }
 }

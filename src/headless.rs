@@ -4,7 +4,7 @@
 //! (connection, offers, progress, errors) goes to stderr prefixed with `tern:`.
 
 use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,14 +12,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tokio::io::AsyncBufReadExt;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::session::{self, Command, Role, Session, SessionConfig, SessionEvent};
+use crate::session::{self, Command, Role, Session, SessionConfig, SessionEvent, SessionHandle};
 use crate::text;
-use crate::transfer::outgoing::collect_files;
+use crate::transfer::outgoing::{check_readable, collect_files};
 use crate::transfer::{Direction, TransferId, TransferState, human_size};
 
 /// Lines from stdin, shared by every session of a `tern recv`.
@@ -29,38 +28,65 @@ struct StdinLines {
 }
 
 impl StdinLines {
-    /// Read stdin line by line in the background, unless it is a terminal (then it is treated
-    /// as already ended: headless chat comes from pipes and files).
+    /// Read stdin line by line in the background, a terminal included (as nc does: lines typed
+    /// until Ctrl-D). A process started in the background (`tern recv &`) leaves the terminal
+    /// alone: reading it would stop the process (SIGTTIN).
     fn start() -> Self {
         let (tx, rx) = mpsc::channel(64);
-        if std::io::stdin().is_terminal() {
+        let stdin = std::io::stdin();
+        if stdin.is_terminal() && !in_terminal_foreground() {
+            tracing::info!("started in the background: the terminal is not read");
             return Self { rx, ended: true };
         }
-        tokio::spawn(async move {
-            let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                match stdin.read_until(b'\n', &mut line).await {
-                    Ok(0) => break,
-                    Ok(_) => {
-                        let bytes = line.strip_suffix(b"\n").unwrap_or(&line);
-                        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-                        // Stdin may be GBK (a legacy file): UTF-8 if valid, else GBK.
-                        let decoded = text::decode_detected(bytes);
-                        if tx.send(decoded.text).await.is_err() {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "reading stdin");
-                        break;
-                    }
-                }
-            }
-        });
+        // A thread of its own, not tokio's blocking pool: a read blocked on a terminal can be
+        // neither cancelled nor waited for, and the runtime waits for its pool when it stops.
+        let reader = std::thread::Builder::new()
+            .name("tern-stdin".into())
+            .spawn(move || read_lines(&tx));
+        if let Err(e) = reader {
+            tracing::warn!(error = %e, "cannot start the stdin reader");
+            return Self { rx, ended: true };
+        }
         Self { rx, ended: false }
     }
+}
+
+/// Send each line of stdin to `tx` until stdin or `tx` ends.
+fn read_lines(tx: &mpsc::Sender<String>) {
+    let mut stdin = std::io::stdin().lock();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match stdin.read_until(b'\n', &mut line) {
+            Ok(0) => break,
+            Ok(_) => {
+                let bytes = line.strip_suffix(b"\n").unwrap_or(&line);
+                let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+                // Stdin may be GBK (a legacy file): UTF-8 if valid, else GBK.
+                let decoded = text::decode_detected(bytes);
+                if tx.blocking_send(decoded.text).is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading stdin");
+                break;
+            }
+        }
+    }
+}
+
+/// Whether this process may read its terminal without being stopped for it.
+fn in_terminal_foreground() -> bool {
+    #[cfg(unix)]
+    {
+        // SAFETY: neither call touches memory.
+        let (foreground, ours) = unsafe { (libc::tcgetpgrp(libc::STDIN_FILENO), libc::getpgrp()) };
+        // -1: not our controlling terminal, which stops nobody who reads it.
+        foreground == -1 || foreground == ours
+    }
+    #[cfg(not(unix))]
+    true
 }
 
 /// How one session ended, for the exit code.
@@ -161,14 +187,22 @@ enum Finish {
 
 /// Drive one session until it closes, printing as we go.
 /// `expect_outgoing`: how many files we offered, so the session is not closed before their
-/// first events have even arrived.
+/// first events have even arrived. `stop` is the session's own token (see `Session::start`).
 async fn drive(
-    mut session: Session,
+    session: Session,
     lines: &mut StdinLines,
     finish: Finish,
     expect_outgoing: usize,
     shutdown: &CancellationToken,
+    stop: &CancellationToken,
 ) -> Outcome {
+    let Session {
+        handle,
+        mut events,
+        task,
+    } = session;
+    // Dropped when a raw session has nothing more to send: see `half_close` below.
+    let mut handle = Some(handle);
     let mut driver = Driver::default();
     // One command at a time waits for room in the session's queue, taken with `reserve` in the
     // select below, so events keep being read meanwhile (never block on a full queue).
@@ -176,22 +210,35 @@ async fn drive(
     let mut close_sent = false;
     loop {
         let settled = driver.outgoing_settled >= expect_outgoing && driver.open == 0;
+        let input_done = lines.ended && pending.is_none();
         let done = finish == Finish::WhenDone
             && driver.connected
             && !driver.raw_peer
-            && lines.ended
+            && input_done
             && settled;
+        // A raw peer has no goodbye: like nc at the end of its input, stop sending (a TCP
+        // half-close, which a peer reading until EOF waits for) and print what it still says
+        // until it closes. The session does that once every handle to it is gone.
+        let half_close = finish == Finish::WhenDone && driver.raw_peer && input_done;
+        if half_close && !driver.outcome.interrupted && handle.take().is_some() {
+            note("stdin ended: nothing more to send; waiting for the peer to close");
+        }
         if (done || driver.outcome.interrupted) && pending.is_none() && !close_sent {
-            pending = Some(Command::Close);
+            if handle.is_some() {
+                pending = Some(Command::Close);
+            } else {
+                stop.cancel();
+            }
             close_sent = true;
         }
+        let commands = handle.as_ref();
         tokio::select! {
             () = shutdown.cancelled(), if !driver.outcome.interrupted => {
                 note("interrupted: closing the session");
                 driver.outcome.error.get_or_insert_with(|| "interrupted".into());
                 driver.outcome.interrupted = true;
             }
-            event = session.events.recv() => {
+            event = events.recv() => {
                 let Some(event) = event else { break };
                 BATCHING.store(true, Ordering::Relaxed);
                 let mut closed = driver.on_event(event);
@@ -200,7 +247,7 @@ async fn drive(
                     if closed {
                         break;
                     }
-                    match session.events.try_recv() {
+                    match events.try_recv() {
                         Ok(event) => closed = driver.on_event(event),
                         Err(_) => break,
                     }
@@ -215,19 +262,25 @@ async fn drive(
                 Some(line) => pending = Some(Command::Text(line)),
                 None => lines.ended = true,
             },
-            permit = session.handle.reserve(), if pending.is_some() => match permit {
-                Ok(permit) => {
+            permit = reserve(commands), if pending.is_some() => match permit {
+                Some(permit) => {
                     if let Some(command) = pending.take() {
                         permit.send(command);
                     }
                 }
-                Err(_) => pending = None,
+                None => pending = None,
             },
         }
     }
     flush_notes();
-    let _ = session.task.await;
+    drop(handle);
+    let _ = task.await;
     driver.outcome
+}
+
+/// Room for one command, or `None` once the session (or our handle to it) is gone.
+async fn reserve(handle: Option<&SessionHandle>) -> Option<mpsc::Permit<'_, Command>> {
+    handle?.reserve().await.ok()
 }
 
 /// Whether stdout is a terminal, asked once.
@@ -457,21 +510,40 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_secs(1u64 << attempt.saturating_sub(1).min(3)).min(Duration::from_secs(10))
 }
 
+/// Whether a failed connection attempt may succeed later: nobody listening yet, a reset, a
+/// network that is down for now. Not a refusal by permission or anything about the address.
+fn worth_retrying(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        error.kind(),
+        ConnectionRefused
+            | ConnectionReset
+            | ConnectionAborted
+            | TimedOut
+            | HostUnreachable
+            | NetworkUnreachable
+            | NetworkDown
+            | Interrupted
+    )
+}
+
 /// `tern send HOST[:PORT] [PATH...]`. A connection that fails or drops is retried up to
-/// `retries` times; each attempt offers only the files not yet verified, and the receiver
-/// resumes each from the `.part` it kept.
+/// `retries` times when trying again can help; each attempt offers only the files not yet
+/// verified, and the receiver resumes each from the `.part` it kept.
 pub async fn send(
     target: &str,
     paths: Vec<PathBuf>,
     config: SessionConfig,
     retries: u32,
 ) -> anyhow::Result<ExitCode> {
+    if config.raw && !paths.is_empty() {
+        anyhow::bail!("files cannot be sent to a raw peer (--raw): it speaks no tern protocol");
+    }
+    // Every file is found and opened once before we connect: a path that is missing or
+    // unreadable fails here, naming it, not after the peer has been asked to take it.
     let files = tokio::task::spawn_blocking(move || collect_files(&paths))
         .await
         .context("walking the paths to send")??;
-    if config.raw && !files.is_empty() {
-        anyhow::bail!("files cannot be sent to a raw peer (--raw): it speaks no tern protocol");
-    }
     if !files.is_empty() {
         let total: u64 = files.iter().map(|f| f.size).sum();
         note(format!(
@@ -480,30 +552,37 @@ pub async fn send(
             human_size(total)
         ));
     }
+    let addr = session::with_default_port(target, crate::cli::DEFAULT_PORT);
+    // Resolved once: a bad port or a name that does not resolve is not retried.
+    let addrs = session::resolve(target, crate::cli::DEFAULT_PORT)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to {addr}: {e}"))?;
     let shutdown = CancellationToken::new();
     watch_signals(shutdown.clone());
     let root = CancellationToken::new();
     let mut lines = StdinLines::start();
     let mut remaining = files;
     let mut refused = 0usize;
+    let mut unreadable = 0usize;
     let mut attempt = 0u32;
     loop {
         let can_retry = attempt < retries && !config.raw && !shutdown.is_cancelled();
-        let stream = match session::connect(target, crate::cli::DEFAULT_PORT).await {
+        let stream = match session::connect_to(&addrs).await {
             Ok(stream) => stream,
-            Err(e) if can_retry => {
+            Err(e) if can_retry && worth_retrying(&e) => {
                 attempt += 1;
                 let wait = backoff(attempt);
                 note(format!(
-                    "{e}; retry {attempt}/{retries} in {}s",
+                    "cannot connect to {addr}: {e}; retry {attempt}/{retries} in {}s",
                     wait.as_secs()
                 ));
                 tokio::time::sleep(wait).await;
                 continue;
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => anyhow::bail!("cannot connect to {addr}: {e}"),
         };
-        let session = Session::start(stream, Role::Connector, config.clone(), &root);
+        let stop = root.child_token();
+        let session = Session::start(stream, Role::Connector, config.clone(), &stop);
         if !remaining.is_empty() {
             // Queued now; the actor takes it once the handshake is done.
             let _ = session.handle.send(Command::Offer(remaining.clone())).await;
@@ -514,6 +593,7 @@ pub async fn send(
             Finish::WhenDone,
             remaining.len(),
             &shutdown,
+            &stop,
         )
         .await;
         remaining.retain(|f| match outcome.outgoing.get(&f.rel_path) {
@@ -526,17 +606,28 @@ pub async fn send(
         });
         let broken = outcome.error.is_some() || !remaining.is_empty();
         if broken && can_retry && outcome.connected && !outcome.interrupted {
-            attempt += 1;
-            let wait = backoff(attempt);
-            note(format!(
-                "{} file(s) left; reconnecting, retry {attempt}/{retries} in {}s",
-                remaining.len(),
-                wait.as_secs()
-            ));
-            tokio::time::sleep(wait).await;
-            continue;
+            // A file that cannot be read now will not be by the next session either.
+            remaining.retain(|f| match check_readable(f) {
+                Ok(()) => true,
+                Err(e) => {
+                    note(format!("not retried: {e}"));
+                    unreadable += 1;
+                    false
+                }
+            });
+            if outcome.error.is_some() || !remaining.is_empty() {
+                attempt += 1;
+                let wait = backoff(attempt);
+                note(format!(
+                    "{} file(s) left; reconnecting, retry {attempt}/{retries} in {}s",
+                    remaining.len(),
+                    wait.as_secs()
+                ));
+                tokio::time::sleep(wait).await;
+                continue;
+            }
         }
-        let failed = remaining.len() + refused;
+        let failed = remaining.len() + refused + unreadable;
         if failed > 0 {
             note(format!("{failed} file(s) were not delivered"));
         }
@@ -570,8 +661,17 @@ pub async fn recv(bind: SocketAddr, once: bool, config: SessionConfig) -> anyhow
             () = shutdown.cancelled() => return Ok(last),
         };
         tracing::info!(%addr, "accepted");
-        let session = Session::start(stream, Role::Listener, config.clone(), &root);
-        let outcome = drive(session, &mut lines, Finish::WhenPeerLeaves, 0, &shutdown).await;
+        let stop = root.child_token();
+        let session = Session::start(stream, Role::Listener, config.clone(), &stop);
+        let outcome = drive(
+            session,
+            &mut lines,
+            Finish::WhenPeerLeaves,
+            0,
+            &shutdown,
+            &stop,
+        )
+        .await;
         note(format!("{addr} left"));
         last = outcome.exit_code();
         if once || shutdown.is_cancelled() {

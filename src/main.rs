@@ -1,17 +1,21 @@
 //! `tern`: parse the command line, start logging, run the chosen mode.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use tern::cli::{Cli, Mode};
+use tern::cli::{Action, Cli, Options};
 use tern::session::{OfferPolicy, SessionConfig};
 use tern::tui::{Start, TuiOptions};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let (action, options) = match Cli::parse().into_action() {
+        Ok(parsed) => parsed,
+        Err(e) => e.exit(),
+    };
     ignore_file_size_signal();
     tern::sched::interactive_thread();
     let _log = tern::logging::init();
@@ -27,7 +31,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(action, options)) {
         Ok(code) => code,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "fatal");
@@ -37,54 +41,48 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let common = &cli.common;
-    let mut config = SessionConfig::new(common.display_name(), common.download_dir());
-    config.encoding = common.encoding;
-    config.raw = common.raw;
-    config.max_file_size = common.max_file_size;
-    config.max_total = common.max_total;
-    config.offers = if common.yes {
+async fn run(action: Action, options: Options) -> anyhow::Result<ExitCode> {
+    let mut config = SessionConfig::new(options.display_name(), options.download_dir());
+    config.encoding = options.encoding;
+    config.raw = options.raw;
+    config.max_file_size = options.max_file_size;
+    config.max_total = options.max_total;
+    config.offers = if options.yes {
         OfferPolicy::AcceptAll
     } else {
         OfferPolicy::Ask
     };
-    match cli.command {
-        Some(Mode::Send {
+    match action {
+        Action::Send {
             target,
             paths,
             retries,
-        }) => tern::headless::send(&target, paths, config, retries).await,
-        Some(Mode::Recv { listen, once }) => {
-            if !common.yes {
+        } => {
+            // Nobody would answer an offer here, and the session would wait for that answer.
+            config.offers =
+                OfferPolicy::DeclineAll("tern send does not receive files; use tern recv".into());
+            tern::headless::send(&target, paths, config, retries).await
+        }
+        Action::Recv { bind, once } => {
+            if options.yes {
+                create_download_dir(&config.download_dir)?;
+            } else {
                 config.offers = OfferPolicy::DeclineAll(
                     "the receiver runs headless without --yes and does not accept files".into(),
                 );
-            } else {
-                std::fs::create_dir_all(&config.download_dir).map_err(|e| {
-                    anyhow::anyhow!(
-                        "cannot create the download folder {}: {e}",
-                        config.download_dir.display()
-                    )
-                })?;
             }
-            let bind = SocketAddr::new(listen.bind, listen.port);
             tern::headless::recv(bind, once, config).await
         }
-        Some(Mode::Listen(listen)) => {
-            let listener = bind(SocketAddr::new(listen.bind, listen.port)).await?;
+        Action::Listen(addr) => {
+            let listener = bind(addr).await?;
             tui(Start::Listen(listener), config).await
         }
-        None => {
-            let listener = bind(SocketAddr::new(cli.bind, cli.port)).await?;
-            tui(Start::Listen(listener), config).await
-        }
-        Some(Mode::Connect { target }) => tui(Start::Connect(target), config).await,
-        Some(Mode::Demo) => {
+        Action::Connect(target) => tui(Start::Connect(target), config).await,
+        Action::Demo => {
             let dir = std::env::temp_dir().join(format!("tern-demo-{}", std::process::id()));
             let cancel = CancellationToken::new();
             let peer = tern::demo::start(dir.join("peer"), &cancel).await?;
-            if common.download_dir.is_none() {
+            if options.download_dir.is_none() {
                 config.download_dir = dir.join("downloads");
             }
             let result = tui(Start::Connect(peer.addr.to_string()), config).await;
@@ -103,12 +101,7 @@ async fn tui(start: Start, config: SessionConfig) -> anyhow::Result<ExitCode> {
             "the terminal UI needs a terminal; for scripts use `tern send` / `tern recv` (see tern --help)"
         );
     }
-    std::fs::create_dir_all(&config.download_dir).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot create the download folder {}: {e}",
-            config.download_dir.display()
-        )
-    })?;
+    create_download_dir(&config.download_dir)?;
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tern::tui::run(TuiOptions {
         start,
@@ -134,4 +127,26 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
+}
+
+/// Make the download folder, or say plainly why it cannot be one.
+fn create_download_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        // "File exists" would not say which file, nor that it is in the way.
+        let in_the_way = dir
+            .ancestors()
+            .find(|p| p.symlink_metadata().is_ok())
+            .filter(|p| !p.is_dir());
+        match in_the_way {
+            Some(file) if file == dir => {
+                anyhow::anyhow!("the download folder {} is not a folder", dir.display())
+            }
+            Some(file) => anyhow::anyhow!(
+                "cannot create the download folder {}: {} is not a folder",
+                dir.display(),
+                file.display()
+            ),
+            None => anyhow::anyhow!("cannot create the download folder {}: {e}", dir.display()),
+        }
+    })
 }

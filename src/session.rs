@@ -288,13 +288,45 @@ impl Session {
     }
 }
 
-/// Resolve `HOST[:PORT]` (default port `default_port`) and connect.
+/// Resolve `HOST[:PORT]` (default port `default_port`) and connect. The error says what went
+/// wrong and nothing more: the caller, which knows what it was doing, adds that once.
 pub async fn connect(target: &str, default_port: u16) -> std::io::Result<TcpStream> {
+    connect_to(&resolve(target, default_port).await?).await
+}
+
+/// The addresses `HOST[:PORT]` names. An error here does not go away by trying again: a port
+/// that is not one, or a host name that does not resolve.
+pub async fn resolve(target: &str, default_port: u16) -> std::io::Result<Vec<SocketAddr>> {
     let addr = with_default_port(target, default_port);
-    let stream = TcpStream::connect(&addr)
-        .await
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot connect to {addr}: {e}")))?;
-    Ok(stream)
+    let port = addr.rsplit_once(':').map_or("", |(_, port)| port);
+    if !matches!(port.parse::<u16>(), Ok(1..)) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{port:?} is not a port (1 to 65535)"),
+        ));
+    }
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&addr).await?.collect();
+    if addrs.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "the host name has no address",
+        ));
+    }
+    Ok(addrs)
+}
+
+/// Connect to the first of `addrs` that answers; the last error if none does.
+pub async fn connect_to(addrs: &[SocketAddr]) -> std::io::Result<TcpStream> {
+    let mut last = None;
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to connect to")
+    }))
 }
 
 /// `host` → `host:port`; `host:p`, `[v6]:p` and `[v6]` are kept or completed as needed.
@@ -316,7 +348,7 @@ pub fn with_default_port(target: &str, default_port: u16) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::with_default_port;
+    use super::{resolve, with_default_port};
 
     #[test]
     fn default_port_is_added_only_when_missing() {
@@ -325,5 +357,17 @@ mod tests {
         assert_eq!(with_default_port("::1", 8989), "[::1]:8989");
         assert_eq!(with_default_port("[::1]:7", 8989), "[::1]:7");
         assert_eq!(with_default_port("[::1]", 8989), "[::1]:8989");
+    }
+
+    #[tokio::test]
+    async fn a_port_that_is_not_one_is_refused_before_any_lookup() {
+        for target in ["127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:http", "[::1]:"] {
+            let err = resolve(target, 8989).await.err();
+            assert_eq!(
+                err.map(|e| e.kind()),
+                Some(std::io::ErrorKind::InvalidInput),
+                "{target}"
+            );
+        }
     }
 }

@@ -242,28 +242,237 @@ fn send_of_a_missing_path_fails_and_names_the_path() -> anyhow::Result<()> {
         "stderr does not name {}\n{out}",
         missing.display()
     );
+    ensure!(
+        count(&out.stderr, "No such file or directory") == 1,
+        "the cause is not said exactly once\n{out}"
+    );
+    Ok(())
+}
+
+/// The options a command's `--help` lists: `--long` names at the start of an option line.
+fn listed_options(help: &str) -> Vec<String> {
+    help.lines()
+        .filter_map(|line| {
+            let line = line.trim_start();
+            let line = line.strip_prefix("-y, ").unwrap_or(line);
+            let name = line.strip_prefix("--")?;
+            let end = name.find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'));
+            Some(format!("--{}", &name[..end.unwrap_or(name.len())]))
+        })
+        .collect()
+}
+
+#[test]
+fn each_help_lists_exactly_the_options_its_command_takes() -> anyhow::Result<()> {
+    let talk = ["--name", "--encoding"];
+    let receive = ["--download-dir", "--yes", "--max-file-size", "--max-total"];
+    let listen = ["--bind", "--port"];
+    let cases: [(&[&str], Vec<&str>); 6] = [
+        (
+            &["--help"],
+            [&listen[..], &talk, &["--raw"], &receive].concat(),
+        ),
+        (
+            &["listen", "--help"],
+            [&listen[..], &talk, &["--raw"], &receive].concat(),
+        ),
+        (
+            &["connect", "--help"],
+            [&talk[..], &["--raw"], &receive].concat(),
+        ),
+        (&["demo", "--help"], [&talk[..], &receive].concat()),
+        (
+            &["send", "--help"],
+            [&["--retries"][..], &talk, &["--raw"]].concat(),
+        ),
+        (
+            &["recv", "--help"],
+            [&listen[..], &["--once"], &talk, &["--raw"], &receive].concat(),
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = run_tern(args, b"", TIMEOUT)?;
+        out.ensure_success()?;
+        let mut listed = listed_options(&out.stdout_text()?);
+        listed.retain(|o| o != "--help" && o != "--version");
+        let mut expected: Vec<String> = expected.iter().map(|o| o.to_string()).collect();
+        listed.sort();
+        expected.sort();
+        ensure!(
+            listed == expected,
+            "`tern {}` lists {listed:?}, expected {expected:?}\n{out}",
+            args.join(" ")
+        );
+    }
     Ok(())
 }
 
 #[test]
-fn help_documents_the_options() -> anyhow::Result<()> {
-    let common = ["--raw", "--yes", "--encoding", "--download-dir", "--name"];
-    for (args, extra) in [
-        (vec!["--help"], None),
-        (vec!["send", "--help"], None),
-        (vec!["recv", "--help"], Some("--once")),
+fn options_before_a_command_apply_to_it_or_are_refused() -> anyhow::Result<()> {
+    for args in [
+        &["demo", "--raw"][..],
+        &["--raw", "demo"],
+        &["send", "--yes", "127.0.0.1:9"],
+        &["--yes", "send", "127.0.0.1:9"],
+        &["send", "--download-dir", "/tmp", "127.0.0.1:9"],
+        &["--download-dir", "/tmp", "send", "127.0.0.1:9"],
     ] {
-        let out = run_tern(&args, b"", TIMEOUT)?;
-        out.ensure_success()?;
-        let help = out.stdout_text()?;
-        for option in common.iter().copied().chain(extra) {
-            ensure!(
-                help.contains(option),
-                "`tern {}` does not mention {option}\n{out}",
-                args.join(" ")
-            );
-        }
+        let out = run_tern(args, b"", TIMEOUT)?;
+        ensure!(
+            out.status.code() == Some(2) && out.stderr.contains("--"),
+            "`tern {}` was not refused as a usage error\n{out}",
+            args.join(" ")
+        );
     }
+
+    // Options written before a command that takes them are its options, as they always were.
+    let inbox = tempfile::tempdir()?;
+    let (mut recv, port) = spawn_recv(
+        "recv",
+        &[OsStr::new("--download-dir"), inbox.path().as_os_str()],
+    )?;
+    recv.close_stdin();
+    let mut send = spawn_tern(
+        "send",
+        ["--encoding", "gbk", "send", "--name", "小黑", &target(port)],
+    )?;
+    send.write_stdin("你好\n".as_bytes())?;
+    let send = send.finish(TIMEOUT)?;
+    let recv = recv.finish(TIMEOUT)?;
+    send.ensure_success()?;
+    recv.ensure_success()?;
+    ensure!(
+        recv.stdout == "你好\n".as_bytes() && recv.stderr.contains("connected to 小黑"),
+        "the name or the GBK encoding given before `send` did not apply\n{recv}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_download_dir_that_is_a_file_is_said_to_be_no_folder() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("inbox");
+    write_file(&file, b"a file, not a folder\n")?;
+    let out = run_tern(
+        [
+            OsStr::new("recv"),
+            OsStr::new("--yes"),
+            OsStr::new("--port"),
+            OsStr::new("0"),
+            OsStr::new("--download-dir"),
+            file.as_os_str(),
+        ],
+        b"",
+        TIMEOUT,
+    )?;
+    out.ensure_failure()?;
+    ensure!(
+        out.stderr
+            .contains(&format!("{} is not a folder", file.display()))
+            && !out.stderr.contains("File exists"),
+        "stderr does not say the download dir is not a folder\n{out}"
+    );
+    Ok(())
+}
+
+/// How often `needle` occurs in `haystack`.
+fn count(haystack: &str, needle: &str) -> usize {
+    haystack.matches(needle).count()
+}
+
+#[test]
+fn only_connection_errors_a_retry_can_fix_are_retried() -> anyhow::Result<()> {
+    // `.invalid` never resolves (RFC 6761).
+    for (target, says) in [
+        ("127.0.0.1:99999", "is not a port"),
+        ("127.0.0.1:0", "is not a port"),
+        ("no-such-host.invalid", "no-such-host.invalid:8989"),
+    ] {
+        let out = run_tern(["send", "--retries", "3", target], b"", TIMEOUT)?;
+        out.ensure_failure()?;
+        ensure!(
+            out.stderr.contains(says) && !out.stderr.contains("retry"),
+            "`tern send {target}`: expected one clear error mentioning {says:?}, no retry\n{out}"
+        );
+        ensure!(
+            count(&out.stderr, "cannot connect to") == 1,
+            "`tern send {target}`: the context is not said exactly once\n{out}"
+        );
+    }
+
+    // Nobody listening yet: worth another try.
+    let port = free_port()?;
+    let out = run_tern(["send", "--retries", "1", &target(port)], b"", TIMEOUT)?;
+    out.ensure_failure()?;
+    ensure!(
+        count(&out.stderr, "retry 1/1") == 1
+            && count(&out.stderr, "cannot connect to") == 2
+            && count(&out.stderr, &target(port)) == 2,
+        "expected one retry and each attempt's error said once\n{out}"
+    );
+    Ok(())
+}
+
+#[cfg(unix)]
+/// A file this process cannot open for reading, whoever runs the tests: mode 000 keeps out
+/// everyone but root, and root is refused reading a write-only sysctl (a link to one).
+fn unreadable_file(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let file = dir.join("secret.txt");
+    write_file(&file, b"private\n")?;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o000))?;
+    if std::fs::File::open(&file).is_ok() {
+        std::fs::remove_file(&file)?;
+        std::os::unix::fs::symlink("/proc/sys/vm/drop_caches", &file)?;
+    }
+    ensure!(
+        std::fs::File::open(&file).is_err(),
+        "cannot make an unreadable file here"
+    );
+    Ok(file)
+}
+
+#[cfg(unix)]
+#[test]
+fn an_unreadable_file_fails_before_connecting_and_is_named() -> anyhow::Result<()> {
+    let src = tempfile::tempdir()?;
+    let inbox = tempfile::tempdir()?;
+    let readable = src.path().join("fine.txt");
+    write_file(&readable, b"fine\n")?;
+    let unreadable = unreadable_file(src.path())?;
+    let (mut recv, port) = spawn_recv(
+        "recv",
+        &[
+            OsStr::new("--yes"),
+            OsStr::new("--download-dir"),
+            inbox.path().as_os_str(),
+        ],
+    )?;
+    let out = run_tern(
+        [
+            OsStr::new("send"),
+            OsStr::new(&target(port)),
+            readable.as_os_str(),
+            unreadable.as_os_str(),
+        ],
+        b"",
+        TIMEOUT,
+    )?;
+    out.ensure_failure()?;
+    let named = unreadable.display().to_string();
+    ensure!(
+        out.stderr.contains(&named) && count(&out.stderr, "Permission denied") == 1,
+        "stderr does not name the unreadable file once, with why\n{out}"
+    );
+    ensure!(
+        !out.stderr.contains("retry") && !out.stderr.contains("connected"),
+        "tern send connected or retried\n{out}"
+    );
+    let seen = recv.describe();
+    ensure!(
+        !seen.contains("connected") && !seen.contains(&named),
+        "the receiver was contacted\n{seen}"
+    );
     Ok(())
 }
 

@@ -266,3 +266,46 @@ fn send_raw_refuses_to_send_files() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// A server that reads until the client closes its sending side, then answers with what it
+/// got, and closes: the shape of many one-shot request scripts.
+const READS_UNTIL_EOF_SERVER: &str = r#"
+import socket, sys
+srv = socket.create_server(("127.0.0.1", 0))
+srv.settimeout(30)
+print("PORT:%d" % srv.getsockname()[1], flush=True)
+conn, _ = srv.accept()
+conn.settimeout(30)
+data = b""
+while True:
+    chunk = conn.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+print("GOT:" + data.hex(), flush=True)
+conn.sendall(b"got %d bytes\n" % len(data))
+conn.close()
+"#;
+
+#[test]
+fn send_raw_half_closes_at_the_end_of_stdin_and_exits_when_the_peer_closes() -> anyhow::Result<()> {
+    let mut server = spawn_python("reads-until-EOF server", ["-c", READS_UNTIL_EOF_SERVER])?;
+    let port_line = server.wait_stdout("the PORT line", TIMEOUT, |l| l.starts_with("PORT:"))?;
+    let port = port_line["PORT:".len()..].trim().to_string();
+    let request = "first line\n第二行\n";
+    let mut send = spawn_tern("tern send", ["send", "--raw", &format!("127.0.0.1:{port}")])?;
+    send.write_stdin(request.as_bytes())?;
+    let send = send.finish(TIMEOUT)?;
+    let server = server.finish(TIMEOUT)?;
+    server.ensure_success()?;
+    send.ensure_success()?;
+    ensure!(
+        line_value(&server.stdout_text()?, "GOT:")? == hex(request.as_bytes()),
+        "the server did not get exactly the stdin lines\n{server}\n{send}"
+    );
+    ensure!(
+        send.stdout_text()? == format!("got {} bytes\n", request.len()),
+        "tern send did not print exactly the server's answer\n{send}"
+    );
+    Ok(())
+}

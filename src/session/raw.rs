@@ -89,7 +89,18 @@ pub(super) async fn run<S: Transport>(
     text.emit_lines(false, events);
     let mut out = BytesMut::new();
     let mut last_read = tokio::time::Instant::now();
+    // Every handle to the session is gone: nothing more will be sent. Like nc at the end of its
+    // input, the write side is shut once `out` is written (a peer reading until EOF needs
+    // that), and the peer is read until it closes.
+    let mut input_ended = false;
+    let mut write_shut = false;
     let result = loop {
+        if input_ended && !write_shut && out.is_empty() {
+            write_shut = true;
+            if let Err(e) = write.shutdown().await {
+                break Some(format!("connection error: {e}"));
+            }
+        }
         let backed_up = events.is_backed_up();
         tokio::select! {
             biased;
@@ -99,8 +110,9 @@ pub(super) async fn run<S: Transport>(
                     break None;
                 }
             }
-            command = commands.recv(), if !backed_up => match command {
-                None | Some(Command::Close) => break None,
+            command = commands.recv(), if !backed_up && !input_ended => match command {
+                None => input_ended = true,
+                Some(Command::Close) => break None,
                 Some(command) => on_command(command, &mut text, &mut out, events),
             },
             n = read.read_buf(&mut text.pending), if !backed_up => match n {
@@ -129,6 +141,9 @@ pub(super) async fn run<S: Transport>(
     };
     // Best effort: the peer may already be gone.
     let flush = async {
+        if write_shut {
+            return Ok(());
+        }
         write.write_all(&out).await?;
         write.shutdown().await
     };

@@ -240,14 +240,13 @@ impl Sending {
                     }
                 }
                 ReadEvent::Failed { id, reason } => {
-                    let local = self
-                        .outgoing
-                        .get(&id)
-                        .map(|t| t.file.local.display().to_string())
-                        .unwrap_or_default();
-                    // The peer hears why, not where: the local path is for our user only.
+                    let Some(t) = self.outgoing.get(&id) else {
+                        continue;
+                    };
+                    // The peer hears the offered name and why, never our local path.
+                    let local = t.file.local.display().to_string();
                     let shown = TransferState::failed(format!("reading {local}: {reason}"));
-                    let told = format!("the sender cannot read the file: {reason}");
+                    let told = format!("the sender cannot read {}: {reason}", t.file.rel_path);
                     self.stop_with(id, shown, &told, out, events);
                 }
             }

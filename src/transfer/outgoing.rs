@@ -23,14 +23,14 @@ pub struct OutgoingFile {
     pub size: u64,
 }
 
+/// Why a set of paths cannot be sent. Each message is whole: the I/O error is part of the
+/// text and not also given as `source()`, or a report of the chain would say it twice.
 #[derive(Debug, thiserror::Error)]
 pub enum CollectError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: io::Error },
+    #[error("cannot read {path}: {error}")]
+    Unreadable { path: PathBuf, error: io::Error },
     #[error("{0}: file name is not valid UTF-8")]
     NotUtf8(PathBuf),
     #[error("{0}: not a regular file or folder")]
@@ -38,17 +38,34 @@ pub enum CollectError {
 }
 
 pub(super) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CollectError + '_ {
-    move |source| CollectError::Io {
+    move |error| CollectError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
 /// Expand `paths` into the files they name: a file as itself, a folder as every file below
 /// it with the folder's own name as the first component. Symbolic links to files are followed;
 /// links to folders are skipped so a loop cannot make the walk endless. Order is stable
-/// (sorted within each folder).
+/// (sorted within each folder). Every file is opened once, so one we cannot read fails here,
+/// before it is offered.
 pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<OutgoingFile>, CollectError> {
+    let files = list_files(paths)?;
+    files.iter().try_for_each(check_readable)?;
+    Ok(files)
+}
+
+/// Fail unless `file` can be opened for reading now.
+pub fn check_readable(file: &OutgoingFile) -> Result<(), CollectError> {
+    File::open(&file.local)
+        .map(drop)
+        .map_err(|error| CollectError::Unreadable {
+            path: file.local.clone(),
+            error,
+        })
+}
+
+fn list_files(paths: &[PathBuf]) -> Result<Vec<OutgoingFile>, CollectError> {
     let mut out = Vec::new();
     for path in paths {
         let meta = std::fs::metadata(path).map_err(io_err(path))?;
@@ -254,6 +271,16 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("/no/such/file-here"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_path_is_named_once_and_its_cause_said_once() {
+        let err = collect_files(&[PathBuf::from("/no/such/file-here")])
+            .err()
+            .map(|e| format!("{:#}", anyhow::Error::from(e)))
+            .unwrap_or_default();
+        assert_eq!(err.matches("/no/such/file-here").count(), 1, "{err}");
+        assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
     }
 
     #[test]
