@@ -238,3 +238,26 @@ fn the_cursor_sits_after_wide_characters() {
     assert_eq!(pos.x, 1 + 6);
     assert_eq!(pos.y, 24 - 1 - 2);
 }
+
+#[test]
+fn declining_a_file_asks_in_the_status_line() {
+    let mut app = connected();
+    app.update(Msg::Session(SessionEvent::Transfer(
+        tern::transfer::TransferUpdate {
+            id: TransferId::incoming(1),
+            path: "报告 2024.pdf".into(),
+            saved_as: None,
+            state: TransferState::AwaitingDecision,
+            progress: Progress {
+                done: 0,
+                total: 1_300_000,
+            },
+        },
+    )));
+    app.focus = Focus::Queue;
+    app.update(Msg::Key(crossterm::event::KeyEvent::new(
+        crossterm::event::KeyCode::Char('d'),
+        crossterm::event::KeyModifiers::NONE,
+    )));
+    insta::assert_snapshot!(render(&mut app, 100, 16).backend());
+}

@@ -1,6 +1,10 @@
 //! The TUI's model and `update`: every input (key, paste, session event) becomes a new state
 //! and a list of things for the loop to do. No I/O here, so all of it is testable.
 
+mod prompt;
+
+pub use prompt::{FileAction, Prompt};
+
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -141,6 +145,8 @@ pub struct App {
     pub focus: Focus,
     pub help_open: bool,
     pub confirm_quit: bool,
+    /// A decline or cancel waiting for y / n in the status line.
+    pub prompt: Option<Prompt>,
     pub color: bool,
     /// Inner size of the message pane at the last draw.
     pub viewport: (u16, u16),
@@ -176,6 +182,7 @@ impl App {
             focus: Focus::Input,
             help_open: false,
             confirm_quit: false,
+            prompt: None,
             color: true,
             viewport: (0, 0),
             queue_rows: 0,
@@ -256,19 +263,12 @@ impl App {
 
     pub fn update(&mut self, msg: Msg) -> Vec<Action> {
         match msg {
-            Msg::Key(key) => {
-                let cx = KeyContext {
-                    focus: self.focus,
-                    help_open: self.help_open,
-                    confirm_open: self.confirm_quit,
-                    input_empty: self.input.is_empty(),
-                };
-                match keymap::intent(&key, cx) {
-                    Some(intent) => self.apply(intent),
-                    None => Vec::new(),
-                }
+            Msg::Key(key) => self.on_key(&key),
+            Msg::Paste(text) => {
+                // The paste lands in the input line: a `y` typed after it is text, not a yes.
+                self.prompt = None;
+                self.on_paste(&text)
             }
-            Msg::Paste(text) => self.on_paste(&text),
             Msg::Wheel { up, over_queue } => {
                 if over_queue {
                     self.apply(if up {
@@ -307,6 +307,39 @@ impl App {
         }
     }
 
+    fn key_context(&self) -> KeyContext {
+        KeyContext {
+            focus: self.focus,
+            help_open: self.help_open,
+            confirm_open: self.confirm_quit,
+            prompt_open: self.prompt.is_some(),
+            input_empty: self.input.is_empty(),
+        }
+    }
+
+    fn on_key(&mut self, key: &KeyEvent) -> Vec<Action> {
+        let typed = keymap::typed_char(key);
+        if let Some(prompt) = self.prompt.take() {
+            let answer = keymap::intent(
+                key,
+                KeyContext {
+                    prompt_open: true,
+                    ..self.key_context()
+                },
+            );
+            if let Some(actions) = self.answer(prompt, answer, typed) {
+                return actions;
+            }
+        }
+        match keymap::intent(key, self.key_context()) {
+            Some(intent @ (Intent::Accept | Intent::Reject | Intent::Cancel | Intent::Retry)) => {
+                self.file_intent(intent, typed)
+            }
+            Some(intent) => self.apply(intent),
+            None => Vec::new(),
+        }
+    }
+
     fn apply(&mut self, intent: Intent) -> Vec<Action> {
         match intent {
             Intent::Quit => return self.request_quit(),
@@ -323,7 +356,7 @@ impl App {
             Intent::FocusNext => self.focus = self.focus.next(),
             Intent::FocusPrev => self.focus = self.focus.prev(),
             Intent::Submit => return self.submit(),
-            Intent::Insert(c) => self.input.insert_char(c),
+            Intent::Insert(c) => self.type_char(c),
             Intent::Left => self.input.left(),
             Intent::Right => self.input.right(),
             Intent::Home => self.input.home(),
@@ -352,10 +385,9 @@ impl App {
             Intent::SelectDown => self.select(self.selected + 1),
             Intent::SelectFirst => self.selected = 0,
             Intent::SelectLast => self.select(usize::MAX),
-            Intent::Accept => return self.accept_selected(),
-            Intent::Reject => return self.reject_selected(),
-            Intent::Cancel => return self.cancel_selected(),
-            Intent::Retry => return self.retry_selected(),
+            Intent::Accept | Intent::Reject | Intent::Cancel | Intent::Retry => {
+                return self.file_intent(intent, None);
+            }
         }
         Vec::new()
     }
@@ -563,42 +595,6 @@ impl App {
                 ..
             }) => vec![Action::Session(Command::Accept(id.id))],
             _ => Vec::new(),
-        }
-    }
-
-    fn reject_selected(&mut self) -> Vec<Action> {
-        match self.selected_row() {
-            Some(Row {
-                key: RowKey::Transfer(id),
-                state: TransferState::AwaitingDecision,
-                ..
-            }) => vec![Action::Session(Command::Reject(
-                id.id,
-                "declined by the receiver".into(),
-            ))],
-            _ => Vec::new(),
-        }
-    }
-
-    fn cancel_selected(&mut self) -> Vec<Action> {
-        let Some(row) = self.selected_row() else {
-            return Vec::new();
-        };
-        if row.state.is_final() {
-            return Vec::new();
-        }
-        match row.key {
-            RowKey::Transfer(id) => vec![Action::Session(Command::Cancel(id))],
-            RowKey::Local(_) => {
-                let local = row.local.clone();
-                if let Some(row) = self.queue.get_mut(self.selected) {
-                    row.state = TransferState::Cancelled(String::new());
-                }
-                if let Some(local) = local {
-                    self.pending.retain(|f| f != &local);
-                }
-                Vec::new()
-            }
         }
     }
 

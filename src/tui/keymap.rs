@@ -1,5 +1,6 @@
 //! Keys → intents, per focus. A table per focus, looked up in order: overlays first, then the
-//! focused pane, then keys that work everywhere.
+//! focused pane, then keys that work everywhere. A printable character no table claims is typed,
+//! whichever pane has focus: someone who starts typing in the wrong pane is typing a message.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
@@ -69,6 +70,8 @@ pub struct KeyContext {
     pub focus: Focus,
     pub help_open: bool,
     pub confirm_open: bool,
+    /// The status line asks whether to decline or cancel a file.
+    pub prompt_open: bool,
     pub input_empty: bool,
 }
 
@@ -86,6 +89,17 @@ const CONFIRM: &[Binding] = &[
     (KeyCode::Char('N'), SHIFT, Intent::Deny),
     (KeyCode::Esc, NONE, Intent::Deny),
     (KeyCode::Char('c'), CTRL, Intent::Confirm),
+];
+
+/// A yes or no about one file. Unlike the quit question, Ctrl-C is no answer here: it goes on to
+/// quit.
+const PROMPT: &[Binding] = &[
+    (KeyCode::Char('y'), NONE, Intent::Confirm),
+    (KeyCode::Char('Y'), SHIFT, Intent::Confirm),
+    (KeyCode::Enter, NONE, Intent::Confirm),
+    (KeyCode::Char('n'), NONE, Intent::Deny),
+    (KeyCode::Char('N'), SHIFT, Intent::Deny),
+    (KeyCode::Esc, NONE, Intent::Deny),
 ];
 
 const HELP: &[Binding] = &[
@@ -117,9 +131,7 @@ const INPUT: &[Binding] = &[
 
 const MESSAGES: &[Binding] = &[
     (KeyCode::Up, NONE, Intent::ScrollUp),
-    (KeyCode::Char('k'), NONE, Intent::ScrollUp),
     (KeyCode::Down, NONE, Intent::ScrollDown),
-    (KeyCode::Char('j'), NONE, Intent::ScrollDown),
     (KeyCode::PageUp, NONE, Intent::PageUp),
     (KeyCode::PageDown, NONE, Intent::PageDown),
     (KeyCode::Home, NONE, Intent::Top),
@@ -129,11 +141,11 @@ const MESSAGES: &[Binding] = &[
     (KeyCode::Esc, NONE, Intent::CloseOverlay),
 ];
 
+/// `a`, `r`, `d` and `x` act on the selected file when it can take that action (the app is
+/// asked; a letter that cannot act is typed); `d`, `x` and Delete are asked about first.
 const QUEUE: &[Binding] = &[
     (KeyCode::Up, NONE, Intent::SelectUp),
-    (KeyCode::Char('k'), NONE, Intent::SelectUp),
     (KeyCode::Down, NONE, Intent::SelectDown),
-    (KeyCode::Char('j'), NONE, Intent::SelectDown),
     (KeyCode::Home, NONE, Intent::SelectFirst),
     (KeyCode::End, NONE, Intent::SelectLast),
     (KeyCode::Char('a'), NONE, Intent::Accept),
@@ -173,6 +185,9 @@ pub fn intent(key: &KeyEvent, cx: KeyContext) -> Option<Intent> {
     if cx.confirm_open {
         return lookup(CONFIRM, key);
     }
+    if cx.prompt_open {
+        return lookup(PROMPT, key);
+    }
     if cx.help_open {
         return lookup(HELP, key);
     }
@@ -184,23 +199,31 @@ pub fn intent(key: &KeyEvent, cx: KeyContext) -> Option<Intent> {
     if let Some(intent) = lookup(pane, key).or_else(|| lookup(EVERYWHERE, key)) {
         return Some(intent);
     }
-    if cx.focus == Focus::Input {
-        if let KeyCode::Char(c) = key.code
-            && !key
-                .modifiers
-                .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
-        {
-            // `?` on an empty line opens help; anywhere else it is just a character.
-            if c == '?' && cx.input_empty {
-                return Some(Intent::Help);
-            }
-            return Some(Intent::Insert(c));
+    if let Some(c) = typed_char(key) {
+        // `?` on an empty line opens help; anywhere else it is just a character.
+        if c == '?' && cx.input_empty {
+            return Some(Intent::Help);
         }
-        if key.code == KeyCode::Esc {
-            return Some(Intent::CloseOverlay);
-        }
+        return Some(Intent::Insert(c));
+    }
+    if cx.focus == Focus::Input && key.code == KeyCode::Esc {
+        return Some(Intent::CloseOverlay);
     }
     None
+}
+
+/// The character `key` types, if it is one that types (no Ctrl or Alt).
+pub fn typed_char(key: &KeyEvent) -> Option<char> {
+    match key.code {
+        KeyCode::Char(c)
+            if !key
+                .modifiers
+                .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
+        {
+            Some(c)
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -229,6 +252,32 @@ mod tests {
             intent(&shifted, cx(Focus::Input)),
             Some(Intent::Insert('A'))
         );
+    }
+
+    #[test]
+    fn letters_no_pane_claims_are_typed_from_every_pane() {
+        let o = key(KeyCode::Char('o'), NONE);
+        for focus in [Focus::Input, Focus::Messages, Focus::Queue] {
+            assert_eq!(intent(&o, cx(focus)), Some(Intent::Insert('o')));
+        }
+        let j = key(KeyCode::Char('j'), NONE);
+        assert_eq!(intent(&j, cx(Focus::Messages)), Some(Intent::Insert('j')));
+        assert_eq!(intent(&j, cx(Focus::Queue)), Some(Intent::Insert('j')));
+    }
+
+    #[test]
+    fn a_file_prompt_takes_yes_and_no_and_nothing_else() {
+        let prompt = KeyContext {
+            prompt_open: true,
+            ..cx(Focus::Queue)
+        };
+        let y = key(KeyCode::Char('y'), NONE);
+        assert_eq!(intent(&y, prompt), Some(Intent::Confirm));
+        let esc = key(KeyCode::Esc, NONE);
+        assert_eq!(intent(&esc, prompt), Some(Intent::Deny));
+        let ctrl_c = key(KeyCode::Char('c'), CTRL);
+        assert_eq!(intent(&ctrl_c, prompt), None);
+        assert_eq!(intent(&key(KeyCode::Char('o'), NONE), prompt), None);
     }
 
     #[test]

@@ -207,7 +207,8 @@ fn queue_keys_accept_and_decline_the_selected_offer() {
         [Action::Session(Command::Accept(1))]
     ));
     app.update(key(KeyCode::Down));
-    let actions = app.update(key(KeyCode::Char('d')));
+    assert!(app.update(key(KeyCode::Char('d'))).is_empty());
+    let actions = app.update(key(KeyCode::Char('y')));
     assert!(matches!(
         &actions[..],
         [Action::Session(Command::Reject(2, _))]
@@ -371,3 +372,5 @@ fn retry_after_a_lost_connection_dials_the_peer_again() {
         matches!(&actions[..], [Action::Session(Command::Offer(f))] if f == std::slice::from_ref(&file))
     );
 }
+
+mod file_keys;

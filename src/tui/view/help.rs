@@ -19,9 +19,16 @@ pub const KEYS: &[(&str, &str)] = &[
     ("↑ ↓ Home End (messages)", "scroll, top, bottom"),
     ("↑ ↓ (files)", "select a file"),
     ("a / Enter (files)", "accept the selected offer"),
-    ("d (files)", "decline the selected offer"),
-    ("x / Delete (files)", "cancel the selected transfer"),
+    ("d (files)", "decline the selected offer (asks y / n)"),
+    (
+        "x / Delete (files)",
+        "cancel the selected transfer (asks y / n)",
+    ),
     ("r (files)", "retry a failed or cancelled file"),
+    (
+        "any other letter",
+        "typed into the input line, from any pane",
+    ),
     ("F1, ? (empty line)", "this help; Esc closes it"),
     ("Ctrl-C, /quit", "quit (asks while files move)"),
 ];
