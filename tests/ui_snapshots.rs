@@ -261,3 +261,41 @@ fn declining_a_file_asks_in_the_status_line() {
     )));
     insta::assert_snapshot!(render(&mut app, 100, 16).backend());
 }
+
+#[test]
+fn a_file_you_declined_says_you_did() {
+    let mut app = connected();
+    let offer = |state| {
+        Msg::Session(SessionEvent::Transfer(tern::transfer::TransferUpdate {
+            id: TransferId::incoming(1),
+            path: "song.flac".into(),
+            saved_as: None,
+            state,
+            progress: Progress {
+                done: 0,
+                total: 30 << 20,
+            },
+        }))
+    };
+    app.update(offer(TransferState::AwaitingDecision));
+    app.focus = Focus::Queue;
+    let mut actions = Vec::new();
+    for c in ['d', 'y'] {
+        actions.extend(app.update(Msg::Key(crossterm::event::KeyEvent::new(
+            crossterm::event::KeyCode::Char(c),
+            crossterm::event::KeyModifiers::NONE,
+        ))));
+    }
+    // The session answers a decline with the offer, rejected for the reason it sent the peer.
+    let reason = match &actions[..] {
+        [tern::tui::app::Action::Session(tern::session::Command::Reject(1, reason))] => {
+            reason.clone()
+        }
+        other => panic!("d, y should decline offer 1, got {other:?}"),
+    };
+    app.update(offer(TransferState::Rejected(reason)));
+
+    let screen = render(&mut app, 100, 16).backend().to_string();
+    assert!(screen.contains("declined by you"), "{screen}");
+    assert!(!screen.contains("by the receiver"), "{screen}");
+}

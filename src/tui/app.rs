@@ -59,6 +59,9 @@ pub struct Row {
     pub local: Option<OutgoingFile>,
     pub saved_as: Option<PathBuf>,
     pub state: TransferState,
+    /// Declined here, by the user. The reason the session keeps is the one sent to the peer
+    /// ("declined by the receiver"), which is the wrong way round on this side.
+    pub declined_by_you: bool,
     pub progress: Progress,
     /// Smoothed bytes per second while transferring.
     pub speed: f64,
@@ -94,6 +97,7 @@ impl Row {
             local: None,
             saved_as: None,
             state,
+            declined_by_you: false,
             progress,
             speed: 0.0,
             sample: None,

@@ -113,6 +113,7 @@ impl App {
         }
         match (prompt.action, prompt.key) {
             (FileAction::Decline, RowKey::Transfer(id)) => {
+                self.queue[index].declined_by_you = true;
                 vec![Action::Session(Command::Reject(
                     id.id,
                     "declined by the receiver".into(),
