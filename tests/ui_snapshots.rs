@@ -299,3 +299,54 @@ fn a_file_you_declined_says_you_did() {
     assert!(screen.contains("declined by you"), "{screen}");
     assert!(!screen.contains("by the receiver"), "{screen}");
 }
+
+/// The key a key name on screen stands for.
+fn parse_key(name: &str) -> crossterm::event::KeyEvent {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let (mods, rest) = match name.strip_prefix("Ctrl-") {
+        Some(rest) => (KeyModifiers::CONTROL, rest),
+        None => (KeyModifiers::NONE, name),
+    };
+    let code = match rest {
+        "End" => KeyCode::End,
+        "Home" => KeyCode::Home,
+        "PgDn" => KeyCode::PageDown,
+        "Esc" => KeyCode::Esc,
+        other => panic!("no key named {other:?}"),
+    };
+    KeyEvent::new(code, mods)
+}
+
+#[test]
+fn the_scrolled_up_marker_names_a_key_that_jumps_down_from_every_pane() {
+    for focus in [Focus::Input, Focus::Messages, Focus::Queue] {
+        let mut app = connected();
+        for i in 0..40 {
+            app.push(MessageKind::Peer, "ana@desk", format!("message number {i}"));
+        }
+        render(&mut app, 100, 24);
+        app.update(Msg::Wheel {
+            up: true,
+            over_queue: false,
+        });
+        app.focus = focus;
+        let screen = render(&mut app, 100, 24).backend().to_string();
+        let marker = screen
+            .lines()
+            .find(|l| l.contains("more below"))
+            .unwrap_or_else(|| panic!("no marker while scrolled up\n{screen}"));
+        let name = marker
+            .split_once('(')
+            .and_then(|(_, rest)| rest.split_once(')'))
+            .map(|(name, _)| name)
+            .unwrap_or_else(|| panic!("the marker names no key: {marker}"));
+
+        app.update(Msg::Key(parse_key(name)));
+
+        assert_eq!(
+            app.transcript.offset(),
+            0,
+            "{focus:?}: {name}, as the marker says, should show the newest message"
+        );
+    }
+}

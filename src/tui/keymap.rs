@@ -165,6 +165,8 @@ const EVERYWHERE: &[Binding] = &[
     (KeyCode::Char('c'), CTRL, Intent::Quit),
     (KeyCode::Char('q'), CTRL, Intent::Quit),
     (KeyCode::F(1), NONE, Intent::Help),
+    // End itself moves the input cursor or selects the last file outside the message pane.
+    (KeyCode::End, CTRL, Intent::Bottom),
     (KeyCode::Tab, NONE, Intent::FocusNext),
     (KeyCode::BackTab, SHIFT, Intent::FocusPrev),
     (KeyCode::BackTab, NONE, Intent::FocusPrev),
@@ -191,12 +193,7 @@ pub fn intent(key: &KeyEvent, cx: KeyContext) -> Option<Intent> {
     if cx.help_open {
         return lookup(HELP, key);
     }
-    let pane = match cx.focus {
-        Focus::Input => INPUT,
-        Focus::Messages => MESSAGES,
-        Focus::Queue => QUEUE,
-    };
-    if let Some(intent) = lookup(pane, key).or_else(|| lookup(EVERYWHERE, key)) {
+    if let Some(intent) = lookup(pane_table(cx.focus), key).or_else(|| lookup(EVERYWHERE, key)) {
         return Some(intent);
     }
     if let Some(c) = typed_char(key) {
@@ -210,6 +207,41 @@ pub fn intent(key: &KeyEvent, cx: KeyContext) -> Option<Intent> {
         return Some(Intent::CloseOverlay);
     }
     None
+}
+
+/// The name of the first key that means `intent` in `focus`, for hints on screen, so that a hint
+/// names a key that does it there.
+pub fn key_for(intent: Intent, focus: Focus) -> Option<String> {
+    let (code, mods, _) = pane_table(focus)
+        .iter()
+        .chain(EVERYWHERE)
+        .find(|(_, _, i)| *i == intent)?;
+    let name = match code {
+        KeyCode::End => "End".to_string(),
+        KeyCode::Home => "Home".to_string(),
+        KeyCode::PageUp => "PgUp".to_string(),
+        KeyCode::PageDown => "PgDn".to_string(),
+        KeyCode::Enter => "Enter".to_string(),
+        KeyCode::Esc => "Esc".to_string(),
+        KeyCode::Tab => "Tab".to_string(),
+        KeyCode::Delete => "Delete".to_string(),
+        KeyCode::F(n) => format!("F{n}"),
+        KeyCode::Char(c) => c.to_string(),
+        other => format!("{other:?}"),
+    };
+    Some(if mods.contains(CTRL) {
+        format!("Ctrl-{name}")
+    } else {
+        name
+    })
+}
+
+fn pane_table(focus: Focus) -> &'static [Binding] {
+    match focus {
+        Focus::Input => INPUT,
+        Focus::Messages => MESSAGES,
+        Focus::Queue => QUEUE,
+    }
 }
 
 /// The character `key` types, if it is one that types (no Ctrl or Alt).
@@ -314,6 +346,20 @@ mod tests {
             intent(&key(KeyCode::Char('y'), NONE), confirm),
             Some(Intent::Confirm)
         );
+    }
+
+    #[test]
+    fn the_bottom_of_the_messages_has_a_key_in_every_pane() {
+        assert_eq!(
+            key_for(Intent::Bottom, Focus::Messages).as_deref(),
+            Some("End")
+        );
+        for focus in [Focus::Input, Focus::Queue] {
+            let name = key_for(Intent::Bottom, focus);
+            assert_eq!(name.as_deref(), Some("Ctrl-End"));
+            let ctrl_end = key(KeyCode::End, CTRL);
+            assert_eq!(intent(&ctrl_end, cx(focus)), Some(Intent::Bottom));
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("↑ ↓ (input)", "message history"),
     ("PgUp PgDn, wheel", "scroll messages"),
     ("↑ ↓ Home End (messages)", "scroll, top, bottom"),
+    ("Ctrl-End", "back to the newest message, from any pane"),
     ("↑ ↓ (files)", "select a file"),
     ("a / Enter (files)", "accept the selected offer"),
     ("d (files)", "decline the selected offer (asks y / n)"),
