@@ -350,3 +350,34 @@ fn the_scrolled_up_marker_names_a_key_that_jumps_down_from_every_pane() {
         );
     }
 }
+
+#[test]
+fn the_help_overlay_border_shows_over_wide_characters() {
+    let mut app = connected();
+    // At 108 columns the overlay's left border is at column 18. Peer text starts at column 16,
+    // so on one of these two lines a double-width character covers columns 17 and 18.
+    let wide = "你好世界".repeat(20);
+    for prefix in ["", "a"] {
+        app.push(MessageKind::Peer, "ana@desk", format!("{prefix}{wide}"));
+    }
+    app.help_open = true;
+    let terminal = render(&mut app, 108, 32);
+    // What the terminal was sent, not what ratatui meant: a border cell hidden behind the second
+    // half of a wide character is never sent.
+    let shown = terminal.backend().buffer();
+    let area = shown.area;
+    let top = (0..area.height)
+        .find(|&y| shown[(18, y)].symbol() == "┌")
+        .expect("the overlay's top-left corner at column 18");
+    let bottom = (top..area.height)
+        .find(|&y| shown[(18, y)].symbol() == "└")
+        .unwrap_or_else(|| panic!("no bottom-left corner:\n{}", terminal.backend()));
+    for y in top + 1..bottom {
+        assert_eq!(
+            shown[(18, y)].symbol(),
+            "│",
+            "row {y} lost the border:\n{}",
+            terminal.backend()
+        );
+    }
+}

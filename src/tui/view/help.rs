@@ -3,9 +3,9 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget, Wrap};
+use ratatui::widgets::{Block, Borders, Paragraph, Widget, Wrap};
 
-use super::{Theme, centered};
+use super::{Theme, centered, clear_for_overlay};
 use crate::tui::app::App;
 
 /// Every key and command, as the help overlay lists them.
@@ -69,7 +69,7 @@ impl Widget for &HelpOverlay {
         ));
         let height = lines.len() as u16 + 2;
         let rect = centered(area, 72, height);
-        Clear.render(rect, buf);
+        clear_for_overlay(rect, buf);
         Paragraph::new(lines)
             .block(
                 Block::default()
@@ -94,7 +94,7 @@ impl Widget for &ConfirmQuit<'_> {
             Line::from("Quit and cancel them? y / n"),
         ];
         let rect = centered(area, 44, 4);
-        Clear.render(rect, buf);
+        clear_for_overlay(rect, buf);
         Paragraph::new(text)
             .wrap(Wrap { trim: true })
             .block(
