@@ -679,3 +679,48 @@ pub async fn recv(bind: SocketAddr, once: bool, config: SessionConfig) -> anyhow
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transfer::{Progress, TransferUpdate};
+
+    fn update(id: TransferId, state: TransferState) -> SessionEvent {
+        SessionEvent::Transfer(TransferUpdate {
+            id,
+            path: "f".into(),
+            saved_as: None,
+            state,
+            progress: Progress { done: 0, total: 1 },
+        })
+    }
+
+    #[test]
+    fn transfers_that_ended_are_not_kept() {
+        let mut driver = Driver::default();
+        let id = TransferId::incoming(1);
+        driver.on_event(update(id, TransferState::Transferring));
+        assert_eq!(driver.states.len(), 1);
+        driver.on_event(update(id, TransferState::Verified));
+        assert!(driver.states.is_empty() && driver.started.is_empty());
+        // A late repeat of the end is not a new transfer.
+        driver.on_event(update(id, TransferState::Verified));
+        assert_eq!(driver.outcome.verified, 1);
+        assert_eq!(driver.open, 0);
+    }
+
+    #[test]
+    fn only_the_last_ended_transfers_are_remembered() {
+        let mut ended = RecentlyEnded::default();
+        let ids: Vec<TransferId> = (0..3 * RecentlyEnded::KEEP as u32)
+            .map(TransferId::incoming)
+            .collect();
+        for &id in &ids {
+            ended.insert(id);
+        }
+        assert_eq!(ended.set.len(), RecentlyEnded::KEEP);
+        assert_eq!(ended.order.len(), RecentlyEnded::KEEP);
+        assert!(!ended.contains(&ids[0]));
+        assert!(ids.last().is_some_and(|id| ended.contains(id)));
+    }
+}

@@ -517,3 +517,24 @@ fn help_overlay_opens_with_f1_and_closes_with_esc() -> Result<()> {
     })?;
     Ok(())
 }
+
+#[test]
+fn a_long_burst_of_typing_arrives_whole_without_another_key() -> Result<()> {
+    let downloads = tempfile::tempdir()?;
+    let (mut alice, mut bob) = connected_pair(downloads.path())?;
+    // An unbracketed paste, or fast typing over ssh: the terminal hands over several KiB at
+    // once, more than one read of the input takes. Nothing follows the Enter, so the UI must
+    // read all of it by itself.
+    // The last word is short, so wrapping never splits it on screen.
+    let line = format!("{} TAILWORD", "x".repeat(3000));
+
+    bob.write(&format!("{line}\r"))?;
+
+    bob.wait_for("bob's long line sent and the input line empty again", |s| {
+        s.contains("TAILWORD") && s.contains("Type a message")
+    })?;
+    alice.wait_for("the end of bob's long line on alice's screen", |s| {
+        s.contains("bob") && s.contains("TAILWORD")
+    })?;
+    Ok(())
+}

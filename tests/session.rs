@@ -220,7 +220,7 @@ async fn a_rejected_offer_tells_the_sender_why_and_writes_nothing() {
         _ => None,
     })
     .await;
-    assert_eq!(state, TransferState::Rejected("not today".into()));
+    assert_eq!(state, TransferState::rejected("not today"));
     assert_eq!(std::fs::read_dir(rx_dir.path()).expect("ls").count(), 0);
 }
 
@@ -1255,4 +1255,57 @@ async fn a_sender_keeps_a_window_of_open_offers() {
         .expect("in time")
         .expect("join");
     assert_eq!(rejected, total);
+}
+
+#[tokio::test]
+async fn a_cancel_reads_by_you_on_one_side_and_by_the_peer_on_the_other() {
+    let rx_dir = tempfile::tempdir().expect("tmp");
+    let tx_dir = tempfile::tempdir().expect("tmp");
+    let f = tx_dir.path().join("a.txt");
+    std::fs::write(&f, b"hello").expect("write");
+    let (mut rx, mut tx) = pair(
+        config("rx", rx_dir.path(), OfferPolicy::Ask),
+        config("tx", tx_dir.path(), OfferPolicy::Ask),
+    )
+    .await;
+    tx.handle
+        .send(Command::Offer(collect_files(&[f]).expect("collect")))
+        .await
+        .expect("offer");
+    let ours = wait_for(&mut tx, |e| match e {
+        SessionEvent::Transfer(u) if u.state == TransferState::Offered => Some(u.id),
+        _ => None,
+    })
+    .await;
+    tx.handle.send(Command::Cancel(ours)).await.expect("cancel");
+    let final_of = |e: &SessionEvent| match e {
+        SessionEvent::Transfer(u) if u.state.is_final() => Some(u.state.to_string()),
+        _ => None,
+    };
+    assert_eq!(wait_for(&mut tx, final_of).await, "cancelled by you");
+    assert_eq!(wait_for(&mut rx, final_of).await, "cancelled by the peer");
+}
+
+#[tokio::test]
+async fn a_new_name_reaches_the_peer_at_once() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (mut rx, tx) = pair(
+        config("rx", dir.path(), OfferPolicy::Ask),
+        config("tx", dir.path(), OfferPolicy::Ask),
+    )
+    .await;
+    wait_for(&mut rx, |e| {
+        matches!(e, SessionEvent::Connected(_)).then_some(())
+    })
+    .await;
+    tx.handle
+        .send(Command::SetName("小黑\u{1b}[2J".into()))
+        .await
+        .expect("rename");
+    let name = wait_for(&mut rx, |e| match e {
+        SessionEvent::PeerRenamed(name) => Some(name.to_string()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(name, "小黑[2J");
 }

@@ -238,3 +238,149 @@ fn the_cursor_sits_after_wide_characters() {
     assert_eq!(pos.x, 1 + 6);
     assert_eq!(pos.y, 24 - 1 - 2);
 }
+
+#[test]
+fn declining_a_file_asks_in_the_status_line() {
+    let mut app = connected();
+    app.update(Msg::Session(SessionEvent::Transfer(
+        tern::transfer::TransferUpdate {
+            id: TransferId::incoming(1),
+            path: "报告 2024.pdf".into(),
+            saved_as: None,
+            state: TransferState::AwaitingDecision,
+            progress: Progress {
+                done: 0,
+                total: 1_300_000,
+            },
+        },
+    )));
+    app.focus = Focus::Queue;
+    app.update(Msg::Key(crossterm::event::KeyEvent::new(
+        crossterm::event::KeyCode::Char('d'),
+        crossterm::event::KeyModifiers::NONE,
+    )));
+    insta::assert_snapshot!(render(&mut app, 100, 16).backend());
+}
+
+#[test]
+fn a_file_you_declined_says_you_did() {
+    let mut app = connected();
+    let song = TransferId::incoming(1);
+    let offer = |state| {
+        Msg::Session(SessionEvent::Transfer(tern::transfer::TransferUpdate {
+            id: song,
+            path: "song.flac".into(),
+            saved_as: None,
+            state,
+            progress: Progress {
+                done: 0,
+                total: 30 << 20,
+            },
+        }))
+    };
+    app.update(offer(TransferState::AwaitingDecision));
+    app.focus = Focus::Queue;
+    let mut actions = Vec::new();
+    for c in ['d', 'y'] {
+        actions.extend(app.update(Msg::Key(crossterm::event::KeyEvent::new(
+            crossterm::event::KeyCode::Char(c),
+            crossterm::event::KeyModifiers::NONE,
+        ))));
+    }
+    // The session answers a decline with the offer, rejected for the reason it sent the peer.
+    let reason = match &actions[..] {
+        [tern::tui::app::Action::Session(tern::session::Command::Reject(id, reason))]
+            if *id == song =>
+        {
+            reason.clone()
+        }
+        other => panic!("d, y should decline offer 1, got {other:?}"),
+    };
+    app.update(offer(TransferState::rejected(reason)));
+
+    let screen = render(&mut app, 100, 16).backend().to_string();
+    assert!(screen.contains("declined by you"), "{screen}");
+    assert!(!screen.contains("by the receiver"), "{screen}");
+}
+
+/// The key a key name on screen stands for.
+fn parse_key(name: &str) -> crossterm::event::KeyEvent {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let (mods, rest) = match name.strip_prefix("Ctrl-") {
+        Some(rest) => (KeyModifiers::CONTROL, rest),
+        None => (KeyModifiers::NONE, name),
+    };
+    let code = match rest {
+        "End" => KeyCode::End,
+        "Home" => KeyCode::Home,
+        "PgDn" => KeyCode::PageDown,
+        "Esc" => KeyCode::Esc,
+        other => panic!("no key named {other:?}"),
+    };
+    KeyEvent::new(code, mods)
+}
+
+#[test]
+fn the_scrolled_up_marker_names_a_key_that_jumps_down_from_every_pane() {
+    for focus in [Focus::Input, Focus::Messages, Focus::Queue] {
+        let mut app = connected();
+        for i in 0..40 {
+            app.push(MessageKind::Peer, "ana@desk", format!("message number {i}"));
+        }
+        render(&mut app, 100, 24);
+        app.update(Msg::Wheel {
+            up: true,
+            over_queue: false,
+        });
+        app.focus = focus;
+        let screen = render(&mut app, 100, 24).backend().to_string();
+        let marker = screen
+            .lines()
+            .find(|l| l.contains("more below"))
+            .unwrap_or_else(|| panic!("no marker while scrolled up\n{screen}"));
+        let name = marker
+            .split_once('(')
+            .and_then(|(_, rest)| rest.split_once(')'))
+            .map(|(name, _)| name)
+            .unwrap_or_else(|| panic!("the marker names no key: {marker}"));
+
+        app.update(Msg::Key(parse_key(name)));
+
+        assert_eq!(
+            app.transcript.offset(),
+            0,
+            "{focus:?}: {name}, as the marker says, should show the newest message"
+        );
+    }
+}
+
+#[test]
+fn the_help_overlay_border_shows_over_wide_characters() {
+    let mut app = connected();
+    // At 108 columns the overlay's left border is at column 18. Peer text starts at column 16,
+    // so on one of these two lines a double-width character covers columns 17 and 18.
+    let wide = "你好世界".repeat(20);
+    for prefix in ["", "a"] {
+        app.push(MessageKind::Peer, "ana@desk", format!("{prefix}{wide}"));
+    }
+    app.help_open = true;
+    let terminal = render(&mut app, 108, 32);
+    // What the terminal was sent, not what ratatui meant: a border cell hidden behind the second
+    // half of a wide character is never sent.
+    let shown = terminal.backend().buffer();
+    let area = shown.area;
+    let top = (0..area.height)
+        .find(|&y| shown[(18, y)].symbol() == "┌")
+        .expect("the overlay's top-left corner at column 18");
+    let bottom = (top..area.height)
+        .find(|&y| shown[(18, y)].symbol() == "└")
+        .unwrap_or_else(|| panic!("no bottom-left corner:\n{}", terminal.backend()));
+    for y in top + 1..bottom {
+        assert_eq!(
+            shown[(18, y)].symbol(),
+            "│",
+            "row {y} lost the border:\n{}",
+            terminal.backend()
+        );
+    }
+}

@@ -849,3 +849,43 @@ impl Receiving {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_flow_a_disk_that_falls_behind_stops_the_intake() -> anyhow::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let mut config = SessionConfig::new("rx", tmp.path().to_path_buf());
+        config.offers = OfferPolicy::AcceptAll;
+        let mut receiving = Receiving::new(&config, false, false);
+        let (tx, _rx) = tokio::sync::mpsc::channel(1024);
+        let mut events = EventQueue::new(tx, Arc::default());
+        let mut out = BytesMut::new();
+        let size = 64 << 20;
+        receiving.on_offer(1, size, "big.bin".into(), &mut out, &mut events);
+        receiving.flush_disk(&mut out, &mut events);
+        // Messages flowing: appends go to the disk thread, which is held up here.
+        receiving.note_chat();
+        let Some(stalled) = receiving.disk.as_ref().map(DiskWorker::stall) else {
+            anyhow::bail!("no disk thread");
+        };
+        let mut offset = 0;
+        let mut accepted = 0;
+        while offset < size && !receiving.disk_backed_up() {
+            let chunk = Bytes::from(vec![0u8; 1 << 20]);
+            receiving.on_chunk(1, offset, chunk, &mut out, &mut events);
+            receiving.flush_disk(&mut out, &mut events);
+            offset += 1 << 20;
+            accepted += 1;
+        }
+        assert!(receiving.disk_backed_up(), "{accepted} MiB taken in");
+        assert!(
+            accepted <= MAX_DISK_BACKLOG >> 20,
+            "{accepted} MiB taken in"
+        );
+        drop(stalled);
+        Ok(())
+    }
+}

@@ -166,6 +166,25 @@ impl DiskWorker {
         sent
     }
 
+    /// Keep the thread from taking its next job until the result is dropped: a disk that does
+    /// not keep up, for tests.
+    #[cfg(test)]
+    pub(crate) fn stall(&self) -> Stall {
+        let shared = Arc::clone(&self.shared);
+        let (release, wait) = mpsc::channel::<()>();
+        let (held, holding) = mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let _guard = shared.disk.lock();
+            let _ = held.send(());
+            let _ = wait.recv();
+        });
+        let _ = holding.recv();
+        Stall {
+            release,
+            thread: Some(thread),
+        }
+    }
+
     /// Bytes of file data queued for the thread and not yet written. The thread reports after
     /// every batch that held data, so a caller waiting for this to fall is woken.
     pub fn backlog(&self) -> usize {
@@ -205,6 +224,23 @@ impl DiskWorker {
         }
         done.left = jobs.collect();
         Ok(done)
+    }
+}
+
+/// See [`DiskWorker::stall`].
+#[cfg(test)]
+pub(crate) struct Stall {
+    release: mpsc::Sender<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[cfg(test)]
+impl Drop for Stall {
+    fn drop(&mut self) {
+        let _ = self.release.send(());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 

@@ -1,6 +1,10 @@
 //! The TUI's model and `update`: every input (key, paste, session event) becomes a new state
 //! and a list of things for the loop to do. No I/O here, so all of it is testable.
 
+mod prompt;
+
+pub use prompt::{FileAction, Prompt};
+
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -56,6 +60,9 @@ pub struct Row {
     pub local: Option<OutgoingFile>,
     pub saved_as: Option<PathBuf>,
     pub state: TransferState,
+    /// Declined here, by the user. The reason the session keeps is the one sent to the peer
+    /// ("declined by the receiver"), which is the wrong way round on this side.
+    pub declined_by_you: bool,
     pub progress: Progress,
     /// Smoothed bytes per second while transferring.
     pub speed: f64,
@@ -91,6 +98,7 @@ impl Row {
             local: None,
             saved_as: None,
             state,
+            declined_by_you: false,
             progress,
             speed: 0.0,
             sample: None,
@@ -131,6 +139,9 @@ pub enum Action {
     Quit,
 }
 
+/// Rows the files pane keeps before the oldest finished ones go.
+const MAX_ROWS: usize = 2_000;
+
 pub struct App {
     pub name: String,
     pub encoding: Encoding,
@@ -142,6 +153,8 @@ pub struct App {
     pub focus: Focus,
     pub help_open: bool,
     pub confirm_quit: bool,
+    /// A decline or cancel waiting for y / n in the status line.
+    pub prompt: Option<Prompt>,
     pub color: bool,
     /// Inner size of the message pane at the last draw.
     pub viewport: (u16, u16),
@@ -177,6 +190,7 @@ impl App {
             focus: Focus::Input,
             help_open: false,
             confirm_quit: false,
+            prompt: None,
             color: true,
             viewport: (0, 0),
             queue_rows: 0,
@@ -257,19 +271,12 @@ impl App {
 
     pub fn update(&mut self, msg: Msg) -> Vec<Action> {
         match msg {
-            Msg::Key(key) => {
-                let cx = KeyContext {
-                    focus: self.focus,
-                    help_open: self.help_open,
-                    confirm_open: self.confirm_quit,
-                    input_empty: self.input.is_empty(),
-                };
-                match keymap::intent(&key, cx) {
-                    Some(intent) => self.apply(intent),
-                    None => Vec::new(),
-                }
+            Msg::Key(key) => self.on_key(&key),
+            Msg::Paste(text) => {
+                // The paste lands in the input line: a `y` typed after it is text, not a yes.
+                self.prompt = None;
+                self.on_paste(&text)
             }
-            Msg::Paste(text) => self.on_paste(&text),
             Msg::Wheel { up, over_queue } => {
                 if over_queue {
                     self.apply(if up {
@@ -308,6 +315,39 @@ impl App {
         }
     }
 
+    fn key_context(&self) -> KeyContext {
+        KeyContext {
+            focus: self.focus,
+            help_open: self.help_open,
+            confirm_open: self.confirm_quit,
+            prompt_open: self.prompt.is_some(),
+            input_empty: self.input.is_empty(),
+        }
+    }
+
+    fn on_key(&mut self, key: &KeyEvent) -> Vec<Action> {
+        let typed = keymap::typed_char(key);
+        if let Some(prompt) = self.prompt.take() {
+            let answer = keymap::intent(
+                key,
+                KeyContext {
+                    prompt_open: true,
+                    ..self.key_context()
+                },
+            );
+            if let Some(actions) = self.answer(prompt, answer, typed) {
+                return actions;
+            }
+        }
+        match keymap::intent(key, self.key_context()) {
+            Some(intent @ (Intent::Accept | Intent::Reject | Intent::Cancel | Intent::Retry)) => {
+                self.file_intent(intent, typed)
+            }
+            Some(intent) => self.apply(intent),
+            None => Vec::new(),
+        }
+    }
+
     fn apply(&mut self, intent: Intent) -> Vec<Action> {
         match intent {
             Intent::Quit => return self.request_quit(),
@@ -324,7 +364,7 @@ impl App {
             Intent::FocusNext => self.focus = self.focus.next(),
             Intent::FocusPrev => self.focus = self.focus.prev(),
             Intent::Submit => return self.submit(),
-            Intent::Insert(c) => self.input.insert_char(c),
+            Intent::Insert(c) => self.type_char(c),
             Intent::Left => self.input.left(),
             Intent::Right => self.input.right(),
             Intent::Home => self.input.home(),
@@ -353,10 +393,9 @@ impl App {
             Intent::SelectDown => self.select(self.selected + 1),
             Intent::SelectFirst => self.selected = 0,
             Intent::SelectLast => self.select(usize::MAX),
-            Intent::Accept => return self.accept_selected(),
-            Intent::Reject => return self.reject_selected(),
-            Intent::Cancel => return self.cancel_selected(),
-            Intent::Retry => return self.retry_selected(),
+            Intent::Accept | Intent::Reject | Intent::Cancel | Intent::Retry => {
+                return self.file_intent(intent, None);
+            }
         }
         Vec::new()
     }
@@ -566,42 +605,6 @@ impl App {
         }
     }
 
-    fn reject_selected(&mut self) -> Vec<Action> {
-        match self.selected_row() {
-            Some(Row {
-                key: RowKey::Transfer(id),
-                state: TransferState::AwaitingDecision,
-                ..
-            }) => vec![Action::Session(Command::Reject(
-                *id,
-                "declined by the receiver".into(),
-            ))],
-            _ => Vec::new(),
-        }
-    }
-
-    fn cancel_selected(&mut self) -> Vec<Action> {
-        let Some(row) = self.selected_row() else {
-            return Vec::new();
-        };
-        if row.state.is_final() {
-            return Vec::new();
-        }
-        match row.key {
-            RowKey::Transfer(id) => vec![Action::Session(Command::Cancel(id))],
-            RowKey::Local(_) => {
-                let local = row.local.clone();
-                if let Some(row) = self.queue.get_mut(self.selected) {
-                    row.state = TransferState::cancelled("");
-                }
-                if let Some(local) = local {
-                    self.pending.retain(|f| f != &local);
-                }
-                Vec::new()
-            }
-        }
-    }
-
     fn retry_selected(&mut self) -> Vec<Action> {
         let Some(row) = self.selected_row() else {
             return Vec::new();
@@ -728,6 +731,24 @@ impl App {
         Vec::new()
     }
 
+    /// Past `MAX_ROWS`, the oldest finished rows go (those still moving or waiting stay, and
+    /// a peer may have at most `MAX_OPEN_OFFERS` open): the queue must not keep every file
+    /// of a long session. In batches, so a full queue does not shift for every new row.
+    fn forget_finished_rows(&mut self) {
+        if self.queue.len() < MAX_ROWS {
+            return;
+        }
+        let mut excess = self.queue.len() - MAX_ROWS * 7 / 8;
+        let selected = self.queue.get(self.selected).map(|r| r.key);
+        self.queue.retain(|row| {
+            let forget = excess > 0 && row.state.is_final();
+            excess -= usize::from(forget);
+            !forget
+        });
+        let index = selected.and_then(|key| self.queue.iter().position(|r| r.key == key));
+        self.select(index.unwrap_or(0));
+    }
+
     fn on_transfer(&mut self, update: TransferUpdate) {
         let key = RowKey::Transfer(update.id);
         let existing = self.queue.iter().position(|r| r.key == key);
@@ -739,6 +760,7 @@ impl App {
                 if update.id.direction == Direction::Outgoing {
                     row.local = self.offered.pop_front();
                 }
+                self.forget_finished_rows();
                 self.queue.push(row);
                 self.queue.len() - 1
             }

@@ -1,5 +1,6 @@
 //! Keys → intents, per focus. A table per focus, looked up in order: overlays first, then the
-//! focused pane, then keys that work everywhere.
+//! focused pane, then keys that work everywhere. A printable character no table claims is typed,
+//! whichever pane has focus: someone who starts typing in the wrong pane is typing a message.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
@@ -69,6 +70,8 @@ pub struct KeyContext {
     pub focus: Focus,
     pub help_open: bool,
     pub confirm_open: bool,
+    /// The status line asks whether to decline or cancel a file.
+    pub prompt_open: bool,
     pub input_empty: bool,
 }
 
@@ -86,6 +89,17 @@ const CONFIRM: &[Binding] = &[
     (KeyCode::Char('N'), SHIFT, Intent::Deny),
     (KeyCode::Esc, NONE, Intent::Deny),
     (KeyCode::Char('c'), CTRL, Intent::Confirm),
+];
+
+/// A yes or no about one file. Unlike the quit question, Ctrl-C is no answer here: it goes on to
+/// quit.
+const PROMPT: &[Binding] = &[
+    (KeyCode::Char('y'), NONE, Intent::Confirm),
+    (KeyCode::Char('Y'), SHIFT, Intent::Confirm),
+    (KeyCode::Enter, NONE, Intent::Confirm),
+    (KeyCode::Char('n'), NONE, Intent::Deny),
+    (KeyCode::Char('N'), SHIFT, Intent::Deny),
+    (KeyCode::Esc, NONE, Intent::Deny),
 ];
 
 const HELP: &[Binding] = &[
@@ -117,9 +131,7 @@ const INPUT: &[Binding] = &[
 
 const MESSAGES: &[Binding] = &[
     (KeyCode::Up, NONE, Intent::ScrollUp),
-    (KeyCode::Char('k'), NONE, Intent::ScrollUp),
     (KeyCode::Down, NONE, Intent::ScrollDown),
-    (KeyCode::Char('j'), NONE, Intent::ScrollDown),
     (KeyCode::PageUp, NONE, Intent::PageUp),
     (KeyCode::PageDown, NONE, Intent::PageDown),
     (KeyCode::Home, NONE, Intent::Top),
@@ -129,11 +141,11 @@ const MESSAGES: &[Binding] = &[
     (KeyCode::Esc, NONE, Intent::CloseOverlay),
 ];
 
+/// `a`, `r`, `d` and `x` act on the selected file when it can take that action (the app is
+/// asked; a letter that cannot act is typed); `d`, `x` and Delete are asked about first.
 const QUEUE: &[Binding] = &[
     (KeyCode::Up, NONE, Intent::SelectUp),
-    (KeyCode::Char('k'), NONE, Intent::SelectUp),
     (KeyCode::Down, NONE, Intent::SelectDown),
-    (KeyCode::Char('j'), NONE, Intent::SelectDown),
     (KeyCode::Home, NONE, Intent::SelectFirst),
     (KeyCode::End, NONE, Intent::SelectLast),
     (KeyCode::Char('a'), NONE, Intent::Accept),
@@ -153,6 +165,8 @@ const EVERYWHERE: &[Binding] = &[
     (KeyCode::Char('c'), CTRL, Intent::Quit),
     (KeyCode::Char('q'), CTRL, Intent::Quit),
     (KeyCode::F(1), NONE, Intent::Help),
+    // End itself moves the input cursor or selects the last file outside the message pane.
+    (KeyCode::End, CTRL, Intent::Bottom),
     (KeyCode::Tab, NONE, Intent::FocusNext),
     (KeyCode::BackTab, SHIFT, Intent::FocusPrev),
     (KeyCode::BackTab, NONE, Intent::FocusPrev),
@@ -173,34 +187,75 @@ pub fn intent(key: &KeyEvent, cx: KeyContext) -> Option<Intent> {
     if cx.confirm_open {
         return lookup(CONFIRM, key);
     }
+    if cx.prompt_open {
+        return lookup(PROMPT, key);
+    }
     if cx.help_open {
         return lookup(HELP, key);
     }
-    let pane = match cx.focus {
+    if let Some(intent) = lookup(pane_table(cx.focus), key).or_else(|| lookup(EVERYWHERE, key)) {
+        return Some(intent);
+    }
+    if let Some(c) = typed_char(key) {
+        // `?` on an empty line opens help; anywhere else it is just a character.
+        if c == '?' && cx.input_empty {
+            return Some(Intent::Help);
+        }
+        return Some(Intent::Insert(c));
+    }
+    if cx.focus == Focus::Input && key.code == KeyCode::Esc {
+        return Some(Intent::CloseOverlay);
+    }
+    None
+}
+
+/// The name of the first key that means `intent` in `focus`, for hints on screen, so that a hint
+/// names a key that does it there.
+pub fn key_for(intent: Intent, focus: Focus) -> Option<String> {
+    let (code, mods, _) = pane_table(focus)
+        .iter()
+        .chain(EVERYWHERE)
+        .find(|(_, _, i)| *i == intent)?;
+    let name = match code {
+        KeyCode::End => "End".to_string(),
+        KeyCode::Home => "Home".to_string(),
+        KeyCode::PageUp => "PgUp".to_string(),
+        KeyCode::PageDown => "PgDn".to_string(),
+        KeyCode::Enter => "Enter".to_string(),
+        KeyCode::Esc => "Esc".to_string(),
+        KeyCode::Tab => "Tab".to_string(),
+        KeyCode::Delete => "Delete".to_string(),
+        KeyCode::F(n) => format!("F{n}"),
+        KeyCode::Char(c) => c.to_string(),
+        other => format!("{other:?}"),
+    };
+    Some(if mods.contains(CTRL) {
+        format!("Ctrl-{name}")
+    } else {
+        name
+    })
+}
+
+fn pane_table(focus: Focus) -> &'static [Binding] {
+    match focus {
         Focus::Input => INPUT,
         Focus::Messages => MESSAGES,
         Focus::Queue => QUEUE,
-    };
-    if let Some(intent) = lookup(pane, key).or_else(|| lookup(EVERYWHERE, key)) {
-        return Some(intent);
     }
-    if cx.focus == Focus::Input {
-        if let KeyCode::Char(c) = key.code
-            && !key
+}
+
+/// The character `key` types, if it is one that types (no Ctrl or Alt).
+pub fn typed_char(key: &KeyEvent) -> Option<char> {
+    match key.code {
+        KeyCode::Char(c)
+            if !key
                 .modifiers
-                .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+                .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
         {
-            // `?` on an empty line opens help; anywhere else it is just a character.
-            if c == '?' && cx.input_empty {
-                return Some(Intent::Help);
-            }
-            return Some(Intent::Insert(c));
+            Some(c)
         }
-        if key.code == KeyCode::Esc {
-            return Some(Intent::CloseOverlay);
-        }
+        _ => None,
     }
-    None
 }
 
 #[cfg(test)]
@@ -229,6 +284,32 @@ mod tests {
             intent(&shifted, cx(Focus::Input)),
             Some(Intent::Insert('A'))
         );
+    }
+
+    #[test]
+    fn letters_no_pane_claims_are_typed_from_every_pane() {
+        let o = key(KeyCode::Char('o'), NONE);
+        for focus in [Focus::Input, Focus::Messages, Focus::Queue] {
+            assert_eq!(intent(&o, cx(focus)), Some(Intent::Insert('o')));
+        }
+        let j = key(KeyCode::Char('j'), NONE);
+        assert_eq!(intent(&j, cx(Focus::Messages)), Some(Intent::Insert('j')));
+        assert_eq!(intent(&j, cx(Focus::Queue)), Some(Intent::Insert('j')));
+    }
+
+    #[test]
+    fn a_file_prompt_takes_yes_and_no_and_nothing_else() {
+        let prompt = KeyContext {
+            prompt_open: true,
+            ..cx(Focus::Queue)
+        };
+        let y = key(KeyCode::Char('y'), NONE);
+        assert_eq!(intent(&y, prompt), Some(Intent::Confirm));
+        let esc = key(KeyCode::Esc, NONE);
+        assert_eq!(intent(&esc, prompt), Some(Intent::Deny));
+        let ctrl_c = key(KeyCode::Char('c'), CTRL);
+        assert_eq!(intent(&ctrl_c, prompt), None);
+        assert_eq!(intent(&key(KeyCode::Char('o'), NONE), prompt), None);
     }
 
     #[test]
@@ -265,6 +346,20 @@ mod tests {
             intent(&key(KeyCode::Char('y'), NONE), confirm),
             Some(Intent::Confirm)
         );
+    }
+
+    #[test]
+    fn the_bottom_of_the_messages_has_a_key_in_every_pane() {
+        assert_eq!(
+            key_for(Intent::Bottom, Focus::Messages).as_deref(),
+            Some("End")
+        );
+        for focus in [Focus::Input, Focus::Queue] {
+            let name = key_for(Intent::Bottom, focus);
+            assert_eq!(name.as_deref(), Some("Ctrl-End"));
+            let ctrl_end = key(KeyCode::End, CTRL);
+            assert_eq!(intent(&ctrl_end, cx(focus)), Some(Intent::Bottom));
+        }
     }
 
     #[test]

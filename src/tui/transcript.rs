@@ -88,9 +88,16 @@ pub fn layout(msg: &Message, index: usize, total_width: usize) -> Vec<VisualLine
     }
 }
 
+/// Messages kept; the oldest go beyond (see `Transcript::forget_oldest`).
+const KEEP_MESSAGES: usize = 100_000;
+/// Bytes of message text kept.
+const KEEP_BYTES: usize = 64 * 1024 * 1024;
+
 #[derive(Debug, Default)]
 pub struct Transcript {
     messages: Vec<Message>,
+    /// Bytes of text in `messages`.
+    bytes: usize,
     /// Lines from the bottom of the transcript to the bottom of the view.
     offset: usize,
     /// Messages that arrived while scrolled up and are still below the view.
@@ -116,6 +123,7 @@ impl Transcript {
 
     pub fn push(&mut self, msg: Message) {
         let index = self.messages.len();
+        self.bytes += msg.text.len();
         self.messages.push(msg);
         if self.width > 0 {
             let n = layout(&self.messages[index], index, self.width).len();
@@ -126,6 +134,30 @@ impl Transcript {
                 self.unseen += 1;
             }
         }
+        self.forget_oldest();
+    }
+
+    /// Past the limits, the oldest messages go: a peer may send messages without end, and
+    /// the transcript must not keep them all. Trimmed in batches, so a full transcript does
+    /// not shift its whole list for every message.
+    fn forget_oldest(&mut self) {
+        let over_count = self.messages.len() > KEEP_MESSAGES + KEEP_MESSAGES / 8;
+        if !over_count && self.bytes <= KEEP_BYTES {
+            return;
+        }
+        let mut n = 0;
+        while n < self.messages.len()
+            && (self.messages.len() - n > KEEP_MESSAGES || self.bytes > KEEP_BYTES / 8 * 7)
+        {
+            self.bytes -= self.messages[n].text.len();
+            n += 1;
+        }
+        self.messages.drain(..n);
+        if self.width > 0 {
+            self.total -= self.counts.drain(..n).sum::<usize>();
+        }
+        self.offset = self.offset.min(self.total);
+        self.unseen = self.unseen.min(self.messages.len());
     }
 
     /// Set the width the cache and offsets are measured at.
@@ -229,6 +261,27 @@ mod tests {
 
     fn bodies(t: &Transcript, w: usize, h: usize) -> Vec<String> {
         t.visible(w, h).into_iter().map(|l| l.body).collect()
+    }
+
+    #[test]
+    fn a_flood_of_messages_keeps_the_newest_within_bounds() {
+        // Not laid out (no width yet): only what is kept is under test.
+        let mut t = Transcript::default();
+        let big = "x".repeat(1 << 20);
+        for _ in 0..200 {
+            t.push(msg(&big));
+        }
+        assert!(t.bytes <= KEEP_BYTES, "{} bytes kept", t.bytes);
+        assert!(t.messages().len() < 200);
+        let mut t = Transcript::default();
+        t.set_width(40);
+        for i in 0..KEEP_MESSAGES + KEEP_MESSAGES / 4 {
+            t.push(msg(&format!("m{i}")));
+        }
+        assert!(t.messages().len() <= KEEP_MESSAGES + KEEP_MESSAGES / 8);
+        assert_eq!(t.total, t.counts.iter().sum::<usize>());
+        let last = KEEP_MESSAGES + KEEP_MESSAGES / 4 - 1;
+        assert_eq!(bodies(&t, 40, 1), [format!("m{last}")]);
     }
 
     #[test]

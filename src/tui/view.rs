@@ -9,9 +9,11 @@ mod status;
 mod theme;
 
 use ratatui::Frame;
+use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Direction, Layout, Rect};
 use ratatui::text::Line;
-use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::widgets::{Paragraph, Widget, Wrap};
+use unicode_width::UnicodeWidthStr;
 
 use super::app::App;
 pub use theme::Theme;
@@ -109,5 +111,23 @@ pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
         y: area.y + (area.height - h) / 2,
         width: w,
         height: h,
+    }
+}
+
+/// Clear `rect` for an overlay drawn over the panes. A double-width character just left of it
+/// whose second half falls inside would still be drawn by the terminal over the overlay's first
+/// column (ratatui sends the character and skips the cell it covers), hiding the border there:
+/// such a character is cut to a blank.
+pub fn clear_for_overlay(rect: Rect, buf: &mut Buffer) {
+    ratatui::widgets::Clear.render(rect, buf);
+    let left = buf.area.x;
+    for y in rect.top()..rect.bottom() {
+        for x in left..rect.x {
+            if let Some(cell) = buf.cell_mut((x, y))
+                && usize::from(x) + cell.symbol().width() > usize::from(rect.x)
+            {
+                cell.set_symbol(" ");
+            }
+        }
     }
 }

@@ -221,7 +221,8 @@ fn queue_keys_accept_and_decline_the_selected_offer() {
         [Action::Session(Command::Accept(id))] if *id == incoming(1)
     ));
     app.update(key(KeyCode::Down));
-    let actions = app.update(key(KeyCode::Char('d')));
+    assert!(app.update(key(KeyCode::Char('d'))).is_empty());
+    let actions = app.update(key(KeyCode::Char('y')));
     assert!(matches!(
         &actions[..],
         [Action::Session(Command::Reject(id, _))] if *id == incoming(2)
@@ -385,3 +386,6 @@ fn retry_after_a_lost_connection_dials_the_peer_again() {
         matches!(&actions[..], [Action::Session(Command::Offer(f))] if f == std::slice::from_ref(&file))
     );
 }
+
+mod file_keys;
+mod sessions;

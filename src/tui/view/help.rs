@@ -3,9 +3,9 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget, Wrap};
+use ratatui::widgets::{Block, Borders, Paragraph, Widget, Wrap};
 
-use super::{Theme, centered};
+use super::{Theme, centered, clear_for_overlay};
 use crate::tui::app::App;
 
 /// Every key and command, as the help overlay lists them.
@@ -17,11 +17,19 @@ pub const KEYS: &[(&str, &str)] = &[
     ("↑ ↓ (input)", "message history"),
     ("PgUp PgDn, wheel", "scroll messages"),
     ("↑ ↓ Home End (messages)", "scroll, top, bottom"),
+    ("Ctrl-End", "back to the newest message, from any pane"),
     ("↑ ↓ (files)", "select a file"),
     ("a / Enter (files)", "accept the selected offer"),
-    ("d (files)", "decline the selected offer"),
-    ("x / Delete (files)", "cancel the selected transfer"),
+    ("d (files)", "decline the selected offer (asks y / n)"),
+    (
+        "x / Delete (files)",
+        "cancel the selected transfer (asks y / n)",
+    ),
     ("r (files)", "retry a failed or cancelled file"),
+    (
+        "any other letter",
+        "typed into the input line, from any pane",
+    ),
     ("F1, ? (empty line)", "this help; Esc closes it"),
     ("Ctrl-C, /quit", "quit (asks while files move)"),
 ];
@@ -61,7 +69,7 @@ impl Widget for &HelpOverlay {
         ));
         let height = lines.len() as u16 + 2;
         let rect = centered(area, 72, height);
-        Clear.render(rect, buf);
+        clear_for_overlay(rect, buf);
         Paragraph::new(lines)
             .block(
                 Block::default()
@@ -86,7 +94,7 @@ impl Widget for &ConfirmQuit<'_> {
             Line::from("Quit and cancel them? y / n"),
         ];
         let rect = centered(area, 44, 4);
-        Clear.render(rect, buf);
+        clear_for_overlay(rect, buf);
         Paragraph::new(text)
             .wrap(Wrap { trim: true })
             .block(

@@ -61,7 +61,7 @@ impl Widget for &InputPane<'_> {
             let hint = if app.focus == Focus::Input {
                 "Type a message, /help for commands, or drop files here"
             } else {
-                "Tab to type"
+                "Start typing (or Esc) to write a message"
             };
             Paragraph::new(Span::styled(hint, theme.dim())).render(inner, buf);
             return;

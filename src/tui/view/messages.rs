@@ -7,7 +7,7 @@ use ratatui::widgets::{Block, Borders, Paragraph, Widget};
 
 use super::Theme;
 use crate::tui::app::{App, Link};
-use crate::tui::keymap::Focus;
+use crate::tui::keymap::{self, Focus, Intent};
 use crate::tui::transcript::MessageKind;
 
 pub struct MessagesPane<'a> {
@@ -24,10 +24,12 @@ impl Widget for &MessagesPane<'_> {
             .title(" Messages ");
         let transcript = &app.transcript;
         if transcript.offset() > 0 {
+            // The key that jumps down from the pane that has the keys now.
+            let key = keymap::key_for(Intent::Bottom, app.focus).unwrap_or_default();
             let marker = match transcript.unseen() {
-                0 => " ↓ more below (End) ".to_string(),
-                1 => " ↓ 1 new message (End) ".to_string(),
-                n => format!(" ↓ {n} new messages (End) "),
+                0 => format!(" ↓ more below ({key}) "),
+                1 => format!(" ↓ 1 new message ({key}) "),
+                n => format!(" ↓ {n} new messages ({key}) "),
             };
             block =
                 block.title_bottom(Line::from(Span::styled(marker, theme.key())).right_aligned());

@@ -69,6 +69,9 @@ fn second_line(row: &Row, width: usize, theme: Theme) -> Line<'static> {
     let text = match (&row.state, row.direction()) {
         (TransferState::AwaitingDecision, _) => "offered: a accept · d decline".to_string(),
         (TransferState::Verified, Direction::Incoming) => "verified, saved".to_string(),
+        (TransferState::Rejected(_), Direction::Incoming) if row.declined_by_you => {
+            "declined by you".to_string()
+        }
         (state, _) => state.to_string(),
     };
     Line::from(vec![

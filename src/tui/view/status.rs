@@ -1,4 +1,5 @@
-//! The status bar: who we talk to and how, throughput, key hints.
+//! The status bar: who we talk to and how, throughput, key hints; or the question about a file
+//! that waits for y / n.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -8,8 +9,8 @@ use ratatui::widgets::{Paragraph, Widget};
 use super::Theme;
 use crate::text::width;
 use crate::transfer::human_size;
-use crate::tui::app::{App, Link};
-use crate::tui::wrap::truncate;
+use crate::tui::app::{App, FileAction, Link, Prompt};
+use crate::tui::wrap::{truncate, truncate_start};
 
 pub struct StatusBar<'a> {
     pub app: &'a App,
@@ -19,6 +20,11 @@ pub struct StatusBar<'a> {
 impl Widget for &StatusBar<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let (app, theme) = (self.app, self.theme);
+        if let Some(prompt) = &app.prompt {
+            let line = Line::from(question(prompt, area.width as usize));
+            Paragraph::new(line).style(theme.ask()).render(area, buf);
+            return;
+        }
         let state = match &app.link {
             Link::Listening { addresses, port } => {
                 let addr = addresses.first().map_or("0.0.0.0", String::as_str);
@@ -60,4 +66,15 @@ impl Widget for &StatusBar<'_> {
         };
         Paragraph::new(line).style(theme.status()).render(area, buf);
     }
+}
+
+/// ` Decline PATH? y declines · n keeps it`, the path shortened from the left to fit `w` cells.
+fn question(prompt: &Prompt, w: usize) -> String {
+    let (verb, answers) = match prompt.action {
+        FileAction::Decline => ("Decline", "y declines · n keeps it"),
+        FileAction::Cancel => ("Cancel", "y cancels · n keeps it"),
+    };
+    let frame = width(verb) + width(answers) + 5;
+    let path = truncate_start(&prompt.path, w.saturating_sub(frame).max(8));
+    truncate(&format!(" {verb} {path}? {answers} "), w)
 }

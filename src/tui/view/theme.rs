@@ -72,6 +72,18 @@ impl Theme {
         self.fg(Color::Cyan).add_modifier(Modifier::BOLD)
     }
 
+    /// The status line while it asks a question.
+    pub fn ask(self) -> Style {
+        if self.color {
+            Style::default()
+                .bg(Color::Yellow)
+                .fg(Color::Black)
+                .add_modifier(Modifier::BOLD)
+        } else {
+            Style::default().add_modifier(Modifier::REVERSED | Modifier::BOLD)
+        }
+    }
+
     pub fn status(self) -> Style {
         if self.color {
             Style::default().bg(Color::DarkGray).fg(Color::White)

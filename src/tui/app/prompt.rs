@@ -1,0 +1,142 @@
+//! The files pane's letters. One that can act on the selected file does; one that cannot is
+//! typed into the input line, because someone typing in the wrong pane means to chat. Declining
+//! and cancelling are asked about in the status line first (y / n), so a stray `d` or `x` throws
+//! nothing away.
+
+use super::{Action, App, Row, RowKey};
+use crate::session::Command;
+use crate::transfer::TransferState;
+use crate::tui::keymap::{Focus, Intent};
+
+/// What the status line asks about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileAction {
+    Decline,
+    Cancel,
+}
+
+/// A question about one file, waiting for y or n.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prompt {
+    pub action: FileAction,
+    /// The file asked about, by identity: rows may come and go before the answer.
+    pub key: RowKey,
+    pub path: String,
+    /// The letter that asked, if a letter did. When the next key is typing too, this one was
+    /// typing as well, and goes to the input line before it.
+    typed: Option<char>,
+}
+
+/// An offer to us that waits for our answer.
+fn is_open_offer(row: &Row) -> bool {
+    matches!(row.key, RowKey::Transfer(_)) && row.state == TransferState::AwaitingDecision
+}
+
+impl FileAction {
+    fn applies_to(self, row: &Row) -> bool {
+        match self {
+            FileAction::Decline => is_open_offer(row),
+            FileAction::Cancel => !row.state.is_final(),
+        }
+    }
+}
+
+impl App {
+    /// A file intent from a key that may also type `typed`.
+    pub(super) fn file_intent(&mut self, intent: Intent, typed: Option<char>) -> Vec<Action> {
+        let row = self.selected_row();
+        let acts = row.is_some_and(|row| match intent {
+            Intent::Accept => is_open_offer(row),
+            Intent::Reject => FileAction::Decline.applies_to(row),
+            Intent::Cancel => FileAction::Cancel.applies_to(row),
+            Intent::Retry => matches!(
+                row.state,
+                TransferState::Failed(_) | TransferState::Cancelled(_) | TransferState::Rejected(_)
+            ),
+            _ => false,
+        });
+        if !acts {
+            if let Some(c) = typed {
+                self.type_char(c);
+            }
+            return Vec::new();
+        }
+        match intent {
+            Intent::Accept => self.accept_selected(),
+            Intent::Retry => self.retry_selected(),
+            Intent::Reject => self.ask(FileAction::Decline, typed),
+            Intent::Cancel => self.ask(FileAction::Cancel, typed),
+            _ => Vec::new(),
+        }
+    }
+
+    fn ask(&mut self, action: FileAction, typed: Option<char>) -> Vec<Action> {
+        if let Some(row) = self.selected_row() {
+            self.prompt = Some(Prompt {
+                action,
+                key: row.key,
+                path: row.path.clone(),
+                typed,
+            });
+        }
+        Vec::new()
+    }
+
+    /// `intent` is the key's meaning while the question is open (`None`: neither yes nor no).
+    /// Returns the actions of an answer, or `None` when the key was no answer and is still to
+    /// be handled as usual.
+    pub(super) fn answer(
+        &mut self,
+        prompt: Prompt,
+        intent: Option<Intent>,
+        typed: Option<char>,
+    ) -> Option<Vec<Action>> {
+        match intent {
+            Some(Intent::Confirm) => Some(self.carry_out(&prompt)),
+            Some(Intent::Deny) => Some(Vec::new()),
+            _ => {
+                if let (Some(held), Some(_)) = (prompt.typed, typed) {
+                    self.type_char(held);
+                }
+                None
+            }
+        }
+    }
+
+    fn carry_out(&mut self, prompt: &Prompt) -> Vec<Action> {
+        let Some(index) = self.queue.iter().position(|r| r.key == prompt.key) else {
+            return Vec::new();
+        };
+        // The file may have moved on while the question was open (finished, withdrawn).
+        if !prompt.action.applies_to(&self.queue[index]) {
+            return Vec::new();
+        }
+        match (prompt.action, prompt.key) {
+            (FileAction::Decline, RowKey::Transfer(id)) => {
+                self.queue[index].declined_by_you = true;
+                vec![Action::Session(Command::Reject(
+                    id,
+                    "declined by the receiver".into(),
+                ))]
+            }
+            (FileAction::Decline, RowKey::Local(_)) => Vec::new(),
+            (FileAction::Cancel, RowKey::Transfer(id)) => {
+                vec![Action::Session(Command::Cancel(id))]
+            }
+            (FileAction::Cancel, RowKey::Local(_)) => {
+                let row = &mut self.queue[index];
+                row.state = TransferState::cancelled("");
+                if let Some(local) = row.local.clone() {
+                    self.pending.retain(|f| f != &local);
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    /// Type `c` into the input line, taking the focus there.
+    pub(super) fn type_char(&mut self, c: char) {
+        self.focus = Focus::Input;
+        self.input.insert_char(c);
+    }
+}
