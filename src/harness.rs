@@ -55,6 +55,7 @@ pub async fn feed_session(role: Role, input: Vec<u8>, download_dir: &Path) -> En
     let mut config = SessionConfig::new("harness", download_dir.to_path_buf());
     config.offers = OfferPolicy::AcceptAll;
     config.raw_silence = Duration::from_millis(50);
+    config.handshake_timeout = Duration::from_secs(2);
     let cancel = CancellationToken::new();
     let mut session = Session::start_with(ours, None, role, config, &cancel);
     let (mut read, mut write) = tokio::io::split(theirs);
