@@ -191,21 +191,27 @@ async fn both_sides_can_send_files_at_once_without_deadlock() {
     assert!(b_dir.path().join("from_a.bin").exists());
 }
 
-#[tokio::test]
-async fn a_rejected_offer_tells_the_sender_why_and_writes_nothing() {
-    let rx_dir = tempfile::tempdir().expect("tmp");
-    let tx_dir = tempfile::tempdir().expect("tmp");
-    let f = tx_dir.path().join("a.txt");
+/// Two sessions that ask before accepting; the connector has offered `a.txt` from `tx`.
+async fn one_file_offered(rx: &Path, tx: &Path) -> (Session, Session) {
+    let f = tx.join("a.txt");
     std::fs::write(&f, b"hello").expect("write");
-    let (mut rx, mut tx) = pair(
-        config("rx", rx_dir.path(), OfferPolicy::Ask),
-        config("tx", tx_dir.path(), OfferPolicy::Ask),
+    let (rx, tx) = pair(
+        config("rx", rx, OfferPolicy::Ask),
+        config("tx", tx, OfferPolicy::Ask),
     )
     .await;
     tx.handle
         .send(Command::Offer(collect_files(&[f]).expect("collect")))
         .await
         .expect("offer");
+    (rx, tx)
+}
+
+#[tokio::test]
+async fn a_rejected_offer_tells_the_sender_why_and_writes_nothing() {
+    let rx_dir = tempfile::tempdir().expect("tmp");
+    let tx_dir = tempfile::tempdir().expect("tmp");
+    let (mut rx, mut tx) = one_file_offered(rx_dir.path(), tx_dir.path()).await;
     let id = wait_for(&mut rx, |e| match e {
         SessionEvent::Transfer(u) if u.state == TransferState::AwaitingDecision => Some(u.id),
         _ => None,
@@ -1261,17 +1267,7 @@ async fn a_sender_keeps_a_window_of_open_offers() {
 async fn a_cancel_reads_by_you_on_one_side_and_by_the_peer_on_the_other() {
     let rx_dir = tempfile::tempdir().expect("tmp");
     let tx_dir = tempfile::tempdir().expect("tmp");
-    let f = tx_dir.path().join("a.txt");
-    std::fs::write(&f, b"hello").expect("write");
-    let (mut rx, mut tx) = pair(
-        config("rx", rx_dir.path(), OfferPolicy::Ask),
-        config("tx", tx_dir.path(), OfferPolicy::Ask),
-    )
-    .await;
-    tx.handle
-        .send(Command::Offer(collect_files(&[f]).expect("collect")))
-        .await
-        .expect("offer");
+    let (mut rx, mut tx) = one_file_offered(rx_dir.path(), tx_dir.path()).await;
     let ours = wait_for(&mut tx, |e| match e {
         SessionEvent::Transfer(u) if u.state == TransferState::Offered => Some(u.id),
         _ => None,
