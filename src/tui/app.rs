@@ -594,17 +594,6 @@ impl App {
         self.queue.get(self.selected)
     }
 
-    fn accept_selected(&mut self) -> Vec<Action> {
-        match self.selected_row() {
-            Some(Row {
-                key: RowKey::Transfer(id),
-                state: TransferState::AwaitingDecision,
-                ..
-            }) => vec![Action::Session(Command::Accept(*id))],
-            _ => Vec::new(),
-        }
-    }
-
     fn retry_selected(&mut self) -> Vec<Action> {
         let Some(row) = self.selected_row() else {
             return Vec::new();

@@ -1,7 +1,7 @@
 //! The files pane's letters. One that can act on the selected file does; one that cannot is
-//! typed into the input line, because someone typing in the wrong pane means to chat. Declining
-//! and cancelling are asked about in the status line first (y / n), so a stray `d` or `x` throws
-//! nothing away.
+//! typed into the input line, because someone typing in the wrong pane means to chat.
+//! Accepting, declining and cancelling are asked about in the status line first (y / n), so a
+//! stray `a`, `d` or `x` neither lets a file be written nor throws one away.
 
 use super::{Action, App, Row, RowKey};
 use crate::session::Command;
@@ -11,6 +11,7 @@ use crate::tui::keymap::{Focus, Intent};
 /// What the status line asks about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FileAction {
+    Accept,
     Decline,
     Cancel,
 }
@@ -35,7 +36,7 @@ fn is_open_offer(row: &Row) -> bool {
 impl FileAction {
     fn applies_to(self, row: &Row) -> bool {
         match self {
-            FileAction::Decline => is_open_offer(row),
+            FileAction::Accept | FileAction::Decline => is_open_offer(row),
             FileAction::Cancel => !row.state.is_final(),
         }
     }
@@ -62,7 +63,7 @@ impl App {
             return Vec::new();
         }
         match intent {
-            Intent::Accept => self.accept_selected(),
+            Intent::Accept => self.ask(FileAction::Accept, typed),
             Intent::Retry => self.retry_selected(),
             Intent::Reject => self.ask(FileAction::Decline, typed),
             Intent::Cancel => self.ask(FileAction::Cancel, typed),
@@ -112,6 +113,10 @@ impl App {
             return Vec::new();
         }
         match (prompt.action, prompt.key) {
+            (FileAction::Accept, RowKey::Transfer(id)) => {
+                vec![Action::Session(Command::Accept(id))]
+            }
+            (FileAction::Accept, RowKey::Local(_)) => Vec::new(),
             (FileAction::Decline, RowKey::Transfer(id)) => {
                 self.queue[index].declined_by_you = true;
                 vec![Action::Session(Command::Reject(

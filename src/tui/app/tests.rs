@@ -215,7 +215,8 @@ fn queue_keys_accept_and_decline_the_selected_offer() {
     app.update(key(KeyCode::Tab));
     app.update(key(KeyCode::Tab));
     assert_eq!(app.focus, Focus::Queue);
-    let actions = app.update(key(KeyCode::Char('a')));
+    assert!(app.update(key(KeyCode::Char('a'))).is_empty());
+    let actions = app.update(key(KeyCode::Char('y')));
     assert!(matches!(
         &actions[..],
         [Action::Session(Command::Accept(id))] if *id == incoming(1)

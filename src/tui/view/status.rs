@@ -71,6 +71,7 @@ impl Widget for &StatusBar<'_> {
 /// ` Decline PATH? y declines · n keeps it`, the path shortened from the left to fit `w` cells.
 fn question(prompt: &Prompt, w: usize) -> String {
     let (verb, answers) = match prompt.action {
+        FileAction::Accept => ("Accept", "y accepts · n leaves it waiting"),
         FileAction::Decline => ("Decline", "y declines · n keeps it"),
         FileAction::Cancel => ("Cancel", "y cancels · n keeps it"),
     };

@@ -22,6 +22,21 @@ fn keys(app: &mut App, text: &str) -> Vec<Action> {
 }
 
 #[test]
+fn a_message_typed_over_an_offer_is_sent_and_accepts_nothing() {
+    let mut app = connected();
+    offer(&mut app, 1, TransferState::AwaitingDecision);
+    files_pane(&mut app);
+
+    let actions = keys(&mut app, "are you there?\r");
+
+    assert!(
+        matches!(&actions[..], [Action::Session(Command::Text(t))] if t == "are you there?"),
+        "{actions:?}"
+    );
+    assert_eq!(app.queue[0].state, TransferState::AwaitingDecision);
+}
+
+#[test]
 fn a_message_typed_into_the_files_pane_is_sent_and_declines_nothing() {
     let mut app = connected();
     offer(&mut app, 1, TransferState::AwaitingDecision);
