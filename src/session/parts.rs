@@ -10,6 +10,8 @@ use crate::transfer::incoming::{PARTIAL_SUFFIX, RESUME_CANDIDATES, SafePath, par
 
 /// Folders remembered at once; beyond, the index starts over.
 const MAX_FOLDERS: usize = 4096;
+/// Partial files' names remembered per folder.
+const MAX_NAMES: usize = 4096;
 
 enum Folder {
     /// Asked about once, with a `statx`: a folder a single file goes to is never listed.
@@ -36,6 +38,12 @@ impl PartIndex {
     /// another program while this session runs may be missed: that file starts over).
     pub fn exists(&mut self, path: &SafePath, size: u64) -> bool {
         let key = path.folders().join("/");
+        // The common case for many small files: a folder listed with no partial file in it.
+        if let Some(Folder::Listed(held)) = self.folders.get(&key)
+            && held.is_empty()
+        {
+            return false;
+        }
         let names = candidates(path, size);
         let dir = || {
             let mut dir = self.root.clone();
@@ -64,8 +72,15 @@ impl PartIndex {
 
     /// A transfer to `path` of `size` bytes ended without its file: its partial may be there.
     pub fn may_have_left(&mut self, path: &SafePath, size: u64) {
-        if let Some(Folder::Listed(names)) = self.folders.get_mut(&path.folders().join("/")) {
+        let Some(folder) = self.folders.get_mut(&path.folders().join("/")) else {
+            return;
+        };
+        if let Folder::Listed(names) = folder {
             names.extend(candidates(path, size));
+            // Bounded: past this, the folder is listed afresh when next asked about.
+            if names.len() > MAX_NAMES {
+                *folder = Folder::Once;
+            }
         }
     }
 }

@@ -279,7 +279,9 @@ impl Receiving {
                     t.ended = true;
                     ended = true;
                     self.open -= 1;
+                    // Only a transfer that handed data to the disk can have left a partial.
                     if !t.state.is_success()
+                        && t.received > 0
                         && let Some(safe) = &t.safe
                     {
                         self.parts.may_have_left(safe, t.size);

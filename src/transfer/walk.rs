@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, PoisonError};
 
-use super::outgoing::{CollectError, OutgoingFile, io_err};
+use super::outgoing::{CollectError, OutgoingFile, io_err, readable_size};
 
 /// More threads than this only queue up on the same disk.
 const MAX_THREADS: usize = 4;
@@ -150,22 +150,18 @@ fn list(job: &Job) -> Result<Vec<Listed>, CollectError> {
         let file_type = entry.file_type().map_err(io_err(&path))?;
         if file_type.is_dir() {
             listed.push(Listed::Folder(path, rel));
-        } else if file_type.is_file() {
-            let size = entry.metadata().map_err(io_err(&path))?.len();
+        } else if file_type.is_file()
+            || (file_type.is_symlink() && std::fs::metadata(&path).is_ok_and(|m| m.is_file()))
+        {
+            // Opened, not only looked at: a file we cannot read fails before it is offered.
+            let size = readable_size(&path)?;
             listed.push(Listed::File(OutgoingFile {
                 local: path,
                 rel_path: rel,
                 size,
             }));
         } else if file_type.is_symlink() {
-            match std::fs::metadata(&path) {
-                Ok(meta) if meta.is_file() => listed.push(Listed::File(OutgoingFile {
-                    local: path,
-                    rel_path: rel,
-                    size: meta.len(),
-                })),
-                _ => tracing::info!(path = %path.display(), "skipping link that is not a file"),
-            }
+            tracing::info!(path = %path.display(), "skipping link that is not a file");
         }
     }
     Ok(listed)

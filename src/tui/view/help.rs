@@ -19,7 +19,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("↑ ↓ Home End (messages)", "scroll, top, bottom"),
     ("Ctrl-End", "back to the newest message, from any pane"),
     ("↑ ↓ (files)", "select a file"),
-    ("a / Enter (files)", "accept the selected offer (asks y / n)"),
+    (
+        "a / Enter (files)",
+        "accept the selected offer (asks y / n)",
+    ),
     ("d (files)", "decline the selected offer (asks y / n)"),
     (
         "x / Delete (files)",
