@@ -187,7 +187,7 @@ async fn an_id_used_again_is_never_taken_for_the_transfer_that_had_it() {
         ],
     )
     .await;
-    let frames = frames_until_quiet(&mut fake, Duration::from_millis(700)).await;
+    let frames = frames_until_quiet(&mut fake, Duration::from_millis(1500)).await;
     assert!(
         frames.iter().any(
             |f| matches!(f, Frame::Reject { id: 1, reason } if reason.contains("earlier offer"))
