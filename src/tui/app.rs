@@ -782,7 +782,7 @@ impl App {
         let size = human_size(update.progress.total);
         match (&update.state, update.id.direction) {
             (TransferState::AwaitingDecision, _) => self.system(format!(
-                "{peer} offers {path} ({size}): Tab to the queue, then a to accept or d to decline (or /accept)"
+                "{peer} offers {path} ({size}): Tab to the files, then a or d and y to accept or decline (or /accept)"
             )),
             (TransferState::Verified, Direction::Incoming) => {
                 let saved = update
