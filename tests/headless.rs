@@ -10,8 +10,8 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 
 use common::{
-    TIMEOUT, ensure_same_file, free_port, list_files, run_tern, spawn_recv, spawn_tern, write_file,
-    write_random_file,
+    TIMEOUT, ensure_same_file, free_port, list_files, run_tern, spawn_recv, spawn_recv_into,
+    spawn_tern, write_file, write_random_file,
 };
 
 /// The big file is 64 MiB; allow a slow (debug, shared, two-core) machine more time.
@@ -41,14 +41,7 @@ fn a_folder_with_nested_cjk_empty_and_large_files_arrives_byte_identical() -> an
     let sent = list_files(&folder)?;
     ensure!(sent.len() == 5, "the fixture has 5 files: {sent:?}");
 
-    let (mut recv, port) = spawn_recv(
-        "recv",
-        &[
-            OsStr::new("--yes"),
-            OsStr::new("--download-dir"),
-            inbox.path().as_os_str(),
-        ],
-    )?;
+    let (mut recv, port) = spawn_recv_into("recv", inbox.path())?;
     recv.close_stdin();
     let mut send = spawn_tern(
         "send",
@@ -169,14 +162,7 @@ fn a_second_file_with_a_taken_name_is_numbered_and_the_first_untouched() -> anyh
     write_file(&second, b"the second notes, longer than the first\n")?;
 
     for file in [&first, &second] {
-        let (mut recv, port) = spawn_recv(
-            "recv",
-            &[
-                OsStr::new("--yes"),
-                OsStr::new("--download-dir"),
-                inbox.path().as_os_str(),
-            ],
-        )?;
+        let (mut recv, port) = spawn_recv_into("recv", inbox.path())?;
         recv.close_stdin();
         let mut send = spawn_tern(
             "send",
@@ -440,14 +426,7 @@ fn an_unreadable_file_fails_before_connecting_and_is_named() -> anyhow::Result<(
     let readable = src.path().join("fine.txt");
     write_file(&readable, b"fine\n")?;
     let unreadable = unreadable_file(src.path())?;
-    let (mut recv, port) = spawn_recv(
-        "recv",
-        &[
-            OsStr::new("--yes"),
-            OsStr::new("--download-dir"),
-            inbox.path().as_os_str(),
-        ],
-    )?;
+    let (mut recv, port) = spawn_recv_into("recv", inbox.path())?;
     let out = run_tern(
         [
             OsStr::new("send"),

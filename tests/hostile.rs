@@ -8,7 +8,6 @@ mod common;
 #[path = "support/fake_peer.rs"]
 mod fake_peer;
 
-use std::ffi::OsStr;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -341,15 +340,7 @@ async fn handshake(port: u16, name: &str) -> Framed<TcpStream, FrameCodec> {
 #[tokio::test]
 async fn a_peers_strings_reach_stderr_cleaned_and_stdout_pipes_byte_for_byte() {
     let inbox = tempfile::tempdir().expect("tmp");
-    let (mut recv, port) = common::spawn_recv(
-        "recv",
-        &[
-            OsStr::new("--yes"),
-            OsStr::new("--download-dir"),
-            inbox.path().as_os_str(),
-        ],
-    )
-    .expect("recv");
+    let (mut recv, port) = common::spawn_recv_into("recv", inbox.path()).expect("recv");
     let forge = "\ntern: forged line\r\u{1b}[2J\u{1b}]0;owned\u{7}\u{202e}gpj.exe\u{9b}";
     let mut fake = handshake(port, &format!("mallory{forge}")).await;
     send_all(

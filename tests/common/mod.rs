@@ -461,6 +461,18 @@ pub fn spawn_recv(name: &str, extra: &[&OsStr]) -> anyhow::Result<(Proc, u16)> {
     Err(last_error.unwrap_or_else(|| anyhow::anyhow!("no free port found")))
 }
 
+/// [`spawn_recv`] accepting every offer (`--yes`) into `inbox`.
+pub fn spawn_recv_into(name: &str, inbox: &Path) -> anyhow::Result<(Proc, u16)> {
+    spawn_recv(
+        name,
+        &[
+            OsStr::new("--yes"),
+            OsStr::new("--download-dir"),
+            inbox.as_os_str(),
+        ],
+    )
+}
+
 /// Start `python3 ARGS` with UTF-8 standard streams and no output buffering.
 pub fn spawn_python<I, S>(name: &str, args: I) -> anyhow::Result<Proc>
 where
