@@ -353,13 +353,13 @@ impl Driver {
                 let mut out = std::io::stdout().lock();
                 // A pipe gets the message byte for byte (the netcat contract); a terminal gets
                 // it cleaned, one line, so a peer cannot drive the terminal.
-                let line = if *STDOUT_IS_TERMINAL {
-                    text.shown().to_string()
+                let written = if *STDOUT_IS_TERMINAL {
+                    writeln!(out, "{}", text.shown())
                 } else {
-                    text.raw().to_string()
+                    writeln!(out, "{}", text.raw())
                 };
                 // At once, for chat; a closed stdout (its reader gone) is not worth dying for.
-                let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+                let _ = written.and_then(|()| out.flush());
                 if lossy {
                     note("the last message had bytes invalid in its encoding (shown as \u{fffd})");
                 }

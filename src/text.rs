@@ -152,7 +152,9 @@ pub fn for_terminal(text: &str) -> Cow<'_, str> {
     )
 }
 
-fn unsafe_on_terminal(c: char) -> bool {
+/// A character [`for_terminal`] takes out (or makes a space): a control character or a
+/// bidirectional override or isolate.
+pub fn unsafe_on_terminal(c: char) -> bool {
     c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 

@@ -48,6 +48,15 @@ fn file_end(id: u32, whole: &[u8]) -> Frame {
     }
 }
 
+/// The sender's own `Cancel` of its offer `id`.
+fn sender_cancel(id: u32, reason: impl Into<String>) -> Frame {
+    Frame::Cancel {
+        id,
+        by_sender: true,
+        reason: reason.into(),
+    }
+}
+
 async fn send_all(fake: &mut Framed<TcpStream, FrameCodec>, frames: Vec<Frame>) {
     for frame in frames {
         fake.send(frame).await.expect("send");
@@ -68,18 +77,7 @@ async fn a_part_file_another_program_left_is_never_resumed_changed_or_removed() 
         next_frame(&mut fake).await,
         Frame::Accept { id: 1, offset: 0 }
     );
-    send_all(
-        &mut fake,
-        vec![
-            chunk(1, 0, &[7; 40]),
-            Frame::Cancel {
-                id: 1,
-                by_sender: true,
-                reason: String::new(),
-            },
-        ],
-    )
-    .await;
+    send_all(&mut fake, vec![chunk(1, 0, &[7; 40]), sender_cancel(1, "")]).await;
     assert!(matches!(
         final_state(&mut real).await,
         TransferState::Cancelled(_)
@@ -175,11 +173,7 @@ async fn an_id_used_again_is_never_taken_for_the_transfer_that_had_it() {
         vec![
             chunk(1, 0, first),
             file_end(1, first),
-            Frame::Cancel {
-                id: 1,
-                by_sender: true,
-                reason: "changed my mind".into(),
-            },
+            sender_cancel(1, "changed my mind"),
             offer(1, 5, "second.bin"),
             chunk(1, 0, b"12345"),
             file_end(1, b"12345"),
@@ -353,11 +347,7 @@ async fn a_peers_strings_reach_stderr_cleaned_and_stdout_pipes_byte_for_byte() {
             offer(1, 5, "a.bin"),
             offer(1, 5, &format!("b{forge}")),
             offer(2, 5, &format!("c{forge}")),
-            Frame::Cancel {
-                id: 1,
-                by_sender: true,
-                reason: format!("cancel{forge}"),
-            },
+            sender_cancel(1, format!("cancel{forge}")),
             Frame::Bye {
                 reason: format!("bye{forge}"),
             },

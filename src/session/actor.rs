@@ -79,7 +79,7 @@ pub(super) async fn run<S: Transport>(
         }) => {
             tracing::info!(peer = %name, ?addr, capabilities, "tern peer identified");
             queue.push(SessionEvent::Connected(PeerInfo {
-                name: Shown::new(name),
+                name,
                 addr,
                 raw: false,
             }));
@@ -516,8 +516,7 @@ impl<S: Transport> FramedActor<S> {
                 reason,
             } => self.transfers.on_cancel(id, by_sender, reason, events),
             Frame::Rename { name } => {
-                let name = Shown::new(handshake::clean_name(&name));
-                events.push(SessionEvent::PeerRenamed(name));
+                events.push(SessionEvent::PeerRenamed(handshake::clean_name(&name)));
             }
             Frame::Ping { nonce } => push_frame(out, &Frame::Pong { nonce }),
             Frame::Pong { .. } => {}

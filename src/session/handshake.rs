@@ -15,6 +15,7 @@ use crate::protocol::codec::encode_frame;
 use crate::protocol::{
     Frame, FrameCodec, PREAMBLE_LEN, PreambleCheck, VERSION, caps, check_preamble, preamble,
 };
+use crate::text::Shown;
 
 /// Which side of the connection we are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +31,7 @@ const MAX_NAME_CHARS: usize = 64;
 
 pub(super) enum Identified {
     Tern {
-        name: String,
+        name: Shown,
         capabilities: u32,
         /// Bytes read past the peer's `Hello`: the start of its first frames.
         leftover: BytesMut,
@@ -229,19 +230,11 @@ async fn read_frame<S: Transport>(
     }
 }
 
-/// A peer's name is shown on screen: no control characters (escape sequences), bounded length.
-pub(super) fn clean_name(name: &str) -> String {
-    let cleaned: String = name
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_NAME_CHARS)
-        .collect();
-    let cleaned = cleaned.trim();
-    if cleaned.is_empty() {
-        "peer".to_string()
-    } else {
-        cleaned.to_string()
-    }
+/// A peer's name is shown on screen: cleaned for a terminal, bounded, never blank.
+pub(super) fn clean_name(name: &str) -> Shown {
+    let cleaned = Shown::new(name).truncated(MAX_NAME_CHARS);
+    let trimmed = cleaned.trim();
+    Shown::new(if trimmed.is_empty() { "peer" } else { trimmed })
 }
 
 #[cfg(test)]
@@ -250,8 +243,9 @@ mod tests {
 
     #[test]
     fn peer_names_lose_escape_sequences() {
-        assert_eq!(clean_name("bob\u{1b}[2J"), "bob[2J");
-        assert_eq!(clean_name("   "), "peer");
+        assert_eq!(clean_name("bob\u{1b}[2J").as_str(), "bob[2J");
+        assert_eq!(clean_name("   ").as_str(), "peer");
+        assert_eq!(clean_name(" ana\n").as_str(), "ana");
         assert_eq!(clean_name(&"x".repeat(500)).len(), 64);
     }
 }

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use crate::transfer::incoming::{PARTIAL_SUFFIX, RESUME_CANDIDATES, SafePath, partial_name};
+use crate::transfer::incoming::{PARTIAL_SUFFIX, RESUME_CANDIDATES, SafePath, partial_names};
 
 /// Folders remembered at once; beyond, the index starts over.
 const MAX_FOLDERS: usize = 4096;
@@ -87,8 +87,8 @@ impl PartIndex {
 
 /// The partial files a transfer of `path` of `size` bytes may resume.
 fn candidates(path: &SafePath, size: u64) -> Vec<String> {
-    (0..RESUME_CANDIDATES)
-        .map(|n| partial_name(path.file_name(), size, n))
+    partial_names(path.file_name(), size)
+        .take(RESUME_CANDIDATES)
         .collect()
 }
 
@@ -110,6 +110,7 @@ fn list_parts(dir: &Path) -> HashSet<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transfer::incoming::partial_name;
 
     fn safe(p: &str) -> SafePath {
         SafePath::parse(p).expect("safe")

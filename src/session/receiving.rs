@@ -19,9 +19,7 @@ use crate::protocol::Frame;
 use crate::text::Shown;
 use crate::transfer::disk::{DiskEvent, DiskJob, DiskWorker, SaveGate};
 use crate::transfer::incoming::SafePath;
-use crate::transfer::{
-    Progress, TransferId, TransferKey, TransferState, TransferUpdate, human_size,
-};
+use crate::transfer::{Progress, TransferId, TransferState, TransferUpdate, human_size};
 
 /// File data the sender may have in flight or queued for our disk, all transfers together,
 /// while nobody is chatting: enough to keep a fast disk busy. Measured (benches/compare.sh,
@@ -78,6 +76,15 @@ struct Incoming {
     gate: Arc<SaveGate>,
 }
 
+impl Incoming {
+    /// Every byte arrived and the disk thread is already naming the file: the transfer can no
+    /// longer be stopped. Otherwise it is withdrawn from the disk thread, which will not name
+    /// it.
+    fn too_late_to_stop(&self) -> bool {
+        self.finishing && !self.gate.withdraw()
+    }
+}
+
 impl AsMut<Account> for Incoming {
     fn as_mut(&mut self) -> &mut Account {
         &mut self.credit
@@ -100,8 +107,6 @@ pub(super) struct Receiving {
     credit: Credit,
     /// By the peer's id: live offers and recently ended ones, whose ids may not be used again.
     incoming: HashMap<u32, Incoming>,
-    /// The peer's id of each transfer in `incoming`, by key (the disk thread's name for it).
-    ids: HashMap<TransferKey, u32>,
     /// Offers in `incoming` not yet ended.
     open: usize,
     retired: Retired,
@@ -132,7 +137,6 @@ impl Receiving {
             last_chat: None,
             credit: Credit::default(),
             incoming: HashMap::new(),
-            ids: HashMap::new(),
             open: 0,
             retired: Retired::default(),
             refusing: false,
@@ -234,10 +238,10 @@ impl Receiving {
         }
         // What was left goes before anything `on_disk` queues.
         if !jobs.is_empty() {
-            let keys: Vec<TransferKey> = jobs.iter().map(DiskJob::key).collect();
+            let tids: Vec<TransferId> = jobs.iter().map(DiskJob::tid).collect();
             if !self.disk.as_ref().is_some_and(|worker| worker.send(jobs)) {
-                for key in keys {
-                    if let Some(id) = self.live_id(key) {
+                for tid in tids {
+                    if let Some(id) = self.live(tid) {
                         self.fail_and_stop(id, "the disk thread stopped".into(), out, events);
                     }
                 }
@@ -246,26 +250,18 @@ impl Receiving {
         self.on_disk(done, out, events);
     }
 
-    /// The peer's id of the transfer `key` names, while it is not over.
-    fn live_id(&self, key: TransferKey) -> Option<u32> {
-        let id = *self.ids.get(&key)?;
-        let t = self.incoming.get(&id)?;
-        (t.tid.key == key && !t.state.is_final()).then_some(id)
+    /// The peer's id of `tid` if that very transfer is still in the table: a row of an
+    /// earlier connection, or a disk report about a transfer forgotten since, names none,
+    /// whatever its number.
+    fn current(&self, tid: TransferId) -> Option<u32> {
+        let t = self.incoming.get(&tid.id)?;
+        (t.tid == tid).then_some(tid.id)
     }
 
-    /// The peer's id of the transfer `key` names, if it is still in the table.
-    fn id_of(&self, key: TransferKey) -> Option<u32> {
-        let id = *self.ids.get(&key)?;
-        self.incoming
-            .get(&id)
-            .is_some_and(|t| t.tid.key == key)
-            .then_some(id)
-    }
-
-    /// The offer the UI means by `tid`, if it is still this session's (a row from an earlier
-    /// connection names a transfer that is gone, whatever its number).
-    fn by_tid(&self, tid: TransferId) -> Option<u32> {
-        self.id_of(tid.key).filter(|&id| id == tid.id)
+    /// As [`Self::current`], while the transfer is not over.
+    fn live(&self, tid: TransferId) -> Option<u32> {
+        self.current(tid)
+            .filter(|id| self.incoming.get(id).is_some_and(|t| !t.state.is_final()))
     }
 
     /// Report a transfer's state. Every change of state ends here, so this is also where an
@@ -306,12 +302,8 @@ impl Receiving {
             }));
         }
         if ended {
-            let forgotten = self
-                .retired
+            self.retired
                 .retire(id, &mut self.incoming, |t: &Incoming| t.ended);
-            for t in forgotten {
-                self.ids.remove(&t.tid.key);
-            }
         }
     }
 
@@ -388,12 +380,10 @@ impl Receiving {
             TransferState::Rejected(reason) => Some(reason.as_str().to_string()),
             _ => None,
         };
-        let tid = TransferId::incoming(id);
-        self.ids.insert(tid.key, id);
         self.incoming.insert(
             id,
             Incoming {
-                tid,
+                tid: TransferId::incoming(id),
                 path: Shown::new(path).truncated(MAX_SHOWN_PATH),
                 safe,
                 size,
@@ -424,7 +414,7 @@ impl Receiving {
 
     /// The user accepts the offer `tid`.
     pub(super) fn accept(&mut self, tid: TransferId, out: &mut BytesMut, events: &mut EventQueue) {
-        match self.by_tid(tid) {
+        match self.current(tid) {
             Some(id) => self.accept_id(id, out, events),
             None => events.push(SessionEvent::Notice(Shown::new(format!(
                 "no offer #{} is waiting",
@@ -434,11 +424,11 @@ impl Receiving {
     }
 
     fn accept_id(&mut self, id: u32, out: &mut BytesMut, events: &mut EventQueue) {
-        let Some((size, safe, key, gate)) = self
+        let Some((size, safe, tid, gate)) = self
             .incoming
             .get(&id)
             .filter(|t| t.state == TransferState::AwaitingDecision)
-            .and_then(|t| Some((t.size, t.safe.clone()?, t.tid.key, Arc::clone(&t.gate))))
+            .and_then(|t| Some((t.size, t.safe.clone()?, t.tid, Arc::clone(&t.gate))))
         else {
             events.push(SessionEvent::Notice(Shown::new(format!(
                 "no offer #{id} is waiting"
@@ -452,7 +442,7 @@ impl Receiving {
         // Only a partial file already there needs the disk thread's answer before `Accept`.
         let resume = self.resume && self.parts.exists(&safe, size);
         if let Err(reason) = self.disk(DiskJob::Begin {
-            key,
+            tid,
             path: safe,
             size,
             resume,
@@ -506,7 +496,7 @@ impl Receiving {
         out: &mut BytesMut,
         events: &mut EventQueue,
     ) {
-        if let Some(id) = self.by_tid(tid) {
+        if let Some(id) = self.current(tid) {
             self.reject_id(id, reason, out, events);
         }
     }
@@ -534,7 +524,7 @@ impl Receiving {
         out: &mut BytesMut,
         events: &mut EventQueue,
     ) {
-        if let Some(id) = self.by_tid(tid) {
+        if let Some(id) = self.current(tid) {
             self.cancel_id(id, shown, told, out, events);
         }
     }
@@ -557,14 +547,14 @@ impl Receiving {
         let Some(t) = self.incoming.get_mut(&id) else {
             return;
         };
-        if t.finishing && !t.gate.withdraw() {
+        if t.too_late_to_stop() {
             // Every byte is here and the file is being named: that is how it ends.
             return;
         }
         t.state = TransferState::failed(reason);
-        let key = t.tid.key;
+        let tid = t.tid;
         let _ = self.disk(DiskJob::Abandon {
-            key,
+            tid,
             discard: false,
         });
         self.emit(id, events);
@@ -598,7 +588,7 @@ impl Receiving {
         let Some(t) = self.incoming.get_mut(&id) else {
             return;
         };
-        if t.finishing && !t.gate.withdraw() {
+        if t.too_late_to_stop() {
             events.push(SessionEvent::Notice(Shown::new(format!(
                 "{}: every byte had arrived and the file is being saved; too late to stop it",
                 t.path
@@ -607,9 +597,9 @@ impl Receiving {
         }
         let started = t.state != TransferState::AwaitingDecision;
         t.state = end;
-        let key = t.tid.key;
+        let tid = t.tid;
         if started {
-            let _ = self.disk(DiskJob::Abandon { key, discard });
+            let _ = self.disk(DiskJob::Abandon { tid, discard });
         }
         push_frame(
             out,
@@ -696,8 +686,8 @@ impl Receiving {
             return self.fail_and_stop(id, reason, out, events);
         }
         t.received = end;
-        let key = t.tid.key;
-        if let Err(reason) = self.disk(DiskJob::Write { key, data }) {
+        let tid = t.tid;
+        if let Err(reason) = self.disk(DiskJob::Write { tid, data }) {
             self.fail_and_stop(id, reason, out, events);
         }
     }
@@ -720,16 +710,16 @@ impl Receiving {
                 "truncated: the peer sent {} of {} bytes",
                 t.received, t.size
             );
-            let key = t.tid.key;
+            let tid = t.tid;
             let _ = self.disk(DiskJob::Abandon {
-                key,
+                tid,
                 discard: false,
             });
             return self.verdict_fail(id, reason, out, events);
         }
         t.finishing = true;
-        let key = t.tid.key;
-        if let Err(reason) = self.disk(DiskJob::Finish { key, hash }) {
+        let tid = t.tid;
+        if let Err(reason) = self.disk(DiskJob::Finish { tid, hash }) {
             self.verdict_fail(id, reason, out, events);
         }
     }
@@ -743,7 +733,7 @@ impl Receiving {
         if t.state.is_final() {
             return;
         }
-        if t.finishing && !t.gate.withdraw() {
+        if t.too_late_to_stop() {
             events.push(SessionEvent::Notice(Shown::new(format!(
                 "{}: the peer cancelled it after every byte had arrived; it is kept",
                 t.path
@@ -752,9 +742,9 @@ impl Receiving {
         }
         let started = t.state != TransferState::AwaitingDecision;
         t.state = TransferState::cancelled(reason);
-        let key = t.tid.key;
+        let tid = t.tid;
         if started {
-            let _ = self.disk(DiskJob::Abandon { key, discard: true });
+            let _ = self.disk(DiskJob::Abandon { tid, discard: true });
         }
         self.emit(id, events);
     }
@@ -773,8 +763,8 @@ impl Receiving {
 
     fn on_disk_event(&mut self, event: DiskEvent, out: &mut BytesMut, events: &mut EventQueue) {
         match event {
-            DiskEvent::Ready { key, offset } => {
-                let Some(id) = self.live_id(key) else {
+            DiskEvent::Ready { tid, offset } => {
+                let Some(id) = self.live(tid) else {
                     return;
                 };
                 let Some(t) = self.incoming.get(&id).filter(|t| t.awaiting_offset) else {
@@ -790,8 +780,8 @@ impl Receiving {
                 self.start_at(id, offset, out);
                 self.emit(id, events);
             }
-            DiskEvent::Written { key, total } => {
-                let Some(id) = self.id_of(key) else {
+            DiskEvent::Written { tid, total } => {
+                let Some(id) = self.current(tid) else {
                     return;
                 };
                 let Some(t) = self.incoming.get_mut(&id) else {
@@ -811,14 +801,14 @@ impl Receiving {
                     self.emit(id, events);
                 }
             }
-            DiskEvent::Saved { key, path } => {
+            DiskEvent::Saved { tid, path } => {
                 let message = path
                     .strip_prefix(&self.download_dir)
                     .unwrap_or(&path)
                     .display()
                     .to_string();
                 // Only a transfer whose gate let it be saved: it cannot have ended otherwise.
-                let Some(id) = self.id_of(key) else {
+                let Some(id) = self.current(tid) else {
                     return;
                 };
                 let Some(t) = self.incoming.get_mut(&id) else {
@@ -837,8 +827,8 @@ impl Receiving {
                 );
                 self.emit(id, events);
             }
-            DiskEvent::Failed { key, reason } => {
-                let Some(id) = self.live_id(key) else {
+            DiskEvent::Failed { tid, reason } => {
+                let Some(id) = self.live(tid) else {
                     return;
                 };
                 let finishing = self.incoming.get(&id).is_some_and(|t| t.finishing);

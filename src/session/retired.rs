@@ -17,26 +17,23 @@ pub(super) struct Retired {
 }
 
 impl Retired {
-    /// `id` ended: forget the oldest ended transfers beyond what is kept, and return them.
-    /// `ended` tells whether an entry is still an ended one (an id offered again is live, and
-    /// stays).
+    /// `id` ended: forget the oldest ended transfers beyond what is kept. `ended` tells
+    /// whether an entry is still an ended one (an id offered again is live, and stays).
     pub(super) fn retire<T>(
         &mut self,
         id: u32,
         table: &mut HashMap<u32, T>,
         ended: impl Fn(&T) -> bool,
-    ) -> Vec<T> {
+    ) {
         self.order.push_back(id);
-        let mut forgotten = Vec::new();
         while self.order.len() > KEEP {
             let Some(old) = self.order.pop_front() else {
                 break;
             };
             if table.get(&old).is_some_and(&ended) {
-                forgotten.extend(table.remove(&old));
+                table.remove(&old);
             }
         }
-        forgotten
     }
 }
 

@@ -39,6 +39,8 @@ pub const OFFER_WINDOW: usize = 1024;
 struct Outgoing {
     tid: TransferId,
     file: OutgoingFile,
+    /// `file.rel_path` for the screen, made once: every update of the transfer carries it.
+    shown: Shown,
     state: TransferState,
     /// Its `Offer` went out: the peer knows the id.
     offered: bool,
@@ -63,6 +65,7 @@ impl Outgoing {
     fn new(id: u32, file: OutgoingFile, state: TransferState) -> Self {
         Self {
             tid: TransferId::outgoing(id),
+            shown: Shown::new(&file.rel_path),
             file,
             state,
             offered: false,
@@ -320,7 +323,7 @@ impl Sending {
             };
             events.push(SessionEvent::Transfer(TransferUpdate {
                 id: t.tid,
-                path: Shown::new(&t.file.rel_path),
+                path: t.shown.clone(),
                 saved_as: None,
                 state: t.state.clone(),
                 progress: Progress {

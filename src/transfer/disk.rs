@@ -15,7 +15,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::TransferKey;
+use super::TransferId;
 use super::folder::FolderCache;
 use super::incoming::{PartFile, SafePath};
 
@@ -50,42 +50,42 @@ impl SaveGate {
 }
 
 /// Work for the disk thread, in the order it must happen per transfer. Transfers are named by
-/// their program-wide key, never by the peer's id, which a peer may use again.
+/// their program-wide tid, never by the peer's id, which a peer may use again.
 #[derive(Debug)]
 pub enum DiskJob {
     /// A transfer was accepted: remember where it goes. With `resume`, look for a partial file
     /// to continue and answer `Ready` with the bytes it holds.
     Begin {
-        key: TransferKey,
+        tid: TransferId,
         path: SafePath,
         size: u64,
         resume: bool,
         gate: Arc<SaveGate>,
     },
     Write {
-        key: TransferKey,
+        tid: TransferId,
         data: Bytes,
     },
     /// Every byte was handed over: check the hash, then give the file its name, unless the
     /// transfer's gate was withdrawn.
     Finish {
-        key: TransferKey,
+        tid: TransferId,
         hash: [u8; 32],
     },
     /// Stop writing; with `discard`, delete the partial file too (a cancel, not a failure).
     Abandon {
-        key: TransferKey,
+        tid: TransferId,
         discard: bool,
     },
 }
 
 impl DiskJob {
-    pub fn key(&self) -> TransferKey {
+    pub fn tid(&self) -> TransferId {
         match self {
-            DiskJob::Begin { key, .. }
-            | DiskJob::Write { key, .. }
-            | DiskJob::Finish { key, .. }
-            | DiskJob::Abandon { key, .. } => *key,
+            DiskJob::Begin { tid, .. }
+            | DiskJob::Write { tid, .. }
+            | DiskJob::Finish { tid, .. }
+            | DiskJob::Abandon { tid, .. } => *tid,
         }
     }
 }
@@ -94,13 +94,13 @@ impl DiskJob {
 #[derive(Debug, PartialEq, Eq)]
 pub enum DiskEvent {
     /// Answer to `Begin { resume: true }`: continue from `offset`.
-    Ready { key: TransferKey, offset: u64 },
+    Ready { tid: TransferId, offset: u64 },
     /// All of the transfer's bytes up to `total` are written.
-    Written { key: TransferKey, total: u64 },
+    Written { tid: TransferId, total: u64 },
     /// Verified and renamed to this path.
-    Saved { key: TransferKey, path: PathBuf },
+    Saved { tid: TransferId, path: PathBuf },
     /// The transfer failed here; the partial file stays unless the reason says otherwise.
-    Failed { key: TransferKey, reason: String },
+    Failed { tid: TransferId, reason: String },
 }
 
 struct Slot {
@@ -265,17 +265,17 @@ fn data_bytes(jobs: &[DiskJob]) -> usize {
 /// What the disk thread keeps between jobs.
 #[derive(Default)]
 struct Disk {
-    slots: HashMap<TransferKey, Slot>,
+    slots: HashMap<TransferId, Slot>,
     folders: FolderCache,
 }
 
 impl Disk {
     /// `job` only appends to an open file (or is moot: its transfer is gone or broken).
     fn appends(&self, job: &DiskJob) -> bool {
-        let DiskJob::Write { key, .. } = job else {
+        let DiskJob::Write { tid, .. } = job else {
             return false;
         };
-        self.slots.get(key).is_none_or(|slot| {
+        self.slots.get(tid).is_none_or(|slot| {
             slot.broken || slot.part.as_ref().is_some_and(|part| part.reserved())
         })
     }
@@ -319,7 +319,7 @@ fn handle(root: &Path, disk: &mut Disk, job: DiskJob) -> Option<DiskEvent> {
     let slots = &mut disk.slots;
     match job {
         DiskJob::Begin {
-            key,
+            tid,
             path,
             size,
             resume,
@@ -343,7 +343,7 @@ fn handle(root: &Path, disk: &mut Disk, job: DiskJob) -> Option<DiskEvent> {
             let offset = part.as_ref().map_or(0, PartFile::received);
             let part = part.map(Box::new);
             slots.insert(
-                key,
+                tid,
                 Slot {
                     path,
                     size,
@@ -352,14 +352,14 @@ fn handle(root: &Path, disk: &mut Disk, job: DiskJob) -> Option<DiskEvent> {
                     broken: false,
                 },
             );
-            resume.then_some(DiskEvent::Ready { key, offset })
+            resume.then_some(DiskEvent::Ready { tid, offset })
         }
-        DiskJob::Write { key, data } => {
-            let slot = slots.get_mut(&key).filter(|s| !s.broken)?;
+        DiskJob::Write { tid, data } => {
+            let slot = slots.get_mut(&tid).filter(|s| !s.broken)?;
             match write(root, &mut disk.folders, slot, &data) {
                 // A file that is complete needs no credit or progress: its `Finish` follows.
                 Ok(total) if total == slot.size => None,
-                Ok(total) => Some(DiskEvent::Written { key, total }),
+                Ok(total) => Some(DiskEvent::Written { tid, total }),
                 Err(reason) => {
                     slot.broken = true;
                     // Dropping the file keeps what was written, for a later resume; a partial
@@ -369,23 +369,23 @@ fn handle(root: &Path, disk: &mut Disk, job: DiskJob) -> Option<DiskEvent> {
                     {
                         part.discard();
                     }
-                    Some(DiskEvent::Failed { key, reason })
+                    Some(DiskEvent::Failed { tid, reason })
                 }
             }
         }
-        DiskJob::Finish { key, hash } => {
+        DiskJob::Finish { tid, hash } => {
             // Withdrawn: the `Abandon` that follows decides what becomes of the partial.
             if slots
-                .get(&key)
+                .get(&tid)
                 .is_none_or(|s| s.broken || s.gate.withdrawn())
             {
                 return None;
             }
-            let mut slot = slots.remove(&key)?;
+            let mut slot = slots.remove(&tid)?;
             if slot.part.is_none()
                 && let Err(reason) = write(root, &mut disk.folders, &mut slot, &[])
             {
-                return Some(DiskEvent::Failed { key, reason });
+                return Some(DiskEvent::Failed { tid, reason });
             }
             let part = slot.part.take()?;
             if part.hash() != hash {
@@ -400,23 +400,23 @@ fn handle(root: &Path, disk: &mut Disk, job: DiskJob) -> Option<DiskEvent> {
                     "BLAKE3 mismatch: the data is corrupt (the receiver kept it, unnamed)"
                         .to_string()
                 };
-                return Some(DiskEvent::Failed { key, reason });
+                return Some(DiskEvent::Failed { tid, reason });
             }
             if !slot.gate.save() {
                 slot.part = Some(part);
-                slots.insert(key, slot);
+                slots.insert(tid, slot);
                 return None;
             }
             Some(match part.promote() {
-                Ok(path) => DiskEvent::Saved { key, path },
+                Ok(path) => DiskEvent::Saved { tid, path },
                 Err(e) => DiskEvent::Failed {
-                    key,
+                    tid,
                     reason: format!("cannot rename the finished file: {e}"),
                 },
             })
         }
-        DiskJob::Abandon { key, discard } => {
-            if let Some(part) = slots.remove(&key).and_then(|s| s.part)
+        DiskJob::Abandon { tid, discard } => {
+            if let Some(part) = slots.remove(&tid).and_then(|s| s.part)
                 && discard
             {
                 part.discard();
@@ -471,6 +471,15 @@ mod tests {
     use super::*;
     use crate::transfer::incoming::partial_name;
 
+    /// Incoming transfer `n`, with key `n`: numbered as the tests need, unlike real ones.
+    fn tid(n: u64) -> TransferId {
+        TransferId {
+            direction: crate::transfer::Direction::Incoming,
+            id: n as u32,
+            key: crate::transfer::TransferKey(n),
+        }
+    }
+
     fn path(p: &str) -> SafePath {
         SafePath::parse(p).expect("safe")
     }
@@ -486,7 +495,7 @@ mod tests {
         let mut disk = Disk::default();
         let root = tmp.path();
         let begin = DiskJob::Begin {
-            key: TransferKey(1),
+            tid: tid(1),
             path: path("dir/a.txt"),
             size: 11,
             resume: false,
@@ -494,26 +503,26 @@ mod tests {
         };
         assert_eq!(handle(root, &mut disk, begin), None);
         let write = |data: &'static [u8]| DiskJob::Write {
-            key: TransferKey(1),
+            tid: tid(1),
             data: Bytes::from_static(data),
         };
         assert_eq!(
             handle(root, &mut disk, write(b"hello ")),
             Some(DiskEvent::Written {
-                key: TransferKey(1),
+                tid: tid(1),
                 total: 6
             })
         );
         handle(root, &mut disk, write(b"world"));
         let finish = DiskJob::Finish {
-            key: TransferKey(1),
+            tid: tid(1),
             hash: *blake3::hash(b"hello world").as_bytes(),
         };
         let saved = root.join("dir/a.txt");
         assert_eq!(
             handle(root, &mut disk, finish),
             Some(DiskEvent::Saved {
-                key: TransferKey(1),
+                tid: tid(1),
                 path: saved.clone()
             })
         );
@@ -527,7 +536,7 @@ mod tests {
         let mut disk = Disk::default();
         let root = tmp.path();
         let begin = DiskJob::Begin {
-            key: TransferKey(2),
+            tid: tid(2),
             path: path("b.bin"),
             size: 3,
             resume: false,
@@ -535,12 +544,12 @@ mod tests {
         };
         handle(root, &mut disk, begin);
         let write = DiskJob::Write {
-            key: TransferKey(2),
+            tid: tid(2),
             data: Bytes::from_static(b"abc"),
         };
         handle(root, &mut disk, write);
         let finish = DiskJob::Finish {
-            key: TransferKey(2),
+            tid: tid(2),
             hash: [0; 32],
         };
         match handle(root, &mut disk, finish) {
@@ -558,11 +567,11 @@ mod tests {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let worker = DiskWorker::start(tmp.path().to_path_buf(), tx)?;
         let write = |data: &'static [u8]| DiskJob::Write {
-            key: TransferKey(3),
+            tid: tid(3),
             data: Bytes::from_static(data),
         };
         let begin = DiskJob::Begin {
-            key: TransferKey(3),
+            tid: tid(3),
             path: path("c.txt"),
             size: 9,
             resume: false,
@@ -580,7 +589,7 @@ mod tests {
         assert_eq!(
             rx.blocking_recv(),
             Some(vec![DiskEvent::Written {
-                key: TransferKey(3),
+                tid: tid(3),
                 total: 3
             }])
         );
@@ -595,13 +604,13 @@ mod tests {
         assert_eq!(
             here.events,
             vec![DiskEvent::Written {
-                key: TransferKey(3),
+                tid: tid(3),
                 total: 6
             }]
         );
         assert!(here.left.is_empty());
         let finish = DiskJob::Finish {
-            key: TransferKey(3),
+            tid: tid(3),
             hash: *blake3::hash(b"onetwo333").as_bytes(),
         };
         let Err(back) = worker.try_here(vec![finish], later()) else {
@@ -611,7 +620,7 @@ mod tests {
         assert_eq!(
             rx.blocking_recv(),
             Some(vec![DiskEvent::Saved {
-                key: TransferKey(3),
+                tid: tid(3),
                 path: tmp.path().join("c.txt")
             }])
         );
@@ -625,7 +634,7 @@ mod tests {
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let worker = DiskWorker::start(tmp.path().to_path_buf(), tx)?;
         let write = || DiskJob::Write {
-            key: TransferKey(9),
+            tid: tid(9),
             data: Bytes::from_static(b"x"),
         };
         // Held here, the lock keeps the thread from finishing the batch it is sent.
@@ -635,7 +644,7 @@ mod tests {
             .lock()
             .map_err(|_| anyhow::anyhow!("poisoned"))?;
         assert!(worker.send(vec![DiskJob::Abandon {
-            key: TransferKey(9),
+            tid: tid(9),
             discard: false
         }]));
         // Moot (no such transfer), and still it must not overtake the queued batch.
@@ -657,12 +666,12 @@ mod tests {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let worker = DiskWorker::start(tmp.path().to_path_buf(), tx)?;
         let write = |data: &'static [u8]| DiskJob::Write {
-            key: TransferKey(4),
+            tid: tid(4),
             data: Bytes::from_static(data),
         };
         assert!(worker.send(vec![
             DiskJob::Begin {
-                key: TransferKey(4),
+                tid: tid(4),
                 path: path("d.txt"),
                 size: 8,
                 resume: false,
@@ -673,7 +682,7 @@ mod tests {
         assert_eq!(
             rx.blocking_recv(),
             Some(vec![DiskEvent::Written {
-                key: TransferKey(4),
+                tid: tid(4),
                 total: 2
             }])
         );
@@ -690,28 +699,28 @@ mod tests {
         assert_eq!(
             here.events,
             vec![DiskEvent::Written {
-                key: TransferKey(4),
+                tid: tid(4),
                 total: 4
             }]
         );
-        let left: Vec<TransferKey> = here.left.iter().map(DiskJob::key).collect();
-        assert_eq!(left, vec![TransferKey(4), TransferKey(4)]);
+        let left: Vec<TransferId> = here.left.iter().map(DiskJob::tid).collect();
+        assert_eq!(left, vec![tid(4), tid(4)]);
         assert!(worker.send(here.left));
         assert_eq!(
             rx.blocking_recv(),
             Some(vec![DiskEvent::Written {
-                key: TransferKey(4),
+                tid: tid(4),
                 total: 6
             }])
         );
         assert!(worker.send(vec![DiskJob::Finish {
-            key: TransferKey(4),
+            tid: tid(4),
             hash: *blake3::hash(b"abcdefgh").as_bytes(),
         }]));
         assert_eq!(
             rx.blocking_recv(),
             Some(vec![DiskEvent::Saved {
-                key: TransferKey(4),
+                tid: tid(4),
                 path: tmp.path().join("d.txt")
             }])
         );
@@ -726,20 +735,20 @@ mod tests {
         std::fs::create_dir(&root)?;
         let mut disk = Disk::default();
         let mut receive = |id: u64, name: &str| {
-            let key = TransferKey(id);
+            let tid = tid(id);
             let begin = DiskJob::Begin {
-                key,
+                tid,
                 path: path(name),
                 size: 2,
                 resume: false,
                 gate: Arc::default(),
             };
             let write = DiskJob::Write {
-                key,
+                tid,
                 data: Bytes::from_static(b"ok"),
             };
             let finish = DiskJob::Finish {
-                key,
+                tid,
                 hash: *blake3::hash(b"ok").as_bytes(),
             };
             [begin, write, finish]
@@ -753,7 +762,7 @@ mod tests {
         assert_eq!(
             receive(2, "sub/b"),
             vec![DiskEvent::Saved {
-                key: TransferKey(2),
+                tid: tid(2),
                 path: root.join("sub/b")
             }]
         );
@@ -767,7 +776,7 @@ mod tests {
         let worker = DiskWorker::start(tmp.path().to_path_buf(), tx)?;
         std::fs::write(tmp.path().join(partial_name("r.bin", 6, 0)), b"12")?;
         assert!(worker.send(vec![DiskJob::Begin {
-            key: TransferKey(7),
+            tid: tid(7),
             path: path("r.bin"),
             size: 6,
             resume: true,
@@ -776,18 +785,18 @@ mod tests {
         assert_eq!(
             rx.blocking_recv(),
             Some(vec![DiskEvent::Ready {
-                key: TransferKey(7),
+                tid: tid(7),
                 offset: 2
             }])
         );
         assert!(worker.send(vec![DiskJob::Write {
-            key: TransferKey(7),
+            tid: tid(7),
             data: Bytes::from_static(b"34"),
         }]));
         assert_eq!(
             rx.blocking_recv(),
             Some(vec![DiskEvent::Written {
-                key: TransferKey(7),
+                tid: tid(7),
                 total: 4
             }])
         );

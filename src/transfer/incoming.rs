@@ -1,7 +1,7 @@
 //! The receiving side: untrusted names made safe, `.part` files written at their offsets and
 //! hashed on the way, and the final rename that never overwrites anything.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -26,7 +26,7 @@ pub const PARTIAL_SUFFIX: &str = ".tern-part";
 const PARTIAL_STEM_MAX: usize = 200;
 /// Partial files looked at for a resume: one per transfer of the same file that was cut while
 /// another held the first.
-pub const RESUME_CANDIDATES: u32 = 4;
+pub const RESUME_CANDIDATES: usize = 4;
 /// Longest relative path accepted from a peer, in bytes.
 pub const MAX_PATH_LEN: usize = 4096;
 /// Deepest folder nesting accepted from a peer.
@@ -79,9 +79,7 @@ impl SafePath {
         }
         // Bidirectional overrides make a name read otherwise than it is: an override before
         // "fdp.exe" shows it as "exe.pdf".
-        if raw.chars().any(|c| {
-            c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-        }) {
+        if raw.chars().any(crate::text::unsafe_on_terminal) {
             return Err(NameError::Control);
         }
         let components: Vec<String> = raw.split(['/', '\\']).map(str::to_string).collect();
@@ -157,27 +155,36 @@ pub fn numbered(name: &str, n: u32) -> String {
 /// so a partial is only ever taken up again by an offer of the same file, and `STEM` is the
 /// name, shortened if need be.
 pub fn partial_name(name: &str, size: u64, n: u32) -> String {
-    let mut tag = blake3::Hasher::new();
-    tag.update(&size.to_le_bytes());
-    tag.update(name.as_bytes());
-    let hex = tag.finalize().to_hex();
-    let tag = &hex.as_str()[..12];
+    partial_names(name, size)
+        .nth(n as usize)
+        .unwrap_or_default()
+}
+
+/// [`partial_name`] for n = 0, 1, 2, …, the tag hashed once.
+pub fn partial_names(name: &str, size: u64) -> impl Iterator<Item = String> + '_ {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&size.to_le_bytes());
+    hasher.update(name.as_bytes());
+    let tag = hasher.finalize().to_hex();
     let mut cut = name.len().min(PARTIAL_STEM_MAX);
     while !name.is_char_boundary(cut) {
         cut -= 1;
     }
     let stem = &name[..cut];
-    if n == 0 {
-        format!("{stem}.{tag}{PARTIAL_SUFFIX}")
-    } else {
-        format!("{stem}.{tag}-{n}{PARTIAL_SUFFIX}")
-    }
+    (0u32..).map(move |n| {
+        let tag = &tag.as_str()[..12];
+        if n == 0 {
+            format!("{stem}.{tag}{PARTIAL_SUFFIX}")
+        } else {
+            format!("{stem}.{tag}-{n}{PARTIAL_SUFFIX}")
+        }
+    })
 }
 
 /// Partial files a transfer of this process holds. A partial belongs to at most one transfer
 /// at a time, across sessions too: two offers of the same file must never append to one file,
 /// and the second must not write to what the first has verified and named.
-static HELD: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+static HELD: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
 
 /// A partial file held by one transfer; let go when dropped.
 #[derive(Debug)]
@@ -191,7 +198,7 @@ impl Held {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Made only when taken: a `Held` dropped here would let go of another's claim.
-        let taken = held.get_or_insert_with(HashSet::new).insert(path.clone());
+        let taken = held.insert(path.clone());
         taken.then(|| Self(path))
     }
 }
@@ -201,9 +208,7 @@ impl Drop for Held {
         let mut held = HELD
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(set) = held.as_mut() {
-            set.remove(&self.0);
-        }
+        held.remove(&self.0);
     }
 }
 
@@ -242,9 +247,8 @@ impl PartFile {
     /// [`PartFile::create`] in `folder`, already prepared for `path`: the first partial name
     /// for this file that is neither held nor taken.
     pub fn create_in(folder: Arc<Folder>, path: &SafePath, size: u64) -> io::Result<Self> {
-        let name = path.file_name().to_string();
-        for n in 0..1000 {
-            let part_name = partial_name(&name, size, n);
+        let name = path.file_name();
+        for part_name in partial_names(name, size).take(1000) {
             let part = folder.path().join(&part_name);
             let Some(held) = Held::take(part.clone()) else {
                 continue;
@@ -254,7 +258,7 @@ impl PartFile {
                     return Ok(Self {
                         part,
                         folder,
-                        name,
+                        name: name.to_string(),
                         part_name,
                         file,
                         received: 0,
@@ -288,8 +292,7 @@ impl PartFile {
     /// [`PartFile::resume`] in `folder`, already prepared for `path`.
     pub fn resume_in(folder: Arc<Folder>, path: &SafePath, size: u64) -> io::Result<Option<Self>> {
         let name = path.file_name();
-        for n in 0..RESUME_CANDIDATES {
-            let part_name = partial_name(name, size, n);
+        for part_name in partial_names(name, size).take(RESUME_CANDIDATES) {
             let part = folder.path().join(&part_name);
             let Some(held) = Held::take(part.clone()) else {
                 continue;

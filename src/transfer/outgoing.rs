@@ -51,24 +51,6 @@ pub(super) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CollectError + '_
 /// opened, so one we cannot read fails here, before it is offered (in a folder, on the walk's
 /// threads: one by one, opening ten thousand files doubled the time to the first offer).
 pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<OutgoingFile>, CollectError> {
-    list_files(paths)
-}
-
-/// Fail unless `file` can be opened for reading now.
-pub fn check_readable(file: &OutgoingFile) -> Result<(), CollectError> {
-    readable_size(&file.local).map(drop)
-}
-
-/// The size of the file at `path`, which we can open for reading.
-pub(super) fn readable_size(path: &Path) -> Result<u64, CollectError> {
-    let file = File::open(path).map_err(|error| CollectError::Unreadable {
-        path: path.to_path_buf(),
-        error,
-    })?;
-    Ok(file.metadata().map_err(io_err(path))?.len())
-}
-
-fn list_files(paths: &[PathBuf]) -> Result<Vec<OutgoingFile>, CollectError> {
     let mut out = Vec::new();
     for path in paths {
         let meta = std::fs::metadata(path).map_err(io_err(path))?;
@@ -86,6 +68,20 @@ fn list_files(paths: &[PathBuf]) -> Result<Vec<OutgoingFile>, CollectError> {
         }
     }
     Ok(out)
+}
+
+/// Fail unless `file` can be opened for reading now.
+pub fn check_readable(file: &OutgoingFile) -> Result<(), CollectError> {
+    readable_size(&file.local).map(drop)
+}
+
+/// The size of the file at `path`, which we can open for reading.
+pub(super) fn readable_size(path: &Path) -> Result<u64, CollectError> {
+    let file = File::open(path).map_err(|error| CollectError::Unreadable {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    Ok(file.metadata().map_err(io_err(path))?.len())
 }
 
 fn base_name(path: &Path) -> Result<String, CollectError> {
