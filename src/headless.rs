@@ -34,7 +34,7 @@ impl StdinLines {
     fn start() -> Self {
         let (tx, rx) = mpsc::channel(64);
         let stdin = std::io::stdin();
-        if stdin.is_terminal() && !in_terminal_foreground() {
+        if stdin.is_terminal() && !crate::platform::process::in_terminal_foreground() {
             tracing::info!("started in the background: the terminal is not read");
             return Self { rx, ended: true };
         }
@@ -74,19 +74,6 @@ fn read_lines(tx: &mpsc::Sender<String>) {
             }
         }
     }
-}
-
-/// Whether this process may read its terminal without being stopped for it.
-fn in_terminal_foreground() -> bool {
-    #[cfg(unix)]
-    {
-        // SAFETY: neither call touches memory.
-        let (foreground, ours) = unsafe { (libc::tcgetpgrp(libc::STDIN_FILENO), libc::getpgrp()) };
-        // -1: not our controlling terminal, which stops nobody who reads it.
-        foreground == -1 || foreground == ours
-    }
-    #[cfg(not(unix))]
-    true
 }
 
 /// How one session ended, for the exit code.

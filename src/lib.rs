@@ -11,15 +11,15 @@
 //! - [`demo`]: a built-in peer for `tern demo`.
 //! - [`harness`]: untrusted bytes into the decoder and a whole session (fuzzing, properties).
 //! - [`cli`]: the command-line contract.
-//! - [`sched`]: scheduling hints: the session thread preempts the threads moving file data.
+//! - [`platform`]: what differs between Linux, macOS and Windows, one module per concern.
 
 pub mod cli;
 pub mod demo;
 pub mod harness;
 pub mod headless;
 pub mod logging;
+pub mod platform;
 pub mod protocol;
-pub mod sched;
 pub mod session;
 pub mod text;
 pub mod transfer;

@@ -16,8 +16,8 @@ fn main() -> ExitCode {
         Ok(parsed) => parsed,
         Err(e) => e.exit(),
     };
-    ignore_file_size_signal();
-    tern::sched::interactive_thread();
+    tern::platform::process::ignore_file_size_signal();
+    tern::platform::sched::interactive_thread();
     let _log = tern::logging::init();
     // One thread: the session actor and the stdin/stdout or UI loop hand events to each other
     // constantly, and on one thread that costs no cross-thread wake-up.
@@ -110,17 +110,6 @@ async fn tui(start: Start, config: SessionConfig) -> anyhow::Result<ExitCode> {
     })
     .await?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Under a file-size limit (`ulimit -f`), a write past it raises SIGXFSZ, which kills the process
-/// by default. Ignored, the write fails with EFBIG instead: one transfer fails, tern goes on.
-fn ignore_file_size_signal() {
-    #[cfg(unix)]
-    // SAFETY: called first thing in main, before any thread starts; SIG_IGN installs no handler
-    // code, so nothing runs in signal context.
-    unsafe {
-        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-    }
 }
 
 async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {

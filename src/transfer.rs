@@ -1,11 +1,13 @@
 //! File transfers: identities, states and progress, as plain data with pure transitions.
 //!
-//! `outgoing` reads files chunk by chunk; `incoming` writes `.part` files and names them safely.
+//! `outgoing` reads files chunk by chunk; `names` checks a peer's names against the receiving
+//! system's rules; `incoming` writes partial files and names them without overwriting.
 //! Depends on `protocol` (for chunk framing) and `text` only.
 
 pub mod disk;
 pub mod folder;
 pub mod incoming;
+pub mod names;
 pub mod outgoing;
 pub mod pool;
 pub mod reader;

@@ -4,7 +4,7 @@
 //!
 //! Every wait polls what the terminal has shown against a deadline; dropping a `Pty` kills its
 //! child, so a failing test leaves nothing running.
-
+#![cfg(unix)] // a pseudo-terminal (portable-pty, nix): Unix only
 #![cfg(unix)]
 
 mod common;

@@ -5,6 +5,7 @@
 //! On a real small disk (tmpfs) the receiver sets the file's space aside before writing, so
 //! the failure comes at once and leaves no empty `.part`; under the fallback the space is not
 //! checked up front and the disk "fills" at the limit, mid-transfer.
+#![cfg(unix)] // a file-size limit (setrlimit) and SIGXFSZ: Unix only
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

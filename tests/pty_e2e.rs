@@ -5,7 +5,7 @@
 //! Nothing sleeps to wait for readiness: every wait polls the parsed screen (or the file system)
 //! against a deadline, and a failure reports what the screen showed. Dropping a `Tui` kills its
 //! child, so a failing test leaves nothing running.
-
+#![cfg(unix)] // a pseudo-terminal (portable-pty, nix): Unix only
 #![cfg(unix)]
 
 mod common;

@@ -6,7 +6,8 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use crate::transfer::incoming::{PARTIAL_SUFFIX, RESUME_CANDIDATES, SafePath, partial_names};
+use crate::transfer::incoming::{PARTIAL_SUFFIX, RESUME_CANDIDATES, partial_names};
+use crate::transfer::names::SafePath;
 
 /// Folders remembered at once; beyond, the index starts over.
 const MAX_FOLDERS: usize = 4096;

@@ -18,7 +18,7 @@ use super::{OfferPolicy, SessionConfig, SessionEvent};
 use crate::protocol::Frame;
 use crate::text::Shown;
 use crate::transfer::disk::{DiskEvent, DiskJob, DiskWorker, SaveGate};
-use crate::transfer::incoming::SafePath;
+use crate::transfer::names::SafePath;
 use crate::transfer::{Progress, TransferId, TransferState, TransferUpdate, human_size};
 
 /// File data the sender may have in flight or queued for our disk, all transfers together,
@@ -366,7 +366,7 @@ impl Receiving {
         if self.open < MAX_OPEN_OFFERS / 2 {
             self.refusing = false;
         }
-        let (safe, state) = match SafePath::parse(&path) {
+        let (safe, state) = match SafePath::for_download(&path, &self.download_dir) {
             Ok(safe) => match self.over_limit(size) {
                 None => (Some(safe), TransferState::AwaitingDecision),
                 Some(reason) => (Some(safe), TransferState::rejected(reason)),

@@ -10,20 +10,27 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::TransferId;
 use super::folder::FolderCache;
-use super::incoming::{PartFile, SafePath};
+use super::incoming::PartFile;
+use super::names::SafePath;
 
 /// Decides, once, whether a transfer whose every byte arrived is named or withdrawn: the
 /// session may stop a transfer (the peer's `Cancel`, the user, a lost connection) while the
 /// disk thread is checking its hash. Whichever comes first wins; the other learns it lost.
 #[derive(Debug, Default)]
 pub struct SaveGate(AtomicU8);
+
+/// How long the thread waits with no file open before it lets go of the folders it holds. On
+/// Windows a held folder cannot be renamed or deleted (cap-std opens folders without
+/// `FILE_SHARE_DELETE`, so that a name resolved through one stays inside it): the user can
+/// move what arrived once tern is idle, not only once the session ends.
+const FOLDER_IDLE: Duration = Duration::from_secs(1);
 
 const OPEN: u8 = 0;
 const WITHDRAWN: u8 = 1;
@@ -146,7 +153,7 @@ impl DiskWorker {
         std::thread::Builder::new()
             .name("tern-disk".into())
             .spawn(move || {
-                crate::sched::bulk_thread();
+                crate::platform::sched::bulk_thread();
                 run(&theirs, &queue, &events);
             })?;
         Ok(Self { jobs, shared })
@@ -270,6 +277,13 @@ struct Disk {
 }
 
 impl Disk {
+    /// Nothing came for a while: with no file open, let go of the folders.
+    fn idle(&mut self) {
+        if self.slots.is_empty() {
+            self.folders.forget();
+        }
+    }
+
     /// `job` only appends to an open file (or is moot: its transfer is gone or broken).
     fn appends(&self, job: &DiskJob) -> bool {
         let DiskJob::Write { tid, .. } = job else {
@@ -286,7 +300,21 @@ fn run(
     queue: &mpsc::Receiver<Vec<DiskJob>>,
     events: &UnboundedSender<Vec<DiskEvent>>,
 ) {
-    while let Ok(mut batch) = queue.recv() {
+    loop {
+        let mut batch = match queue.recv_timeout(FOLDER_IDLE) {
+            Ok(batch) => batch,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                match shared.disk.lock() {
+                    Ok(mut disk) => disk.idle(),
+                    Err(_) => return,
+                }
+                match queue.recv() {
+                    Ok(batch) => batch,
+                    Err(_) => return,
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
         // Take whatever else is queued too: one wake-up and one report for the lot.
         let mut batches = 1;
         while let Ok(more) = queue.try_recv() {
@@ -728,43 +756,100 @@ mod tests {
         Ok(())
     }
 
+    /// Begin, write and finish a two-byte file.
+    fn receive_small(root: &Path, disk: &mut Disk, id: u64, name: &str) -> Vec<DiskEvent> {
+        let tid = tid(id);
+        let begin = DiskJob::Begin {
+            tid,
+            path: path(name),
+            size: 2,
+            resume: false,
+            gate: Arc::default(),
+        };
+        let write = DiskJob::Write {
+            tid,
+            data: Bytes::from_static(b"ok"),
+        };
+        let finish = DiskJob::Finish {
+            tid,
+            hash: *blake3::hash(b"ok").as_bytes(),
+        };
+        [begin, write, finish]
+            .into_iter()
+            .filter_map(|job| handle(root, disk, job))
+            .collect()
+    }
+
+    /// Unix lets a folder be removed while tern holds it open; the next file finds it gone
+    /// and walks to the new one.
+    #[cfg(unix)]
     #[test]
     fn a_download_dir_removed_and_made_again_is_written_to() -> anyhow::Result<()> {
         let tmp = tempfile::tempdir()?;
         let root = tmp.path().join("in");
         std::fs::create_dir(&root)?;
         let mut disk = Disk::default();
-        let mut receive = |id: u64, name: &str| {
-            let tid = tid(id);
-            let begin = DiskJob::Begin {
-                tid,
-                path: path(name),
-                size: 2,
-                resume: false,
-                gate: Arc::default(),
-            };
-            let write = DiskJob::Write {
-                tid,
-                data: Bytes::from_static(b"ok"),
-            };
-            let finish = DiskJob::Finish {
-                tid,
-                hash: *blake3::hash(b"ok").as_bytes(),
-            };
-            [begin, write, finish]
-                .into_iter()
-                .filter_map(|job| handle(&root, &mut disk, job))
-                .collect::<Vec<_>>()
-        };
-        assert!(matches!(receive(1, "sub/a")[..], [DiskEvent::Saved { .. }]));
+        let first = receive_small(&root, &mut disk, 1, "sub/a");
+        assert!(matches!(first[..], [DiskEvent::Saved { .. }]));
         std::fs::remove_dir_all(&root)?;
         std::fs::create_dir(&root)?;
         assert_eq!(
-            receive(2, "sub/b"),
+            receive_small(&root, &mut disk, 2, "sub/b"),
             vec![DiskEvent::Saved {
                 tid: tid(2),
                 path: root.join("sub/b")
             }]
+        );
+        Ok(())
+    }
+
+    /// Windows refuses to remove or rename a folder held open: once no file is open, the
+    /// thread lets go, and the user can move what arrived.
+    #[test]
+    fn an_idle_thread_holds_no_folder() -> anyhow::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let root = tmp.path().join("in");
+        std::fs::create_dir(&root)?;
+        let mut disk = Disk::default();
+        let first = receive_small(&root, &mut disk, 1, "sub/deeper/a");
+        assert!(matches!(first[..], [DiskEvent::Saved { .. }]));
+        disk.idle();
+        std::fs::rename(root.join("sub"), root.join("moved"))?;
+        std::fs::remove_dir_all(&root)?;
+        std::fs::create_dir(&root)?;
+        assert_eq!(
+            receive_small(&root, &mut disk, 2, "sub/deeper/b"),
+            vec![DiskEvent::Saved {
+                tid: tid(2),
+                path: root.join("sub/deeper/b")
+            }]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn an_open_file_keeps_its_folders() -> anyhow::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let mut disk = Disk::default();
+        let begin = DiskJob::Begin {
+            tid: tid(1),
+            path: path("sub/a"),
+            size: 4,
+            resume: false,
+            gate: Arc::default(),
+        };
+        let write = DiskJob::Write {
+            tid: tid(1),
+            data: Bytes::from_static(b"ok"),
+        };
+        for job in [begin, write] {
+            let _ = handle(tmp.path(), &mut disk, job);
+        }
+        assert_eq!(disk.slots.len(), 1);
+        disk.idle();
+        assert!(
+            !disk.folders.is_empty(),
+            "the folder of an open file is kept"
         );
         Ok(())
     }

@@ -1,62 +1,42 @@
 //! Folders of the download dir held open, so that received files are created, renamed and
-//! removed by name within them (the `*at` system calls). For ten thousand small files that
-//! spares the kernel a walk of the whole path on every call, and no folder can be swapped
-//! for a symbolic link between the check that it is a real folder and the use of it.
+//! removed by name within them. For ten thousand small files that spares the system a walk of
+//! the whole path on every call, and no folder can be swapped for a symbolic link (or a
+//! Windows junction) between the check that it is a real folder and the use of it.
+//!
+//! A held folder is a capability ([`cap_std::fs::Dir`]): on Linux, macOS and Windows alike,
+//! nothing opened through it can be outside it, whatever a name holds.
 
 use std::collections::HashMap;
-use std::ffi::CString;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::incoming::SafePath;
+use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt};
+use cap_std::fs::{Dir, OpenOptions};
+
+use super::names::SafePath;
+use crate::platform::files::rename_no_replace;
 
 /// Enough for the folders a transfer is writing into at once; beyond, the cache starts over
 /// (the files being written keep their folders open), so a peer sending into a hundred
 /// thousand folders cannot use up this process's file descriptors.
 const MAX_CACHED: usize = 64;
 
-/// Only a handle for the `*at` calls, which needs no permission to read the folder.
-#[cfg(target_os = "linux")]
-const FOLDER_FLAGS: libc::c_int = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
-#[cfg(not(target_os = "linux"))]
-const FOLDER_FLAGS: libc::c_int = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
-
 /// An open folder, and the path it was opened by (for messages and for the saved file's name).
 #[derive(Debug)]
 pub struct Folder {
     path: PathBuf,
-    fd: OwnedFd,
-}
-
-fn c_name(name: &str) -> io::Result<CString> {
-    CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a name"))
-}
-
-/// The result of a libc call that returns -1 on failure.
-fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
-    if rc == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
+    dir: Dir,
 }
 
 impl Folder {
     /// Open the download dir itself. A symbolic link here is followed: it is the user's
     /// choice, not a peer's.
     pub fn open(path: &Path) -> io::Result<Self> {
-        let c = CString::new(path.as_os_str().as_bytes())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
-        // SAFETY: a valid NUL-terminated string for the duration of the call.
-        let fd = check(unsafe { libc::open(c.as_ptr(), FOLDER_FLAGS) })?;
         Ok(Self {
             path: path.to_path_buf(),
-            // SAFETY: a descriptor just opened and owned by nobody else.
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            dir: Dir::open_ambient_dir(path, cap_std::ambient_authority())?,
         })
     }
 
@@ -65,130 +45,90 @@ impl Folder {
     }
 
     /// The folder `name` in this one, made if missing. Anything else by that name (a file, a
-    /// symbolic link, even one to a folder) is refused: it could lead outside the download dir.
+    /// symbolic link or junction, even one to a folder) is refused: it could lead outside the
+    /// download dir.
     pub fn child(&self, name: &str) -> io::Result<Self> {
-        let c = c_name(name)?;
-        let open = || {
-            // SAFETY: a valid descriptor and NUL-terminated string for the duration of the call.
-            check(unsafe {
-                libc::openat(
-                    self.fd.as_raw_fd(),
-                    c.as_ptr(),
-                    FOLDER_FLAGS | libc::O_NOFOLLOW,
-                )
-            })
-        };
-        let fd = match open() {
-            Ok(fd) => fd,
+        let dir = match self.dir.open_dir_nofollow(name) {
+            Ok(dir) => dir,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                // SAFETY: as above.
-                match check(unsafe { libc::mkdirat(self.fd.as_raw_fd(), c.as_ptr(), 0o777) }) {
+                match self.dir.create_dir(name) {
                     // Made by someone else meanwhile: open whatever it is, as any other.
-                    Ok(_) => {}
+                    Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                     Err(e) => return Err(e),
                 }
-                open()?
+                self.dir
+                    .open_dir_nofollow(name)
+                    .map_err(|e| self.not_a_folder(name, e))?
             }
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTDIR | libc::ELOOP)) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    format!(
-                        "{} exists and is not a folder",
-                        self.path.join(name).display()
-                    ),
-                ));
-            }
-            Err(e) => return Err(e),
+            Err(e) => return Err(self.not_a_folder(name, e)),
         };
         Ok(Self {
             path: self.path.join(name),
-            // SAFETY: a descriptor just opened and owned by nobody else.
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            dir,
         })
     }
 
-    fn open_file(&self, name: &str, flags: libc::c_int) -> io::Result<File> {
-        let c = c_name(name)?;
-        let flags = flags | libc::O_CLOEXEC | libc::O_NOFOLLOW;
-        let mode: libc::c_uint = 0o666;
-        // SAFETY: a valid descriptor and NUL-terminated string for the duration of the call.
-        let fd = check(unsafe { libc::openat(self.fd.as_raw_fd(), c.as_ptr(), flags, mode) })?;
-        // SAFETY: a descriptor just opened and owned by nobody else.
-        Ok(unsafe { File::from_raw_fd(fd) })
+    /// The error for a `name` that could not be opened as a folder: a clear one when something
+    /// else is there (each system reports that with its own error).
+    fn not_a_folder(&self, name: &str, e: io::Error) -> io::Error {
+        match self.dir.symlink_metadata(name) {
+            Ok(meta) if !meta.is_dir() => io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} exists and is not a folder",
+                    self.path.join(name).display()
+                ),
+            ),
+            _ => e,
+        }
+    }
+
+    fn open_file(&self, name: &str, options: &mut OpenOptions) -> io::Result<File> {
+        options.follow(FollowSymlinks::No);
+        Ok(self.dir.open_with(name, options)?.into_std())
     }
 
     /// A new file `name` for writing; `AlreadyExists` if there is anything by that name.
     pub fn create_new(&self, name: &str) -> io::Result<File> {
-        self.open_file(name, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL)
+        self.open_file(name, OpenOptions::new().write(true).create_new(true))
     }
 
-    /// `name` for reading and appending, if it is there (a symbolic link is refused, and
-    /// opening a FIFO does not wait for a writer); the caller checks what it is.
-    pub fn open_existing(&self, name: &str) -> io::Result<File> {
-        self.open_file(name, libc::O_RDWR | libc::O_APPEND | libc::O_NONBLOCK)
+    /// `name` for reading and appending, if it is a regular file. `Ok(None)` when there is
+    /// nothing by that name, or something else: a symbolic link is not followed, and a FIFO
+    /// is not opened (opening one would wait for a writer).
+    pub fn open_existing(&self, name: &str) -> io::Result<Option<File>> {
+        match self.dir.symlink_metadata(name) {
+            Ok(meta) if meta.is_file() => {}
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let mut options = OpenOptions::new();
+        options.read(true).append(true);
+        // Swapped for a FIFO since the look above: the open must not wait for a writer.
+        #[cfg(unix)]
+        cap_std::fs::OpenOptionsExt::custom_flags(
+            &mut options,
+            rustix::fs::OFlags::NONBLOCK.bits() as i32,
+        );
+        let file = match self.open_file(name, &mut options) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        // Swapped since the look above, for something that opens without following.
+        Ok(file.metadata()?.is_file().then_some(file))
     }
 
     pub fn remove(&self, name: &str) -> io::Result<()> {
-        let c = c_name(name)?;
-        // SAFETY: a valid descriptor and NUL-terminated string for the duration of the call.
-        check(unsafe { libc::unlinkat(self.fd.as_raw_fd(), c.as_ptr(), 0) }).map(drop)
+        self.dir.remove_file(name)
     }
 
     /// Rename `from` to `to` in this folder without ever replacing anything: `Ok(false)` when
     /// `to` exists.
     pub fn rename_no_replace(&self, from: &str, to: &str) -> io::Result<bool> {
-        let (from_c, to_c, dir) = (c_name(from)?, c_name(to)?, self.fd.as_raw_fd());
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        {
-            // SAFETY: a valid descriptor and NUL-terminated strings for the duration of the call.
-            let rc = unsafe {
-                libc::renameat2(
-                    dir,
-                    from_c.as_ptr(),
-                    dir,
-                    to_c.as_ptr(),
-                    libc::RENAME_NOREPLACE,
-                )
-            };
-            match check(rc) {
-                Ok(_) => return Ok(true),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
-                // Not supported by this file system or kernel: the portable way below.
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::EINVAL | libc::ENOSYS | libc::ENOTSUP)
-                    ) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        // A hard link fails if the target exists, whatever it is: an atomic no-overwrite.
-        // SAFETY: as above.
-        match check(unsafe { libc::linkat(dir, from_c.as_ptr(), dir, to_c.as_ptr(), 0) }) {
-            Ok(_) => self.remove(from).map(|()| true),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => {
-                // File systems without hard links: check, then rename.
-                tracing::debug!(error = %e, "hard link failed, falling back to rename");
-                let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-                // SAFETY: as above; `st` is written by the call, and only its result is read.
-                let rc = unsafe {
-                    libc::fstatat(
-                        dir,
-                        to_c.as_ptr(),
-                        st.as_mut_ptr(),
-                        libc::AT_SYMLINK_NOFOLLOW,
-                    )
-                };
-                if rc == 0 {
-                    return Ok(false);
-                }
-                // SAFETY: as above.
-                check(unsafe { libc::renameat(dir, from_c.as_ptr(), dir, to_c.as_ptr()) })
-                    .map(|_| true)
-            }
-        }
+        rename_no_replace(&self.dir, from, to)
     }
 }
 
@@ -244,6 +184,12 @@ impl FolderCache {
         Ok(folder)
     }
 
+    /// Whether no folder is held.
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.root.is_none() && self.known.is_empty()
+    }
+
     /// Open every folder afresh next time: one may have been removed or replaced.
     pub fn forget(&mut self) {
         self.root = None;
@@ -277,17 +223,47 @@ mod tests {
     }
 
     #[test]
-    fn a_symlink_or_file_on_the_way_is_refused() -> anyhow::Result<()> {
+    fn a_file_on_the_way_is_refused() -> anyhow::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        std::fs::write(tmp.path().join("plain"), b"")?;
+        let mut cache = FolderCache::default();
+        let e = cache
+            .prepare(tmp.path(), &safe("plain/x.txt"))
+            .expect_err("a file");
+        assert!(e.to_string().contains("is not a folder"), "{e}");
+        Ok(())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_on_the_way_is_refused() -> anyhow::Result<()> {
         let outside = tempfile::tempdir()?;
         let tmp = tempfile::tempdir()?;
         std::os::unix::fs::symlink(outside.path(), tmp.path().join("evil"))?;
-        std::fs::write(tmp.path().join("plain"), b"")?;
         let mut cache = FolderCache::default();
-        for p in ["evil/x.txt", "evil/deeper/x.txt", "plain/x.txt"] {
+        for p in ["evil/x.txt", "evil/deeper/x.txt"] {
             let e = cache.prepare(tmp.path(), &safe(p)).expect_err(p);
             assert!(e.to_string().contains("is not a folder"), "{p}: {e}");
         }
         assert_eq!(std::fs::read_dir(outside.path())?.count(), 0);
+        Ok(())
+    }
+
+    /// Windows (and macOS by default) compare names without case: `report.pdf` is the file
+    /// `Report.pdf`, and must be neither created over nor renamed onto.
+    #[cfg(windows)]
+    #[test]
+    fn a_name_differing_only_in_case_is_taken() -> anyhow::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let folder = Folder::open(tmp.path())?;
+        std::fs::write(tmp.path().join("Report.pdf"), b"old")?;
+        assert_eq!(
+            folder.create_new("report.pdf").map_err(|e| e.kind()).err(),
+            Some(io::ErrorKind::AlreadyExists)
+        );
+        std::io::Write::write_all(&mut folder.create_new("x.part")?, b"new")?;
+        assert!(!folder.rename_no_replace("x.part", "REPORT.PDF")?);
+        assert_eq!(std::fs::read(tmp.path().join("Report.pdf"))?, b"old");
         Ok(())
     }
 
@@ -307,9 +283,14 @@ mod tests {
         assert_eq!(std::fs::read(tmp.path().join("b"))?, b"new");
         folder.remove("b")?;
         assert!(!tmp.path().join("b").exists());
+        assert!(folder.open_existing("b")?.is_none());
+        assert!(folder.open_existing("a")?.is_some());
         // A symbolic link is not opened through.
-        std::os::unix::fs::symlink(tmp.path().join("a"), tmp.path().join("link"))?;
-        assert!(folder.open_existing("link").is_err());
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(tmp.path().join("a"), tmp.path().join("link"))?;
+            assert!(folder.open_existing("link")?.is_none());
+        }
         Ok(())
     }
 

@@ -9,14 +9,12 @@ use std::sync::{Arc, Mutex};
 
 use super::folder::{Folder, FolderCache};
 use super::human_size;
+use super::names::{SafePath, numbered};
 
 /// Files smaller than this are not given their space up front: for thousands of small files
 /// it would be one more system call and extent each, to find a full disk a moment earlier.
 const SET_ASIDE_MIN: u64 = 1024 * 1024;
 
-/// Longest path component accepted from a peer, in bytes. Leaves room for ` (NNN)` within the
-/// 255 bytes most file systems allow.
-pub const MAX_COMPONENT_LEN: usize = 240;
 /// How tern's partial files end. Only files named so, for the same name and size (see
 /// [`partial_name`]), are ever resumed or removed: a browser's `NAME.part` in the same folder
 /// is someone else's.
@@ -27,129 +25,6 @@ const PARTIAL_STEM_MAX: usize = 200;
 /// Partial files looked at for a resume: one per transfer of the same file that was cut while
 /// another held the first.
 pub const RESUME_CANDIDATES: usize = 4;
-/// Longest relative path accepted from a peer, in bytes.
-pub const MAX_PATH_LEN: usize = 4096;
-/// Deepest folder nesting accepted from a peer.
-pub const MAX_DEPTH: usize = 64;
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum NameError {
-    #[error("empty name")]
-    Empty,
-    #[error("absolute path")]
-    Absolute,
-    #[error("path component {0:?} is not allowed")]
-    Component(String),
-    #[error("name contains a control or bidirectional-override character")]
-    Control,
-    #[error("name component longer than {} bytes", MAX_COMPONENT_LEN)]
-    TooLong,
-    #[error(
-        "path longer than {} bytes or deeper than {} folders",
-        MAX_PATH_LEN,
-        MAX_DEPTH
-    )]
-    PathTooLong,
-    #[error("drive letter in name")]
-    Drive,
-    #[error("{0:?} is a reserved device name")]
-    Reserved(String),
-    #[error("names ending in {PARTIAL_SUFFIX} are tern's own partial files")]
-    Partial,
-}
-
-/// A relative path from a peer that has passed every check: each component is a plain name.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SafePath {
-    components: Vec<String>,
-}
-
-impl SafePath {
-    /// Check a peer's path. Refuses rather than repairs: a name that needs repair came from a
-    /// buggy or hostile peer, and the user should hear about it.
-    pub fn parse(raw: &str) -> Result<Self, NameError> {
-        if raw.is_empty() {
-            return Err(NameError::Empty);
-        }
-        if raw.len() > MAX_PATH_LEN {
-            return Err(NameError::PathTooLong);
-        }
-        if raw.starts_with('/') || raw.starts_with('\\') {
-            return Err(NameError::Absolute);
-        }
-        // Bidirectional overrides make a name read otherwise than it is: an override before
-        // "fdp.exe" shows it as "exe.pdf".
-        if raw.chars().any(crate::text::unsafe_on_terminal) {
-            return Err(NameError::Control);
-        }
-        let components: Vec<String> = raw.split(['/', '\\']).map(str::to_string).collect();
-        if components.len() > MAX_DEPTH {
-            return Err(NameError::PathTooLong);
-        }
-        for c in &components {
-            check_component(c)?;
-        }
-        Ok(Self { components })
-    }
-
-    pub fn file_name(&self) -> &str {
-        // `parse` guarantees at least one component.
-        self.components.last().map(String::as_str).unwrap_or("")
-    }
-
-    pub fn folders(&self) -> &[String] {
-        &self.components[..self.components.len().saturating_sub(1)]
-    }
-}
-
-impl std::fmt::Display for SafePath {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.components.join("/"))
-    }
-}
-
-fn check_component(c: &str) -> Result<(), NameError> {
-    if c.is_empty() || c == "." || c == ".." {
-        return Err(NameError::Component(c.to_string()));
-    }
-    if c.len() > MAX_COMPONENT_LEN {
-        return Err(NameError::TooLong);
-    }
-    if c.contains(':') {
-        return Err(NameError::Drive);
-    }
-    if c.ends_with(PARTIAL_SUFFIX) {
-        return Err(NameError::Partial);
-    }
-    // Names Windows maps to devices; harmless on Unix, but a peer has no business sending them
-    // and a shared folder may be read from Windows.
-    let stem = c
-        .split('.')
-        .next()
-        .unwrap_or(c)
-        .trim_end()
-        .to_ascii_uppercase();
-    let reserved = matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL")
-        || ((stem.starts_with("COM") || stem.starts_with("LPT"))
-            && stem.len() == 4
-            && stem.as_bytes()[3].is_ascii_digit());
-    if reserved {
-        return Err(NameError::Reserved(c.to_string()));
-    }
-    Ok(())
-}
-
-/// `name (n).ext` for `n > 0`, keeping the extension where a reader expects it.
-pub fn numbered(name: &str, n: u32) -> String {
-    if n == 0 {
-        return name.to_string();
-    }
-    match name.rfind('.') {
-        Some(dot) if dot > 0 => format!("{} ({n}){}", &name[..dot], &name[dot..]),
-        _ => format!("{name} ({n})"),
-    }
-}
-
 /// The partial file tern writes while receiving `name` of `size` bytes: `STEM.TAG.tern-part`,
 /// or `STEM.TAG-n.tern-part` for the n-th at once. `TAG` is a hash of the name and the size,
 /// so a partial is only ever taken up again by an offer of the same file, and `STEM` is the
@@ -364,7 +239,7 @@ impl PartFile {
         }
         // Past the end, without changing the file's length: the length is what a resume
         // trusts.
-        match set_aside(&self.file, from, to - from) {
+        match crate::platform::files::set_aside(&self.file, from, to - from) {
             Ok(()) => self.set_aside = true,
             Err(e)
                 if matches!(
@@ -433,95 +308,16 @@ impl Drop for PartFile {
 
 /// `part_name` in `folder` if it can be appended to: a regular file of 1 to `size` bytes.
 fn open_resumable(folder: &Folder, part_name: &str, size: u64) -> io::Result<Option<File>> {
-    let file = match folder.open_existing(part_name) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        // A symbolic link, a folder, or anything else that is not ours to append to.
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::EISDIR)) => {
-            return Ok(None);
-        }
-        Err(e) => return Err(e),
+    let Some(file) = folder.open_existing(part_name)? else {
+        return Ok(None);
     };
-    let meta = file.metadata()?;
-    Ok((meta.file_type().is_file() && meta.len() > 0 && meta.len() <= size).then_some(file))
-}
-
-/// `fallocate(2)` for `len` bytes from `offset`, keeping the file's length; `Unsupported`
-/// where there is none.
-fn set_aside(file: &File, offset: u64, len: u64) -> io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        let range = |n: u64| {
-            libc::off_t::try_from(n)
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "size out of range"))
-        };
-        let (fd, mode) = (file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE);
-        // SAFETY: a valid descriptor for the duration of the call; no memory is passed.
-        let rc = unsafe { libc::fallocate(fd, mode, range(offset)?, range(len)?) };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (file, offset, len);
-        Err(io::ErrorKind::Unsupported.into())
-    }
+    let len = file.metadata()?.len();
+    Ok((len > 0 && len <= size).then_some(file))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn plain_and_nested_names_pass() {
-        let p = SafePath::parse("photos/2024/我的 照片.jpg").expect("valid");
-        assert_eq!(p.file_name(), "我的 照片.jpg");
-        assert_eq!(p.folders(), ["photos", "2024"]);
-    }
-
-    #[test]
-    fn hostile_names_are_refused() {
-        let hostile = [
-            "",
-            "..",
-            ".",
-            "../x",
-            "../../etc/passwd",
-            "a/../../b",
-            "/etc/passwd",
-            "\\windows\\x",
-            "C:\\x",
-            "c:x",
-            "a\0b",
-            "a\nb",
-            "a\u{1b}[2J",
-            "invoice\u{202e}fdp.exe",
-            "a\u{2066}b",
-            "a//b",
-            "a/./b",
-            "CON",
-            "aux.txt",
-            "com1",
-            "dir/",
-            &"x".repeat(1000),
-        ];
-        for name in hostile {
-            assert!(SafePath::parse(name).is_err(), "{name:?} should be refused");
-        }
-    }
-
-    #[test]
-    fn numbered_names_keep_the_extension() {
-        assert_eq!(numbered("a.txt", 0), "a.txt");
-        assert_eq!(numbered("a.txt", 1), "a (1).txt");
-        assert_eq!(numbered("archive.tar.gz", 2), "archive.tar (2).gz");
-        assert_eq!(numbered(".bashrc", 1), ".bashrc (1)");
-        assert_eq!(numbered("README", 3), "README (3)");
-    }
 
     #[test]
     fn a_part_left_behind_is_resumed_with_its_prefix_hashed() -> anyhow::Result<()> {

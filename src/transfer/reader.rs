@@ -57,7 +57,7 @@ impl ReadWorker {
         std::thread::Builder::new()
             .name("tern-read".into())
             .spawn(move || {
-                crate::sched::bulk_thread();
+                crate::platform::sched::bulk_thread();
                 run(&queue, &events);
             })?;
         Ok(Self { jobs })

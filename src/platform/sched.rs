@@ -52,7 +52,8 @@ fn set_fair(nice: i32, slice_ns: u64, what: &str) {
         sched_period: 0,
     };
     // SAFETY: `attr` is a live, fully initialised `sched_attr` whose size is in its `size`
-    // field; pid 0 is the calling thread; the kernel only reads the struct.
+    // field; pid 0 is the calling thread; the kernel only reads the struct. Hand-written
+    // because neither rustix nor libc wraps `sched_setattr` (libc has the struct and number).
     let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, std::ptr::from_ref(&attr), 0) };
     if rc != 0 {
         tracing::debug!(error = %std::io::Error::last_os_error(), what, "sched_setattr");
@@ -89,8 +90,7 @@ mod tests {
             // What a bulk thread spawned from the interactive one ends up with.
             let bulk = std::thread::spawn(|| {
                 bulk_thread();
-                // SAFETY: getpriority with PRIO_PROCESS and 0 reads the calling thread's nice.
-                let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+                let nice = rustix::process::getpriority_process(None);
                 (nice, sched_field("se.slice"))
             })
             .join();
@@ -100,7 +100,7 @@ mod tests {
         .map_err(|_| anyhow::anyhow!("thread panicked"))?;
         let (short, bulk) = slices;
         let (nice, bulk_slice) = bulk.map_err(|_| anyhow::anyhow!("thread panicked"))?;
-        assert_eq!(nice, 0);
+        assert_eq!(nice?, 0);
         // Custom slices for normal threads came with Linux 6.12; older kernels ignore them.
         if let (true, Some(short), Some(bulk_slice)) = (kernel_at_least(6, 12), short, bulk_slice) {
             let short: u64 = short.parse()?;
