@@ -8,7 +8,7 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -376,6 +376,14 @@ impl Drop for Proc {
     }
 }
 
+/// Say that `test` did not run, and why, in one `SKIPPED: TEST: WHY` line for CI to find (CI
+/// fails a run that has one). Written on the process's own stderr: `eprintln!` in a test is
+/// captured by the harness and shown only for a failure.
+pub fn skip(test: &str, why: &str) {
+    let line = format!("SKIPPED: {test}: {why}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
 /// A `tern` command whose log goes to `log_dir` (never the home folder).
 pub fn tern_command<I, S>(log_dir: &Path, args: I) -> Command
 where
@@ -389,16 +397,22 @@ where
     cmd
 }
 
+/// Start the command `make` builds for a fresh log folder (a tern, however it is run: this
+/// build, or another one under an emulator); the folder lives as long as the child.
+pub fn spawn_logged(name: &str, make: impl FnOnce(&Path) -> Command) -> anyhow::Result<Proc> {
+    let log_dir = tempfile::tempdir().context("creating a log folder")?;
+    let mut proc = Proc::spawn(name, make(log_dir.path()))?;
+    proc._log_dir = Some(log_dir);
+    Ok(proc)
+}
+
 /// Start `tern ARGS` with a fresh log folder.
 pub fn spawn_tern<I, S>(name: &str, args: I) -> anyhow::Result<Proc>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let log_dir = tempfile::tempdir().context("creating a log folder")?;
-    let mut proc = Proc::spawn(name, tern_command(log_dir.path(), args))?;
-    proc._log_dir = Some(log_dir);
-    Ok(proc)
+    spawn_logged(name, |log_dir| tern_command(log_dir, args))
 }
 
 /// Run `tern ARGS` with `stdin` as its whole input, until it exits (at most `timeout`).
@@ -428,6 +442,15 @@ pub fn is_listening_line(line: &str) -> bool {
 /// Start `tern recv --once --bind 127.0.0.1 --port P EXTRA...` on a free port and wait until it
 /// listens. A port taken between picking and binding is retried with another one.
 pub fn spawn_recv(name: &str, extra: &[&OsStr]) -> anyhow::Result<(Proc, u16)> {
+    spawn_recv_with(name, extra, |name, args| spawn_tern(name, args))
+}
+
+/// [`spawn_recv`] with the tern started by `spawn(name, ARGS)`.
+pub fn spawn_recv_with(
+    name: &str,
+    extra: &[&OsStr],
+    spawn: impl Fn(&str, &[&OsStr]) -> anyhow::Result<Proc>,
+) -> anyhow::Result<(Proc, u16)> {
     let mut last_error = None;
     for _ in 0..5 {
         let port = free_port()?;
@@ -441,7 +464,7 @@ pub fn spawn_recv(name: &str, extra: &[&OsStr]) -> anyhow::Result<(Proc, u16)> {
             OsStr::new(&port_arg),
         ];
         args.extend_from_slice(extra);
-        let mut proc = spawn_tern(name, &args)?;
+        let mut proc = spawn(name, &args)?;
         match proc.wait_stderr("the listening line", TIMEOUT, is_listening_line) {
             Ok(line) => {
                 if !line.contains(&format!(":{port}")) {
@@ -563,6 +586,28 @@ pub fn list_files(root: &Path) -> anyhow::Result<BTreeMap<String, PathBuf>> {
         Ok(())
     }
     let mut out = BTreeMap::new();
+    walk(root, "", &mut out)?;
+    Ok(out)
+}
+
+/// Every entry below `root`, files and folders alike, by `/`-separated path relative to
+/// `root`; a folder's ends in `/`, so an empty folder left behind shows too.
+pub fn list_tree(root: &Path) -> anyhow::Result<BTreeSet<String>> {
+    fn walk(dir: &Path, rel: &str, out: &mut BTreeSet<String>) -> anyhow::Result<()> {
+        for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let child_rel = format!("{rel}{name}");
+            if entry.file_type()?.is_dir() {
+                out.insert(format!("{child_rel}/"));
+                walk(&entry.path(), &format!("{child_rel}/"), out)?;
+            } else {
+                out.insert(child_rel);
+            }
+        }
+        Ok(())
+    }
+    let mut out = BTreeSet::new();
     walk(root, "", &mut out)?;
     Ok(out)
 }
