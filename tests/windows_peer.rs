@@ -16,9 +16,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use tern::transfer::incoming::PARTIAL_SUFFIX;
 
 use common::{
     Proc, TIMEOUT, ensure_same_file, list_files, list_tree, spawn_logged, spawn_recv,
@@ -567,4 +568,108 @@ fn a_windows_receiver_refuses_names_windows_cannot_hold_and_overwrites_nothing()
         "outside/keep.txt was changed"
     );
     Ok(())
+}
+
+/// Bytes in the partial files below `dir` (tern's `NAME.TAG.tern-part`).
+fn partial_bytes(dir: &Path) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for path in list_files(dir)?.into_values() {
+        if path.to_string_lossy().ends_with(PARTIAL_SUFFIX) {
+            total += std::fs::metadata(&path)?.len();
+        }
+    }
+    Ok(total)
+}
+
+/// A transfer to the Windows build cut part way (the sending process killed) is taken up by
+/// the next Windows process from the partial file the first one kept, and arrives whole:
+/// the partial is found, reopened for appending, hashed and given its name on Windows.
+#[test]
+fn a_cut_transfer_to_windows_resumes_in_the_next_process() -> anyhow::Result<()> {
+    let Some(wine) = Wine::from_env("a_cut_transfer_to_windows_resumes_in_the_next_process")?
+    else {
+        return Ok(());
+    };
+    const SIZE: usize = 96 << 20;
+    // Cut early: the whole file takes a second or so to cross.
+    const CUT_AT: u64 = 4 << 20;
+    let work = tempfile::tempdir()?;
+    let file = work.path().join("src").join("整段录像.bin");
+    write_random_file(&file, SIZE, 96)?;
+    let inbox = work.path().join("inbox");
+    std::fs::create_dir(&inbox)?;
+    let inbox_arg = windows_path(&inbox);
+    let recv_args = [
+        OsStr::new("--yes"),
+        OsStr::new("--download-dir"),
+        &inbox_arg,
+    ];
+    let send = |name: &str, port: u16| {
+        spawn_tern(
+            name,
+            [
+                OsStr::new("send"),
+                OsStr::new("--retries"),
+                OsStr::new("0"),
+                OsStr::new(&target(port)),
+                file.as_os_str(),
+            ],
+        )
+    };
+
+    let (mut recv, port) = wine.spawn_recv("tern.exe recv (cut)", &recv_args)?;
+    recv.close_stdin();
+    let mut cut = send("tern send (killed)", port)?;
+    let deadline = Instant::now() + TIMEOUT;
+    while partial_bytes(&inbox)? < CUT_AT {
+        ensure!(
+            list_files(&inbox)?.len() <= 1,
+            "the file arrived whole before it could be cut: {:?}",
+            list_files(&inbox)?.keys()
+        );
+        if Instant::now() >= deadline {
+            bail!(
+                "the partial file did not reach {CUT_AT} bytes within {TIMEOUT:?}\n{}\n{}",
+                cut.describe(),
+                recv.describe()
+            );
+        }
+        // Polling the file's size: the receiver says nothing while it writes.
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(cut);
+    let first = recv.finish(SESSION_TIMEOUT)?;
+    ensure!(
+        first.stderr.contains("connection lost"),
+        "the Windows receiver does not say the connection was lost\n{first}"
+    );
+    let kept = partial_bytes(&inbox)?;
+    ensure!(
+        (CUT_AT..SIZE as u64).contains(&kept),
+        "{kept} bytes kept in the partial file\n{first}"
+    );
+
+    let (mut recv, port) = wine.spawn_recv("tern.exe recv (resumes)", &recv_args)?;
+    recv.close_stdin();
+    let send = send("tern send (again)", port)?.finish(SESSION_TIMEOUT)?;
+    let recv = recv.finish(SESSION_TIMEOUT)?;
+    send.ensure_success()?;
+    recv.ensure_success()?;
+    ensure!(
+        send.stderr
+            .contains("整段录像.bin: the receiver already has")
+            && send.stderr.contains("resuming"),
+        "the sender was not told the receiver resumes\n{send}"
+    );
+    ensure!(
+        recv.stderr
+            .contains("already here from an earlier attempt; resuming"),
+        "the Windows receiver did not resume\n{recv}"
+    );
+    let landed = list_tree(&inbox)?;
+    ensure!(
+        landed.iter().eq(["整段录像.bin"].iter()),
+        "the download dir holds {landed:?}\n{recv}"
+    );
+    ensure_same_file(&file, &inbox.join("整段录像.bin"))
 }
