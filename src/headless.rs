@@ -470,24 +470,11 @@ fn report_transfer(update: &crate::transfer::TransferUpdate, started: Option<&In
     }
 }
 
-/// Cancel `token` on Ctrl-C or SIGTERM, so sessions can say goodbye.
+/// Cancel `token` when tern is asked to end (Ctrl-C, SIGTERM; on Windows also Ctrl-Break or
+/// the console closing), so sessions can say goodbye.
 fn watch_signals(token: CancellationToken) {
     tokio::spawn(async move {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let Ok(mut term) = signal(SignalKind::terminate()) else {
-                let _ = tokio::signal::ctrl_c().await;
-                token.cancel();
-                return;
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
+        crate::platform::process::end_requested(false).await;
         token.cancel();
     });
 }

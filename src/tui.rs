@@ -345,25 +345,11 @@ fn to_msg<B: Backend>(event: Event, terminal: &Terminal<B>, app: &App) -> Option
     }
 }
 
-/// Cancel `token` on SIGTERM or SIGHUP so the loop ends and the terminal is restored.
+/// Cancel `token` when tern is asked to end (SIGTERM, SIGHUP, a Ctrl-C signal; on Windows
+/// Ctrl-Break or the console closing) so the loop ends and the terminal is restored.
 fn watch_signals(token: CancellationToken) {
-    #[cfg(unix)]
     tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut hup), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            return;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = hup.recv() => {}
-            _ = int.recv() => {}
-        }
+        crate::platform::process::end_requested(true).await;
         token.cancel();
     });
-    #[cfg(not(unix))]
-    drop(token);
 }

@@ -228,9 +228,15 @@ fn send_of_a_missing_path_fails_and_names_the_path() -> anyhow::Result<()> {
         "stderr does not name {}\n{out}",
         missing.display()
     );
+    // The system's own words for it ("No such file or directory" on Unix).
+    let cause = std::fs::metadata(&missing)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    ensure!(!cause.is_empty(), "{} exists", missing.display());
     ensure!(
-        count(&out.stderr, "No such file or directory") == 1,
-        "the cause is not said exactly once\n{out}"
+        count(&out.stderr, &cause) == 1,
+        "the cause ({cause}) is not said exactly once\n{out}"
     );
     Ok(())
 }

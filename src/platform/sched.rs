@@ -19,6 +19,11 @@
 //! 1.5 ms).
 //!
 //! Both are best effort: an older kernel ignores the slice, and a failure is only logged.
+//!
+//! macOS and Windows get no hint: neither has a per-thread slice to ask for (macOS's QoS
+//! classes and Windows' priority boosts act on whole threads' priority, which starved the bulk
+//! threads when tried as nice values above). There a chat line may wait longer for a CPU
+//! while a transfer keeps every core busy; nothing else changes.
 
 /// The slice the session thread asks for: the shortest Linux accepts.
 #[cfg(target_os = "linux")]

@@ -433,6 +433,10 @@ impl App {
             self.input.take();
             return self.run_command(command.trim());
         }
+        if let Some(paths) = paste::dropped_paths(&line) {
+            self.input.take();
+            return vec![Action::Collect(paths)];
+        }
         // `//text` sends `/text`.
         let text = line.strip_prefix('/').unwrap_or(&line).to_string();
         if !self.link.has_session() {

@@ -17,19 +17,65 @@ pub fn existing_paths(text: &str, home: Option<&Path>) -> Option<Vec<PathBuf>> {
     exists(&lines).then_some(lines)
 }
 
-/// The paths in `text`, read as shell words (quotes and backslash escapes) or URIs.
+/// The paths in `text`, read as this system's consoles quote them (see [`split_words`]), or
+/// as URIs.
 pub fn parse_paths(text: &str, home: Option<&Path>) -> Vec<PathBuf> {
     // Some terminals end each pasted line with CR LF; CR is not white space to a shell.
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
-    let words = shell_words::split(text.trim()).unwrap_or_else(|_| {
-        // Unbalanced quotes: fall back to plain whitespace.
-        text.split_whitespace().map(str::to_string).collect()
-    });
-    words
+    split_words(text.trim())
         .iter()
         .filter(|w| !w.is_empty())
         .map(|w| to_path(w, home))
         .collect()
+}
+
+/// Unix terminals paste shell words: quotes and backslash escapes.
+#[cfg(not(windows))]
+fn split_words(text: &str) -> Vec<String> {
+    shell_words::split(text).unwrap_or_else(|_| {
+        // Unbalanced quotes: fall back to plain whitespace.
+        text.split_whitespace().map(str::to_string).collect()
+    })
+}
+
+#[cfg(windows)]
+fn split_words(text: &str) -> Vec<String> {
+    split_windows(text)
+}
+
+/// Windows consoles (Windows Terminal, the classic console) type a dropped path as it is, in
+/// double quotes when it holds a space: a backslash is a separator, not an escape.
+pub fn split_windows(text: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    for c in text.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            c if c.is_whitespace() && !quoted => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
+/// On Windows, a line of nothing but existing absolute paths: what a console types into the
+/// input line when files are dropped on its window, for there is no bracketed paste there.
+/// `None` for anything else, and always elsewhere (where a drop arrives as a paste).
+pub fn dropped_paths(line: &str) -> Option<Vec<PathBuf>> {
+    if !cfg!(windows) {
+        return None;
+    }
+    let paths: Vec<PathBuf> = split_windows(line).into_iter().map(PathBuf::from).collect();
+    let dropped = !paths.is_empty() && paths.iter().all(|p| p.is_absolute() && p.exists());
+    dropped.then_some(paths)
 }
 
 /// Each non-empty line of `text` as one path.
@@ -70,10 +116,12 @@ fn path_from_bytes(bytes: Vec<u8>) -> PathBuf {
 mod tests {
     use super::*;
 
+    #[cfg(not(windows))]
     fn p(s: &str) -> PathBuf {
         PathBuf::from(s)
     }
 
+    #[cfg(not(windows))]
     #[test]
     fn what_terminals_paste_parses_to_paths() {
         let home = Path::new("/home/me");
@@ -124,6 +172,7 @@ mod tests {
         Ok(())
     }
 
+    #[cfg(not(windows))]
     #[test]
     fn a_paste_is_paths_only_when_every_item_exists() -> std::io::Result<()> {
         let tmp = tempfile::tempdir()?;
@@ -140,6 +189,53 @@ mod tests {
         Ok(())
     }
 
+    #[test]
+    fn windows_consoles_quote_dropped_paths_with_double_quotes_only() {
+        let table: &[(&str, &[&str])] = &[
+            (r"C:\Users\me\a.txt", &[r"C:\Users\me\a.txt"]),
+            (
+                r#""C:\Users\me\My File.txt""#,
+                &[r"C:\Users\me\My File.txt"],
+            ),
+            (
+                r#""C:\My Files\照片 2024.jpg" D:\b.txt "\\server\share\c d""#,
+                &[
+                    r"C:\My Files\照片 2024.jpg",
+                    r"D:\b.txt",
+                    r"\\server\share\c d",
+                ],
+            ),
+            ("  C:\\x  ", &[r"C:\x"]),
+            ("", &[]),
+        ];
+        for (typed, want) in table {
+            assert_eq!(split_windows(typed), *want, "typed {typed:?}");
+        }
+    }
+
+    #[cfg(windows)]
+    #[test]
+    fn a_line_of_existing_absolute_paths_is_a_drop() -> std::io::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let a = tmp.path().join("My File.txt");
+        std::fs::write(&a, b"a")?;
+        let line = format!("\"{}\"", a.display());
+        assert_eq!(dropped_paths(&line), Some(vec![a.clone()]));
+        assert_eq!(dropped_paths(&format!("{line} C:\\no\\such")), None);
+        assert_eq!(dropped_paths("a.txt"), None, "relative: typed, not dropped");
+        assert_eq!(dropped_paths("hello"), None);
+        Ok(())
+    }
+
+    #[cfg(not(windows))]
+    #[test]
+    fn elsewhere_a_typed_path_is_text() -> std::io::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        assert_eq!(dropped_paths(&tmp.path().display().to_string()), None);
+        Ok(())
+    }
+
+    #[cfg(not(windows))]
     #[test]
     fn unbalanced_quotes_do_not_lose_the_paste() {
         assert_eq!(parse_paths("'/tmp/a b", None), vec![p("'/tmp/a"), p("b")]);

@@ -5,9 +5,9 @@
 use std::io::{self, Write};
 use std::sync::Once;
 
-use crossterm::event::{
-    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
-};
+#[cfg(not(windows))]
+use crossterm::event::EnableBracketedPaste;
+use crossterm::event::{DisableBracketedPaste, DisableMouseCapture, EnableMouseCapture};
 use crossterm::execute;
 use ratatui::DefaultTerminal;
 
@@ -25,7 +25,15 @@ pub fn enter() -> io::Result<DefaultTerminal> {
     });
     let terminal = ratatui::try_init()?;
     let mut out = io::stdout();
-    if let Err(e) = execute!(out, EnableBracketedPaste, EnableMouseCapture) {
+    // Windows consoles have no bracketed paste for a program reading console input (crossterm
+    // reads key records, and refuses the mode on the classic console): a paste arrives as typed
+    // keys, and a dropped file as its path typed into the input line (see
+    // `paste::dropped_paths`).
+    #[cfg(not(windows))]
+    let modes = execute!(out, EnableBracketedPaste, EnableMouseCapture);
+    #[cfg(windows)]
+    let modes = execute!(out, EnableMouseCapture);
+    if let Err(e) = modes {
         restore();
         return Err(e);
     }

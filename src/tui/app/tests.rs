@@ -129,7 +129,8 @@ fn encoding_command_switches_and_tells_the_session() {
 #[test]
 fn send_command_parses_quoted_paths() {
     let mut app = connected();
-    let actions = type_line(&mut app, "/send '/tmp/a b.txt' /tmp/c");
+    // Double quotes: both Unix shells' and Windows consoles' way.
+    let actions = type_line(&mut app, "/send \"/tmp/a b.txt\" /tmp/c");
     match &actions[..] {
         [Action::Collect(paths)] => assert_eq!(
             paths,
@@ -154,7 +155,7 @@ fn a_paste_of_existing_paths_queues_files_and_other_text_goes_to_the_input() {
     let file = tmp.path().join("My File.txt");
     std::fs::write(&file, b"x").expect("write");
     let mut app = connected();
-    let actions = app.update(Msg::Paste(format!("'{}'", file.display())));
+    let actions = app.update(Msg::Paste(format!("\"{}\"", file.display())));
     assert!(matches!(&actions[..], [Action::Collect(p)] if p == std::slice::from_ref(&file)));
     assert!(app.input.is_empty());
     let actions = app.update(Msg::Paste("just some words\n".into()));

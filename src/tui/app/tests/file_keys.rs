@@ -141,3 +141,31 @@ fn a_paste_withdraws_the_question() {
     assert!(actions.is_empty(), "{actions:?}");
     assert_eq!(app.input.text(), "see belowy");
 }
+
+/// What a console types into the input line when a file is dropped on its window: on Windows
+/// (no bracketed paste there) Enter queues the file; elsewhere a drop is a paste, and a typed
+/// path is a message like any other.
+#[test]
+fn enter_on_a_typed_path_queues_it_on_windows_only() -> std::io::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let file = tmp.path().join("My File.txt");
+    std::fs::write(&file, b"x")?;
+    let mut app = connected();
+    let typed = format!("\"{}\"\r", file.display());
+
+    let actions = keys(&mut app, &typed);
+
+    if cfg!(windows) {
+        assert!(
+            matches!(&actions[..], [Action::Collect(paths)] if paths[..] == [file.clone()]),
+            "{actions:?}"
+        );
+        assert_eq!(app.input.text(), "");
+    } else {
+        assert!(
+            matches!(&actions[..], [Action::Session(Command::Text(_))]),
+            "{actions:?}"
+        );
+    }
+    Ok(())
+}
