@@ -1,13 +1,16 @@
 //! tern's Windows build (`tern.exe`, run under wine) and this build, talking over 127.0.0.1:
-//! a folder with a CJK name and chat lines in GBK and UTF-8, each way; and the names Windows
+//! a folder with a CJK name and chat lines in GBK and UTF-8, each way; the names Windows
 //! cannot hold, sent to the Windows receiver, which must refuse each with its reason, let
-//! nothing out of its download dir and overwrite nothing.
+//! nothing out of its download dir and overwrite nothing; a transfer to it cut and resumed;
+//! and the tutorial's raw GBK peers.
 //!
 //! Needs wine, a prefix made by `.ci/wine/setup.sh PREFIX` in `WINEPREFIX`, and the path of
 //! tern.exe (`cargo build --target x86_64-pc-windows-gnu`) in `TERN_WINDOWS_EXE`. Without them
 //! each test writes a `SKIPPED:` line on stderr and passes; CI fails a run with such a line.
 //!
-//! Only the Linux side of the pair makes sense here: wine runs the other.
+//! Only the Linux side of the pair makes sense here: wine runs the other. The Windows build
+//! also meets the tutorial's Python GBK peers here, which wine cannot start with pipes from
+//! the Windows build of `tests/raw_interop.rs`.
 #![cfg(unix)]
 
 mod common;
@@ -22,8 +25,8 @@ use anyhow::{Context, bail, ensure};
 use tern::transfer::incoming::PARTIAL_SUFFIX;
 
 use common::{
-    Proc, TIMEOUT, ensure_same_file, list_files, list_tree, spawn_logged, spawn_recv,
-    spawn_recv_with, spawn_tern, write_file, write_random_file,
+    Proc, TIMEOUT, ensure_same_file, list_files, list_tree, peers_dir, spawn_logged, spawn_python,
+    spawn_recv, spawn_recv_with, spawn_tern, write_file, write_random_file,
 };
 
 /// Wine starts a process in one to three seconds; a session with one also runs slower.
@@ -311,6 +314,113 @@ fn windows_sends_a_cjk_folder_to_linux_and_they_chat_in_gbk_and_utf8() -> anyhow
         return Ok(());
     };
     folder_and_chat(&wine, WindowsIs::Sender)
+}
+
+/// The tutorial client's greeting (`tests/peers/gbk_client.py`).
+const GREETING: &str = "你好服务端,我是客户端小黑!";
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The value of the first `PREFIX...` line in `text`.
+fn line_value<'a>(text: &'a str, prefix: &str) -> anyhow::Result<&'a str> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(prefix))
+        .with_context(|| format!("no {prefix} line in {text:?}"))
+}
+
+/// The tutorial's GBK client (plain socket, no tern protocol) connects to the Windows build,
+/// which takes it for a raw peer, prints its greeting in UTF-8 and answers it in GBK. (Wine
+/// cannot start the Linux python3 with pipes, so this runs here rather than in the Windows
+/// build of `tests/raw_interop.rs`.)
+#[test]
+fn the_tutorial_gbk_client_gets_a_gbk_answer_from_windows() -> anyhow::Result<()> {
+    let Some(wine) = Wine::from_env("the_tutorial_gbk_client_gets_a_gbk_answer_from_windows")?
+    else {
+        return Ok(());
+    };
+    let inbox = tempfile::tempdir()?;
+    let (mut recv, port) = wine.spawn_recv(
+        "tern.exe recv",
+        &[
+            OsStr::new("--download-dir"),
+            windows_path(inbox.path()).as_os_str(),
+        ],
+    )?;
+    recv.write_stdin("问题已收到\n".as_bytes())?;
+    recv.close_stdin();
+    let mut client = spawn_python(
+        "gbk_client.py",
+        [
+            peers_dir().join("gbk_client.py").into_os_string(),
+            port.to_string().into(),
+        ],
+    )?;
+    let client = client.finish(SESSION_TIMEOUT)?;
+    let recv = recv.finish(SESSION_TIMEOUT)?;
+    client.ensure_success()?;
+    recv.ensure_success()?;
+
+    let client_out = client.stdout_text()?;
+    ensure!(
+        line_value(&client_out, "HEX:")? == hex(&gbk("问题已收到\n")?),
+        "the Windows build's answer is not 问题已收到\\n in GBK\n{client}\n{recv}"
+    );
+    ensure!(
+        recv.stdout_text()? == format!("{GREETING}\n"),
+        "the Windows build did not print exactly the greeting\n{recv}"
+    );
+    Ok(())
+}
+
+/// The Windows build's `send --raw --encoding gbk` talks to the tutorial's GBK server: the
+/// server reads the greeting in GBK, and the Windows build prints its GBK reply in UTF-8
+/// after a half-close (the end of its stdin) and the server's close.
+#[test]
+fn windows_send_raw_gbk_talks_to_the_tutorial_gbk_server() -> anyhow::Result<()> {
+    let Some(wine) = Wine::from_env("windows_send_raw_gbk_talks_to_the_tutorial_gbk_server")?
+    else {
+        return Ok(());
+    };
+    let reply = "你好客户端,我是服务端小白!";
+    let mut server = spawn_python(
+        "gbk_server.py",
+        [
+            peers_dir().join("gbk_server.py").into_os_string(),
+            reply.into(),
+        ],
+    )?;
+    let port_line = server.wait_stdout("the PORT line", TIMEOUT, |l| l.starts_with("PORT:"))?;
+    let port: u16 = port_line["PORT:".len()..]
+        .trim()
+        .parse()
+        .with_context(|| format!("bad port line {port_line:?}"))?;
+    let target = target(port);
+    let mut send = wine.spawn(
+        "tern.exe send --raw",
+        &[
+            OsStr::new("send"),
+            OsStr::new("--raw"),
+            OsStr::new("--encoding"),
+            OsStr::new("gbk"),
+            OsStr::new(&target),
+        ],
+    )?;
+    send.write_stdin(format!("{GREETING}\n").as_bytes())?;
+    let send = send.finish(SESSION_TIMEOUT)?;
+    let server = server.finish(SESSION_TIMEOUT)?;
+    server.ensure_success()?;
+    send.ensure_success()?;
+    ensure!(
+        line_value(&server.stdout_text()?, "GOT:")? == GREETING,
+        "the server did not get the greeting\n{server}\n{send}"
+    );
+    ensure!(
+        send.stdout_text()? == format!("{reply}\n"),
+        "the Windows build did not print exactly the server's reply\n{send}"
+    );
+    Ok(())
 }
 
 /// The longest whole path tern on Windows accepts: 259 (`MAX_PATH` less its NUL) less room
