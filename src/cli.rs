@@ -108,19 +108,27 @@ pub enum Mode {
         /// file resumes from what the receiver already has.
         #[arg(long, default_value_t = 3, value_name = "N")]
         retries: u32,
+        /// Print every event on stdout as one JSON object per line (see README).
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         talk: TalkOptions,
         #[command(flatten)]
         raw: RawOption,
     },
-    /// Headless: wait for a peer, print its messages, save its files (with --yes), chat from
-    /// stdin. Without --yes every offer is declined and the sender is told why.
+    /// Headless: wait for peers, any number at once; print their messages, save their files
+    /// (with --yes), say each line of stdin to every connected peer. Without --yes every offer
+    /// is declined and the sender is told why.
     Recv {
         #[command(flatten)]
         listen: ListenArgs,
-        /// Exit when the first peer leaves (0 if nothing failed).
+        /// Exit once the first peer to connect has left and no other is connected (0 if
+        /// nothing failed).
         #[arg(long)]
         once: bool,
+        /// Print every event on stdout as one JSON object per line (see README).
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         talk: TalkOptions,
         #[command(flatten)]
@@ -193,10 +201,12 @@ pub enum Action {
         target: String,
         paths: Vec<PathBuf>,
         retries: u32,
+        json: bool,
     },
     Recv {
         bind: SocketAddr,
         once: bool,
+        json: bool,
     },
 }
 
@@ -366,6 +376,7 @@ impl Cli {
             Mode::Recv {
                 listen,
                 once,
+                json,
                 talk,
                 raw,
                 receive,
@@ -373,6 +384,7 @@ impl Cli {
                 Action::Recv {
                     bind: listen.addr(&before.listen),
                     once,
+                    json,
                 },
                 Options::new(talk, raw, receive, before),
             ),
@@ -393,6 +405,7 @@ impl Cli {
                 target,
                 paths,
                 retries,
+                json,
                 talk,
                 raw,
             } => (
@@ -400,6 +413,7 @@ impl Cli {
                     target,
                     paths,
                     retries,
+                    json,
                 },
                 Options::new(talk, raw, ReceiveOptions::default(), before),
             ),
@@ -483,9 +497,14 @@ mod tests {
             run,
             Action::Recv {
                 bind: SocketAddr::new(DEFAULT_BIND, 9000),
-                once: true
+                once: true,
+                json: false
             }
         );
+        let (run, _) = action(&["tern", "recv", "--json"])?;
+        assert!(matches!(run, Action::Recv { json: true, .. }));
+        let (run, _) = action(&["tern", "send", "--json", "h"])?;
+        assert!(matches!(run, Action::Send { json: true, .. }));
         let (run, options) = action(&["tern", "send", "h:1", "a", "b", "--encoding", "gbk"])?;
         assert_eq!(options.encoding, Some(Encoding::Gbk));
         match run {

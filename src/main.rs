@@ -57,13 +57,14 @@ async fn run(action: Action, options: Options) -> anyhow::Result<ExitCode> {
             target,
             paths,
             retries,
+            json,
         } => {
             // Nobody would answer an offer here, and the session would wait for that answer.
             config.offers =
                 OfferPolicy::DeclineAll("tern send does not receive files; use tern recv".into());
-            tern::headless::send(&target, paths, config, retries).await
+            tern::headless::send(&target, paths, config, retries, json).await
         }
-        Action::Recv { bind, once } => {
+        Action::Recv { bind, once, json } => {
             if options.yes {
                 create_download_dir(&config.download_dir)?;
             } else {
@@ -71,7 +72,7 @@ async fn run(action: Action, options: Options) -> anyhow::Result<ExitCode> {
                     "the receiver runs headless without --yes and does not accept files".into(),
                 );
             }
-            tern::headless::recv(bind, once, config).await
+            tern::headless::recv(bind, once, json, config).await
         }
         Action::Listen(addr) => {
             let listener = bind(addr).await?;

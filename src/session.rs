@@ -11,6 +11,7 @@ mod handshake;
 mod inbound;
 mod outbox;
 mod parts;
+mod peer_id;
 mod raw;
 mod receiving;
 mod retired;
@@ -18,6 +19,7 @@ mod sending;
 mod socket;
 
 pub use outbox::Events;
+pub use peer_id::PeerId;
 pub use receiving::MAX_OPEN_OFFERS;
 pub use sending::OFFER_WINDOW;
 

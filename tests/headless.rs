@@ -275,11 +275,18 @@ fn each_help_lists_exactly_the_options_its_command_takes() -> anyhow::Result<()>
         (&["demo", "--help"], [&talk[..], &receive].concat()),
         (
             &["send", "--help"],
-            [&["--retries"][..], &talk, &["--raw"]].concat(),
+            [&["--retries", "--json"][..], &talk, &["--raw"]].concat(),
         ),
         (
             &["recv", "--help"],
-            [&listen[..], &["--once"], &talk, &["--raw"], &receive].concat(),
+            [
+                &listen[..],
+                &["--once", "--json"],
+                &talk,
+                &["--raw"],
+                &receive,
+            ]
+            .concat(),
         ),
     ];
     for (args, expected) in cases {

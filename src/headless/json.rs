@@ -1,0 +1,100 @@
+//! `--json`: one JSON object per line on stdout for every event a script may act on. The
+//! fields are a contract (README): `event`, `peer` (its display name, or its address for a raw
+//! peer), and per event `addr`, `text`, `encoding`, `name`, `size`, `path`, `error`.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::text::Encoding;
+
+/// Write one event line and flush it: a script reads events as they happen.
+pub(super) fn print(event: &Value) {
+    let mut out = std::io::stdout().lock();
+    // A closed stdout (its reader gone) is not worth dying for.
+    let _ = writeln!(out, "{event}").and_then(|()| out.flush());
+}
+
+pub(super) fn connected(peer: &str, addr: &str, raw: bool) -> Value {
+    json!({ "event": "connected", "peer": peer, "addr": addr, "raw": raw })
+}
+
+/// `error`: why the session ended, if not by a goodbye.
+pub(super) fn left(peer: &str, addr: &str, error: Option<&str>) -> Value {
+    json!({ "event": "left", "peer": peer, "addr": addr, "error": error })
+}
+
+pub(super) fn message(peer: &str, addr: &str, text: &str, encoding: Encoding) -> Value {
+    json!({
+        "event": "message",
+        "peer": peer,
+        "addr": addr,
+        "text": text,
+        "encoding": encoding.name(),
+    })
+}
+
+/// A file the peer offers us.
+pub(super) fn offer(peer: &str, name: &str, size: u64) -> Value {
+    json!({ "event": "offer", "peer": peer, "name": name, "size": size })
+}
+
+/// A file that arrived whole (`path`: where it was saved), or that the peer verified.
+pub(super) fn verified(
+    peer: &str,
+    name: &str,
+    size: u64,
+    path: Option<&Path>,
+    incoming: bool,
+) -> Value {
+    json!({
+        "event": "verified",
+        "peer": peer,
+        "name": name,
+        "size": size,
+        "path": path.map(|p| p.to_string_lossy()),
+        "direction": direction(incoming),
+    })
+}
+
+/// A file that was refused, cancelled or failed, either way.
+pub(super) fn failed(peer: &str, name: &str, error: &str, incoming: bool) -> Value {
+    json!({
+        "event": "failed",
+        "peer": peer,
+        "name": name,
+        "error": error,
+        "direction": direction(incoming),
+    })
+}
+
+fn direction(incoming: bool) -> &'static str {
+    if incoming { "in" } else { "out" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_carry_the_contract_fields_and_escape_what_a_peer_sent() {
+        let line = message(
+            "ana",
+            "10.0.0.2:5000",
+            "hi \"there\"\n\u{1b}[2J",
+            Encoding::Gbk,
+        );
+        let parsed: Value = serde_json::from_str(&line.to_string()).expect("valid JSON");
+        assert_eq!(parsed["event"], "message");
+        assert_eq!(parsed["peer"], "ana");
+        assert_eq!(parsed["addr"], "10.0.0.2:5000");
+        assert_eq!(parsed["text"], "hi \"there\"\n\u{1b}[2J");
+        assert_eq!(parsed["encoding"], "gbk");
+        assert!(!line.to_string().contains('\n') && !line.to_string().contains('\u{1b}'));
+        let saved = verified("ana", "a/b.txt", 3, Some(Path::new("/in/a/b.txt")), true);
+        assert_eq!(saved["path"], "/in/a/b.txt");
+        assert_eq!(saved["direction"], "in");
+        assert_eq!(verified("ana", "x", 1, None, false)["path"], Value::Null);
+    }
+}
