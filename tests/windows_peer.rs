@@ -451,11 +451,19 @@ fn long_relative_path(units: usize, fill: char) -> anyhow::Result<String> {
     Ok(path)
 }
 
-/// The "received PATH (SIZE), verified, saved as WHERE" lines of a receiver: PATH to WHERE.
+/// The "[PEER: ]received PATH (SIZE), verified, saved as WHERE" lines of a receiver: PATH to
+/// WHERE.
 fn saved_as(stderr: &str) -> anyhow::Result<BTreeMap<String, String>> {
     let mut saved = BTreeMap::new();
     for line in stderr.lines() {
-        let Some(rest) = line.strip_prefix("tern: received ") else {
+        // `tern: received ...`, or `tern: PEER: received ...` from a recv.
+        let Some(note) = line.strip_prefix("tern: ") else {
+            continue;
+        };
+        let Some(rest) = note
+            .strip_prefix("received ")
+            .or_else(|| note.split_once(": received ").map(|(_, rest)| rest))
+        else {
             continue;
         };
         let Some((what, place)) = rest.split_once(", verified, saved as ") else {
