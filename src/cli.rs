@@ -136,6 +136,21 @@ pub enum Mode {
         #[command(flatten)]
         receive: ReceiveOptions,
     },
+    /// Print the stored conversations, oldest first: time, direction, peer, text (and file
+    /// events). Only PEER's when given.
+    History {
+        /// A peer's display name.
+        peer: Option<String>,
+        /// The last N entries only.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Only messages matching TEXT (words, "a phrase", prefix*).
+        #[arg(long, value_name = "TEXT")]
+        search: Option<String>,
+        /// One JSON object per line (see README).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -159,6 +174,10 @@ pub struct TalkOptions {
     /// --encoding, tern answers in the encoding it detects from the peer.
     #[arg(long, value_name = "ENC")]
     pub encoding: Option<Encoding>,
+
+    /// Keep no history of this run (messages and transfers are not stored).
+    #[arg(long)]
+    pub no_history: bool,
 }
 
 /// Plain bytes instead of tern's protocol; not for the demo, whose peer is a tern.
@@ -208,6 +227,12 @@ pub enum Action {
         once: bool,
         json: bool,
     },
+    History {
+        peer: Option<String>,
+        limit: Option<usize>,
+        search: Option<String>,
+        json: bool,
+    },
 }
 
 /// Every session option of one invocation, whatever command it came with.
@@ -215,6 +240,7 @@ pub enum Action {
 pub struct Options {
     pub name: Option<String>,
     pub encoding: Option<Encoding>,
+    pub no_history: bool,
     pub raw: bool,
     pub download_dir: Option<PathBuf>,
     pub yes: bool,
@@ -243,6 +269,7 @@ impl Options {
         Self {
             name: talk.name.or(before.talk.name),
             encoding: talk.encoding.or(before.talk.encoding),
+            no_history: talk.no_history || before.talk.no_history,
             raw: raw.raw || before.raw.raw,
             download_dir: receive.download_dir.or(before.receive.download_dir),
             yes: receive.yes || before.receive.yes,
@@ -265,6 +292,9 @@ impl BareOptions {
     /// The first option given here that a command taking `takes` does not take.
     fn misplaced(&self, takes: Takes) -> Option<&'static str> {
         let given = [
+            ("--name", self.talk.name.is_some(), takes.talk),
+            ("--encoding", self.talk.encoding.is_some(), takes.talk),
+            ("--no-history", self.talk.no_history, takes.talk),
             ("--bind", self.listen.bind.is_some(), takes.listen),
             ("--port", self.listen.port.is_some(), takes.listen),
             ("--raw", self.raw.raw, takes.raw),
@@ -292,10 +322,11 @@ impl BareOptions {
     }
 }
 
-/// Which groups of options a command takes besides `--name` and `--encoding` (every command
-/// takes those).
+/// Which groups of options a command takes (`talk`: `--name`, `--encoding`, `--no-history`,
+/// which every command that talks to a peer takes).
 #[derive(Clone, Copy)]
 struct Takes {
+    talk: bool,
     listen: bool,
     raw: bool,
     receive: bool,
@@ -319,6 +350,7 @@ impl Cli {
             Mode::Listen { .. } => (
                 "listen",
                 Takes {
+                    talk: true,
                     listen: true,
                     raw: true,
                     receive: true,
@@ -327,6 +359,7 @@ impl Cli {
             Mode::Recv { .. } => (
                 "recv",
                 Takes {
+                    talk: true,
                     listen: true,
                     raw: true,
                     receive: true,
@@ -335,6 +368,7 @@ impl Cli {
             Mode::Connect { .. } => (
                 "connect",
                 Takes {
+                    talk: true,
                     listen: false,
                     raw: true,
                     receive: true,
@@ -343,6 +377,7 @@ impl Cli {
             Mode::Demo { .. } => (
                 "demo",
                 Takes {
+                    talk: true,
                     listen: false,
                     raw: false,
                     receive: true,
@@ -351,8 +386,18 @@ impl Cli {
             Mode::Send { .. } => (
                 "send",
                 Takes {
+                    talk: true,
                     listen: false,
                     raw: true,
+                    receive: false,
+                },
+            ),
+            Mode::History { .. } => (
+                "history",
+                Takes {
+                    talk: false,
+                    listen: false,
+                    raw: false,
                     receive: false,
                 },
             ),
@@ -400,6 +445,20 @@ impl Cli {
             Mode::Demo { talk, receive } => (
                 Action::Demo,
                 Options::new(talk, RawOption::default(), receive, before),
+            ),
+            Mode::History {
+                peer,
+                limit,
+                search,
+                json,
+            } => (
+                Action::History {
+                    peer,
+                    limit,
+                    search,
+                    json,
+                },
+                Options::default(),
             ),
             Mode::Send {
                 target,

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod demo;
 pub mod harness;
 pub mod headless;
+pub mod history;
 pub mod logging;
 pub mod platform;
 pub mod protocol;

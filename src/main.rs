@@ -52,7 +52,30 @@ async fn run(action: Action, options: Options) -> anyhow::Result<ExitCode> {
     } else {
         OfferPolicy::Ask
     };
-    match action {
+    // Opened before any session; written off the session thread from then on. The UI keeps
+    // none yet.
+    let (mut history, writer) = match (&action, options.no_history) {
+        (Action::Send { .. } | Action::Recv { .. }, false) => open_history(),
+        _ => (None, None),
+    };
+    let code = match action {
+        Action::History {
+            peer,
+            limit,
+            search,
+            json,
+        } => {
+            let path = tern::history::default_path()
+                .ok_or_else(|| anyhow::anyhow!("no data folder for the history here"))?;
+            let query = tern::history::Query {
+                peer,
+                limit,
+                search,
+                json,
+            };
+            tern::history::show(&path, &query)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Action::Send {
             target,
             paths,
@@ -62,7 +85,7 @@ async fn run(action: Action, options: Options) -> anyhow::Result<ExitCode> {
             // Nobody would answer an offer here, and the session would wait for that answer.
             config.offers =
                 OfferPolicy::DeclineAll("tern send does not receive files; use tern recv".into());
-            tern::headless::send(&target, paths, config, retries, json).await
+            tern::headless::send(&target, paths, config, retries, json, history.take()).await
         }
         Action::Recv { bind, once, json } => {
             if options.yes {
@@ -72,7 +95,7 @@ async fn run(action: Action, options: Options) -> anyhow::Result<ExitCode> {
                     "the receiver runs headless without --yes and does not accept files".into(),
                 );
             }
-            tern::headless::recv(bind, once, json, config).await
+            tern::headless::recv(bind, once, json, config, history.take()).await
         }
         Action::Listen(addr) => {
             let listener = bind(addr).await?;
@@ -90,6 +113,30 @@ async fn run(action: Action, options: Options) -> anyhow::Result<ExitCode> {
             cancel.cancel();
             let _ = std::fs::remove_dir_all(&dir);
             result
+        }
+    };
+    // What is queued for the history is written before tern exits.
+    drop(history);
+    if let Some(writer) = writer {
+        writer.finish();
+    }
+    code
+}
+
+/// The history, unless it cannot be opened: then tern runs without one, and says so once.
+fn open_history() -> (
+    Option<tern::history::History>,
+    Option<tern::history::Writer>,
+) {
+    let Some(path) = tern::history::default_path() else {
+        return (None, None);
+    };
+    match tern::history::History::open(&path) {
+        Ok((history, writer)) => (Some(history), Some(writer)),
+        Err(e) => {
+            tracing::warn!(error = format!("{e:#}"), "no history");
+            eprintln!("tern: {e:#}; this run keeps no history");
+            (None, None)
         }
     }
 }

@@ -15,6 +15,7 @@ use super::driver::{Finish, Outcome, Style, drive};
 use super::lines::Lines;
 use super::notes::note;
 use super::watch_signals;
+use crate::history::History;
 use crate::session::{PeerId, Role, Session, SessionConfig};
 
 /// Lines typed while no peer is connected, kept for the next to connect (as when stdin waited
@@ -30,6 +31,7 @@ pub async fn recv(
     once: bool,
     json: bool,
     config: SessionConfig,
+    history: Option<History>,
 ) -> anyhow::Result<ExitCode> {
     let listener = TcpListener::bind(bind)
         .await
@@ -44,6 +46,8 @@ pub async fn recv(
     let style = Style {
         json,
         labelled: true,
+        history,
+        encoding: config.encoding.unwrap_or_default(),
     };
     let mut stdin = Lines::stdin();
     let mut held: VecDeque<String> = VecDeque::new();
@@ -83,6 +87,7 @@ pub async fn recv(
                 let stop = shutdown.child_token();
                 let session = Session::start(stream, Role::Listener, config.clone(), &stop);
                 let shutdown = shutdown.clone();
+                let style = style.clone();
                 sessions.spawn(async move {
                     let outcome = drive(
                         session,

@@ -12,6 +12,7 @@ use super::driver::{Finish, Style, drive};
 use super::lines::Lines;
 use super::notes::note;
 use super::watch_signals;
+use crate::history::History;
 use crate::session::{self, Command, Role, Session, SessionConfig};
 use crate::transfer::outgoing::{check_readable, collect_files};
 use crate::transfer::{TransferState, human_size};
@@ -47,6 +48,7 @@ pub async fn send(
     config: SessionConfig,
     retries: u32,
     json: bool,
+    history: Option<History>,
 ) -> anyhow::Result<ExitCode> {
     if config.raw && !paths.is_empty() {
         anyhow::bail!("files cannot be sent to a raw peer (--raw): it speaks no tern protocol");
@@ -107,6 +109,8 @@ pub async fn send(
             Style {
                 json,
                 labelled: false,
+                history: history.clone(),
+                encoding: config.encoding.unwrap_or_default(),
             },
             &shutdown,
             &stop,

@@ -329,6 +329,14 @@ impl Proc {
         self.wait_on(false, what, timeout, pred)
     }
 
+    /// Kill the child at once (SIGKILL on Unix: no handler runs, nothing is flushed) and
+    /// reap it.
+    pub fn kill9(&mut self) -> anyhow::Result<()> {
+        self.child.kill().context("killing a child")?;
+        self.child.wait().context("reaping a child")?;
+        Ok(())
+    }
+
     /// Close stdin, wait for the child to exit (killing it after `timeout`), and collect the
     /// rest of its output.
     pub fn finish(&mut self, timeout: Duration) -> anyhow::Result<Finished> {
@@ -384,7 +392,8 @@ pub fn skip(test: &str, why: &str) {
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
-/// A `tern` command whose log goes to `log_dir` (never the home folder).
+/// A `tern` command whose log and history go to `log_dir` (never the home folder); a test
+/// that reads the history sets `TERN_DATA_DIR` itself.
 pub fn tern_command<I, S>(log_dir: &Path, args: I) -> Command
 where
     I: IntoIterator<Item = S>,
@@ -393,6 +402,7 @@ where
     let mut cmd = Command::new(tern_bin());
     cmd.args(args)
         .env("TERN_LOG_DIR", log_dir)
+        .env("TERN_DATA_DIR", log_dir)
         .env_remove("TERN_LOG");
     cmd
 }
