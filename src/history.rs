@@ -4,14 +4,17 @@
 //! - `store`: the file, its schema, and the statements that write and read it.
 //! - `writer`: the one thread that writes, fed through a bounded channel, so no session or UI
 //!   thread ever waits for the disk.
+//! - `recorder`: what a session's events mean for the history.
 //! - `show`: `tern history`.
 
+mod recorder;
 mod show;
 mod store;
 mod writer;
 
 use std::path::PathBuf;
 
+pub use recorder::Recorder;
 pub use show::{Query, show};
 pub use store::Store;
 pub use writer::{History, Writer};

@@ -1,7 +1,7 @@
 //! `tern`: parse the command line, start logging, run the chosen mode.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -52,11 +52,11 @@ async fn run(action: Action, options: Options) -> anyhow::Result<ExitCode> {
     } else {
         OfferPolicy::Ask
     };
-    // Opened before any session; written off the session thread from then on. The UI keeps
-    // none yet.
+    // Opened before any session; written off the session thread from then on. Not for the
+    // demo's made-up peer.
     let (mut history, writer) = match (&action, options.no_history) {
-        (Action::Send { .. } | Action::Recv { .. }, false) => open_history(),
-        _ => (None, None),
+        (Action::History { .. } | Action::Demo, _) | (_, true) => (None, None),
+        _ => open_history(),
     };
     let code = match action {
         Action::History {
@@ -85,7 +85,8 @@ async fn run(action: Action, options: Options) -> anyhow::Result<ExitCode> {
             // Nobody would answer an offer here, and the session would wait for that answer.
             config.offers =
                 OfferPolicy::DeclineAll("tern send does not receive files; use tern recv".into());
-            tern::headless::send(&target, paths, config, retries, json, history.take()).await
+            let history = history.take().map(|(history, _)| history);
+            tern::headless::send(&target, paths, config, retries, json, history).await
         }
         Action::Recv { bind, once, json } => {
             if options.yes {
@@ -95,13 +96,14 @@ async fn run(action: Action, options: Options) -> anyhow::Result<ExitCode> {
                     "the receiver runs headless without --yes and does not accept files".into(),
                 );
             }
-            tern::headless::recv(bind, once, json, config, history.take()).await
+            let history = history.take().map(|(history, _)| history);
+            tern::headless::recv(bind, once, json, config, history).await
         }
         Action::Listen(addr) => {
             let listener = bind(addr).await?;
-            tui(Start::Listen(listener), config).await
+            tui(Start::Listen(listener), config, history.take()).await
         }
-        Action::Connect(target) => tui(Start::Connect(target), config).await,
+        Action::Connect(target) => tui(Start::Connect(target), config, history.take()).await,
         Action::Demo => {
             let dir = std::env::temp_dir().join(format!("tern-demo-{}", std::process::id()));
             let cancel = CancellationToken::new();
@@ -109,7 +111,7 @@ async fn run(action: Action, options: Options) -> anyhow::Result<ExitCode> {
             if options.download_dir.is_none() {
                 config.download_dir = dir.join("downloads");
             }
-            let result = tui(Start::Connect(peer.addr.to_string()), config).await;
+            let result = tui(Start::Connect(peer.addr.to_string()), config, None).await;
             cancel.cancel();
             let _ = std::fs::remove_dir_all(&dir);
             result
@@ -123,16 +125,17 @@ async fn run(action: Action, options: Options) -> anyhow::Result<ExitCode> {
     code
 }
 
-/// The history, unless it cannot be opened: then tern runs without one, and says so once.
+/// The history and its file, unless it cannot be opened: then tern runs without one, and says
+/// so once.
 fn open_history() -> (
-    Option<tern::history::History>,
+    Option<(tern::history::History, PathBuf)>,
     Option<tern::history::Writer>,
 ) {
     let Some(path) = tern::history::default_path() else {
         return (None, None);
     };
     match tern::history::History::open(&path) {
-        Ok((history, writer)) => (Some(history), Some(writer)),
+        Ok((history, writer)) => (Some((history, path)), Some(writer)),
         Err(e) => {
             tracing::warn!(error = format!("{e:#}"), "no history");
             eprintln!("tern: {e:#}; this run keeps no history");
@@ -142,7 +145,11 @@ fn open_history() -> (
 }
 
 /// The terminal UI needs a terminal; say so plainly instead of drawing into a pipe.
-async fn tui(start: Start, config: SessionConfig) -> anyhow::Result<ExitCode> {
+async fn tui(
+    start: Start,
+    config: SessionConfig,
+    history: Option<(tern::history::History, PathBuf)>,
+) -> anyhow::Result<ExitCode> {
     use std::io::IsTerminal;
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
         anyhow::bail!(
@@ -155,6 +162,7 @@ async fn tui(start: Start, config: SessionConfig) -> anyhow::Result<ExitCode> {
         start,
         config,
         color,
+        history,
     })
     .await?;
     Ok(ExitCode::SUCCESS)

@@ -14,6 +14,7 @@ pub mod wrap;
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crossterm::event::{Event, KeyEventKind, MouseEventKind};
@@ -26,6 +27,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::history::{History, Recorder};
 use crate::session::{self, Role, Session, SessionConfig, SessionEvent};
 use crate::transfer::outgoing::collect_files;
 use app::{Action, App, Link, Msg};
@@ -43,7 +45,13 @@ pub struct TuiOptions {
     pub config: SessionConfig,
     /// False under NO_COLOR.
     pub color: bool,
+    /// Where conversations are kept (`None`: `--no-history`, or none could be opened), and the
+    /// file, read for a peer's earlier messages when it connects.
+    pub history: Option<(History, PathBuf)>,
 }
+
+/// Earlier messages shown when a peer connects, at most.
+const PAST_SHOWN: usize = 50;
 
 /// Input-driven redraws wait at least this long after the last one.
 const MIN_DRAW_GAP: Duration = Duration::from_millis(16);
@@ -96,7 +104,11 @@ where
         start,
         config,
         color,
+        history,
     } = options;
+    let (history, history_path) = history.unzip();
+    let new_recorder = |encoding| Recorder::new(history.clone(), encoding);
+    let mut recorder = new_recorder(config.encoding.unwrap_or_default());
     let initial_link = match &start {
         Start::Listen(l) => {
             let addr = l.local_addr()?;
@@ -160,6 +172,11 @@ where
             event = next_event(&mut session) => {
                 let closed = matches!(event, Some(SessionEvent::Closed { .. }) | None);
                 if let Some(event) = event {
+                    let known = recorder.peer().is_some();
+                    recorder.on_event(&event);
+                    if let (false, Some(peer), Some(path)) = (known, recorder.peer(), &history_path) {
+                        read_past(path.clone(), peer.to_string(), &bg_tx);
+                    }
                     actions = app.update(Msg::Session(event));
                 }
                 if closed {
@@ -181,6 +198,7 @@ where
                 match accepted {
                     Ok((stream, addr)) => {
                                         app.update(Msg::Link(Link::Handshaking(addr.to_string())));
+                        recorder = new_recorder(app.encoding);
                         session = Some(Session::start(stream, Role::Listener, session_config(&config, &app), &root));
                     }
                     Err(e) => tracing::warn!(error = %e, "accept failed"),
@@ -193,6 +211,7 @@ where
                     Some(Background::Msg(msg)) => actions = app.update(msg),
                     Some(Background::Dialled(target, Ok(stream))) if session.is_none() => {
                         app.update(Msg::Link(Link::Handshaking(target)));
+                        recorder = new_recorder(app.encoding);
                         session = Some(Session::start(stream, Role::Connector, session_config(&config, &app), &root));
                     }
                     // Someone connected to us while we dialled: keep that session.
@@ -225,6 +244,9 @@ where
                 Action::Quit => quit = true,
                 Action::Session(command) => match &session {
                     Some(s) => {
+                        if let session::Command::Text(line) = &command {
+                            recorder.said(line);
+                        }
                         if let Err(command) = s.handle.try_send(command) {
                             // The queue is full: wait in the background rather than block keys.
                             let handle = s.handle.clone();
@@ -243,6 +265,7 @@ where
                         let _ = tx.send(Background::Msg(Msg::Collected(result))).await;
                     });
                 }
+                Action::Search(query) => search(history_path.clone(), query, &bg_tx),
                 Action::Connect(target) => {
                     if session.is_none() {
                         app.update(Msg::Link(Link::Connecting(target.clone())));
@@ -277,6 +300,50 @@ fn session_config(base: &SessionConfig, app: &App) -> SessionConfig {
     config.name = app.name.clone();
     config.encoding = Some(app.encoding);
     config
+}
+
+/// Messages searched for: at most this many shown.
+const FOUND_SHOWN: usize = 100;
+
+/// Search the history off the loop, and hand the UI what matches.
+fn search(path: Option<PathBuf>, query: String, tx: &mpsc::Sender<Background>) {
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        let result = match path {
+            None => Err("this run keeps no history (--no-history)".to_string()),
+            Some(path) => {
+                let q = query.clone();
+                tokio::task::spawn_blocking(move || {
+                    crate::history::Store::open(&path).and_then(|s| s.search(&q, FOUND_SHOWN))
+                })
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+            }
+        };
+        let _ = tx.send(Background::Msg(Msg::Found { query, result })).await;
+    });
+}
+
+/// Read what the history holds of `peer` off the loop, and hand it to the UI.
+fn read_past(path: PathBuf, peer: String, tx: &mpsc::Sender<Background>) {
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        let read = {
+            let peer = peer.clone();
+            tokio::task::spawn_blocking(move || {
+                crate::history::Store::open(&path)
+                    .and_then(|store| store.entries(Some(&peer), PAST_SHOWN))
+            })
+        };
+        match read.await {
+            Ok(Ok(entries)) => {
+                let _ = tx.send(Background::Msg(Msg::Past { peer, entries })).await;
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the history"),
+            Err(e) => tracing::warn!(error = %e, "reading the history failed"),
+        }
+    });
 }
 
 fn dial(target: String, tx: &mpsc::Sender<Background>) {

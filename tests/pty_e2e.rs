@@ -68,6 +68,17 @@ impl Tui {
         cols: u16,
         rows: u16,
     ) -> Result<Self> {
+        Self::spawn_with(name, args, cols, rows, None)
+    }
+
+    /// [`Tui::spawn`], its history in `data` when given (else in its own HOME).
+    fn spawn_with<S: Into<OsString>>(
+        name: &str,
+        args: impl IntoIterator<Item = S>,
+        cols: u16,
+        rows: u16,
+        data: Option<&Path>,
+    ) -> Result<Self> {
         let home = tempfile::tempdir().context("creating a HOME for the child")?;
         let pair = native_pty_system()
             .openpty(PtySize {
@@ -84,6 +95,10 @@ impl Tui {
         cmd.cwd(home.path());
         cmd.env("HOME", home.path());
         cmd.env("TERN_LOG_DIR", home.path().join("logs"));
+        cmd.env(
+            "TERN_DATA_DIR",
+            data.map_or_else(|| home.path().join("data"), Path::to_path_buf),
+        );
         cmd.env("TERM", "xterm-256color");
         cmd.env_remove("TERN_LOG");
         cmd.env_remove("NO_COLOR");
@@ -536,5 +551,48 @@ fn a_long_burst_of_typing_arrives_whole_without_another_key() -> Result<()> {
     alice.wait_for("the end of bob's long line on alice's screen", |s| {
         s.contains("bob") && s.contains("TAILWORD")
     })?;
+    Ok(())
+}
+
+#[test]
+fn a_peer_met_before_brings_back_its_earlier_messages() -> Result<()> {
+    let data = tempfile::tempdir()?;
+    for (round, line) in [(1, "hello from the first visit"), (2, "and again")] {
+        let (mut inbox, port) = common::spawn_recv(
+            "inbox",
+            &[
+                std::ffi::OsStr::new("--name"),
+                std::ffi::OsStr::new("inbox"),
+            ],
+        )?;
+        inbox.write_stdin(format!("{line}\n").as_bytes())?;
+        let target = format!("127.0.0.1:{port}");
+        let mut bob = Tui::spawn_with(
+            "bob",
+            ["connect", &target, "--name", "bob"],
+            120,
+            36,
+            Some(data.path()),
+        )?;
+        bob.wait_for("the inbox's line", |s| s.contains(line))?;
+        if round == 2 {
+            // The first visit's line, shown as history above this one.
+            let screen = bob.wait_for("the earlier message", |s| {
+                s.contains("earlier with inbox") && s.contains("hello from the first visit")
+            })?;
+            let (earlier, now) = (
+                screen.find("hello from the first visit"),
+                screen.find("and again"),
+            );
+            assert!(earlier < now, "the history comes first:\n{screen}");
+            bob.write("/search first\r")?;
+            bob.wait_for("the search's answer", |s| {
+                s.contains("1 message(s) match first") && s.contains("from inbox: hello from")
+            })?;
+        }
+        bob.write(CTRL_C)?;
+        bob.wait_exit()?;
+        inbox.finish(common::TIMEOUT)?;
+    }
     Ok(())
 }

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::json;
 use super::lines::Lines;
 use super::notes::{BATCHING, flush_notes, note, show_progress};
-use crate::history::{self, History};
+use crate::history::{History, Recorder};
 use crate::session::{Command, Session, SessionEvent, SessionHandle};
 use crate::text::Encoding;
 use crate::transfer::{Direction, TransferId, TransferState, TransferUpdate, human_size};
@@ -198,9 +198,6 @@ pub(super) struct Style {
     pub(super) encoding: Encoding,
 }
 
-/// Lines said before the peer is known, kept for the history until it is: at most this many.
-const UNATTRIBUTED: usize = 1024;
-
 /// What `drive` knows about the session so far.
 #[derive(Default)]
 struct Driver {
@@ -208,8 +205,8 @@ struct Driver {
     /// The peer's name (its address for a raw peer) and address, once connected.
     peer: String,
     addr: String,
-    /// Our lines said before the handshake named the peer, for the history.
-    unattributed: Vec<String>,
+    /// What the history keeps of this session.
+    recorder: Recorder,
     outcome: Outcome,
     /// Transfers not yet over.
     states: HashMap<TransferId, TransferState>,
@@ -226,6 +223,7 @@ struct Driver {
 impl Driver {
     fn new(style: Style) -> Self {
         Self {
+            recorder: Recorder::new(style.history.clone(), style.encoding),
             style,
             ..Self::default()
         }
@@ -240,34 +238,14 @@ impl Driver {
         }
     }
 
-    fn record(&self, record: history::Record) {
-        if let Some(history) = &self.style.history {
-            history.record(record);
-        }
-    }
-
-    fn message_record(&self, direction: history::Direction, text: &str, encoding: Encoding) {
-        self.record(history::Record::Message {
-            time: history::now(),
-            peer: self.peer.clone(),
-            addr: Some(self.addr.clone()),
-            direction,
-            encoding: encoding.name().into(),
-            text: text.into(),
-        });
-    }
-
     /// A line of ours went to the session.
     fn said(&mut self, line: &str) {
-        if self.connected {
-            self.message_record(history::Direction::Out, line, self.style.encoding);
-        } else if self.unattributed.len() < UNATTRIBUTED {
-            self.unattributed.push(line.to_string());
-        }
+        self.recorder.said(line);
     }
 
     /// Print and count one event; `true` when the session has closed.
     fn on_event(&mut self, event: SessionEvent) -> bool {
+        self.recorder.on_event(&event);
         match event {
             SessionEvent::Connected(peer) => {
                 self.connected = true;
@@ -290,14 +268,6 @@ impl Driver {
                 if self.style.json {
                     json::print(&json::connected(&self.peer, &self.addr, peer.raw));
                 }
-                self.record(history::Record::Seen {
-                    time: history::now(),
-                    peer: self.peer.clone(),
-                    addr: Some(self.addr.clone()),
-                });
-                for line in std::mem::take(&mut self.unattributed) {
-                    self.message_record(history::Direction::Out, &line, self.style.encoding);
-                }
             }
             SessionEvent::Text {
                 text,
@@ -306,7 +276,6 @@ impl Driver {
             } => {
                 // A pipe gets the message byte for byte (the netcat contract); a terminal gets
                 // it cleaned, one line, so a peer cannot drive the terminal.
-                self.message_record(history::Direction::In, text.raw(), encoding);
                 let text = if *STDOUT_IS_TERMINAL {
                     text.shown().to_string()
                 } else {
@@ -327,7 +296,6 @@ impl Driver {
                 }
             }
             SessionEvent::EncodingChanged(encoding) => {
-                self.style.encoding = encoding;
                 self.note(format!("replying in {encoding}"));
             }
             SessionEvent::PeerRenamed(name) => {
@@ -368,9 +336,6 @@ impl Driver {
             return;
         }
         self.report(&update, before.is_none());
-        if update.state.is_final() {
-            self.record_transfer(&update);
-        }
         let outgoing = id.direction == Direction::Outgoing;
         match (before.map(TransferState::is_final), update.state.is_final()) {
             (None, false) => self.open += 1,
@@ -465,27 +430,6 @@ impl Driver {
             }
             (state, _) => self.note(format!("{path}: {state}")),
         }
-    }
-
-    fn record_transfer(&self, update: &TransferUpdate) {
-        let direction = match update.id.direction {
-            Direction::Incoming => history::Direction::In,
-            Direction::Outgoing => history::Direction::Out,
-        };
-        self.record(history::Record::Transfer {
-            time: history::now(),
-            peer: self.peer.clone(),
-            addr: Some(self.addr.clone()),
-            direction,
-            name: update.path.to_string(),
-            size: update.progress.total,
-            blake3: None,
-            saved_path: update
-                .saved_as
-                .as_ref()
-                .map(|p| p.to_string_lossy().into_owned()),
-            outcome: update.state.to_string(),
-        });
     }
 
     /// The `--json` line for a transfer's update, if it is news to a script: an offer, a

@@ -127,6 +127,16 @@ pub enum Msg {
     Collected(Result<Vec<OutgoingFile>, String>),
     /// Time passed while transfers run: speeds decay, ETAs move.
     Tick,
+    /// The history's messages matching a `/search`, oldest first (or why there are none).
+    Found {
+        query: String,
+        result: Result<Vec<crate::history::Entry>, String>,
+    },
+    /// What the history holds of the peer just connected, oldest first.
+    Past {
+        peer: String,
+        entries: Vec<crate::history::Entry>,
+    },
 }
 
 /// What the loop should do after an update.
@@ -136,6 +146,8 @@ pub enum Action {
     /// Expand these paths into files (disk I/O: off the UI thread).
     Collect(Vec<PathBuf>),
     Connect(String),
+    /// Look for messages in the history (disk I/O: off the UI thread).
+    Search(String),
     Quit,
 }
 
@@ -147,6 +159,8 @@ pub struct App {
     pub encoding: Encoding,
     pub link: Link,
     pub transcript: Transcript,
+    /// Where the connected peer's earlier messages go when the history has been read.
+    past_mark: Option<usize>,
     pub queue: Vec<Row>,
     pub selected: usize,
     pub input: InputLine,
@@ -184,6 +198,7 @@ impl App {
             encoding,
             link,
             transcript: Transcript::default(),
+            past_mark: None,
             queue: Vec::new(),
             selected: 0,
             input: InputLine::default(),
@@ -254,6 +269,113 @@ impl App {
         });
     }
 
+    fn show_found(&mut self, query: &str, result: Result<Vec<crate::history::Entry>, String>) {
+        let query = Shown::new(query);
+        let entries = match result {
+            Ok(entries) => entries,
+            Err(e) => {
+                self.error(format!("/search {query}: {e}"));
+                return;
+            }
+        };
+        if entries.is_empty() {
+            self.system(format!("no message in the history matches {query}"));
+            return;
+        }
+        self.system(format!("{} message(s) match {query}:", entries.len()));
+        for entry in &entries {
+            if let crate::history::EntryKind::Message { text, .. } = &entry.kind {
+                let when = chrono::DateTime::parse_from_rfc3339(&entry.time)
+                    .map(|t| {
+                        t.with_timezone(&chrono::Local)
+                            .format("%Y-%m-%d %H:%M")
+                            .to_string()
+                    })
+                    .unwrap_or_default();
+                let arrow = match entry.direction {
+                    crate::history::Direction::In => "from",
+                    crate::history::Direction::Out => "to",
+                };
+                self.system(format!(
+                    "  {when} {arrow} {}: {}",
+                    Shown::new(entry.peer.as_str()),
+                    Shown::new(text.as_str())
+                ));
+            }
+        }
+        self.transcript.to_bottom();
+    }
+
+    /// The conversation's earlier messages and files, from the history, before the new ones.
+    fn show_past(&mut self, peer: &str, entries: &[crate::history::Entry]) {
+        use crate::history::{Direction, EntryKind};
+        if entries.is_empty() {
+            return;
+        }
+        let peer_shown = Shown::new(peer).to_string();
+        let now = (self.clock)();
+        let note = |text: String| Message {
+            time: now.clone(),
+            kind: MessageKind::System,
+            sender: String::new(),
+            text,
+        };
+        let mut past = vec![note(format!(
+            "earlier with {peer_shown} (the last {} from the history):",
+            entries.len()
+        ))];
+        let me = self.name.clone();
+        for entry in entries {
+            let time = chrono::DateTime::parse_from_rfc3339(&entry.time)
+                .map(|t| t.with_timezone(&chrono::Local).format("%H:%M").to_string())
+                .unwrap_or_default();
+            let (kind, sender, text) = match (&entry.kind, entry.direction) {
+                (EntryKind::Message { text, .. }, direction) => {
+                    let text = crate::text::PeerText::new(text.clone());
+                    let lines: Vec<String> = text.shown_lines().map(|l| l.to_string()).collect();
+                    match direction {
+                        Direction::In => (MessageKind::Peer, peer_shown.clone(), lines.join("\n")),
+                        Direction::Out => (MessageKind::Mine, me.clone(), lines.join("\n")),
+                    }
+                }
+                (
+                    EntryKind::File {
+                        name,
+                        size,
+                        outcome,
+                        ..
+                    },
+                    direction,
+                ) => {
+                    let arrow = if direction == Direction::In {
+                        "↓"
+                    } else {
+                        "↑"
+                    };
+                    let line = format!(
+                        "{arrow} {} ({}): {}",
+                        Shown::new(name.as_str()),
+                        human_size(*size),
+                        Shown::new(outcome.as_str())
+                    );
+                    (MessageKind::System, String::new(), line)
+                }
+            };
+            past.push(Message {
+                time,
+                kind,
+                sender,
+                text,
+            });
+        }
+        past.push(note("(end of the history)".into()));
+        let mark = self
+            .past_mark
+            .take()
+            .unwrap_or_else(|| self.transcript.mark());
+        self.transcript.insert_at(mark, past);
+    }
+
     fn system(&mut self, text: impl Into<String>) {
         self.push(MessageKind::System, "", text);
     }
@@ -294,6 +416,14 @@ impl App {
             }
             Msg::Session(event) => self.on_session(event),
             Msg::Link(link) => self.on_link(link),
+            Msg::Found { query, result } => {
+                self.show_found(&query, result);
+                Vec::new()
+            }
+            Msg::Past { peer, entries } => {
+                self.show_past(&peer, &entries);
+                Vec::new()
+            }
             Msg::Collected(Ok(files)) => self.queue_files(files),
             Msg::Collected(Err(e)) => {
                 self.error(format!("cannot send: {e}"));
@@ -492,6 +622,14 @@ impl App {
                 }
                 Vec::new()
             }
+            "search" => {
+                if rest.is_empty() {
+                    self.error("usage: /search TEXT (words, \"a phrase\", prefix*)");
+                    Vec::new()
+                } else {
+                    vec![Action::Search(rest.to_string())]
+                }
+            }
             "connect" => {
                 if rest.is_empty() {
                     self.error("usage: /connect HOST[:PORT]");
@@ -673,6 +811,8 @@ impl App {
                 } else {
                     self.system(format!("connected to {} ({addr})", peer.name));
                 }
+                // The peer's earlier messages, read from the history meanwhile, go here.
+                self.past_mark = Some(self.transcript.mark());
                 let raw = peer.raw;
                 self.link = Link::Connected(peer);
                 if !raw && !self.pending.is_empty() {

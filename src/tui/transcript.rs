@@ -105,9 +105,32 @@ pub struct Transcript {
     width: usize,
     counts: Vec<usize>,
     total: usize,
+    /// Messages forgotten so far (see [`Transcript::mark`]).
+    forgotten: usize,
 }
 
 impl Transcript {
+    /// Where the next message will go, as a mark that stays true when old messages are
+    /// forgotten.
+    pub fn mark(&self) -> usize {
+        self.forgotten + self.messages.len()
+    }
+
+    /// Put `messages` where [`Transcript::mark`] was taken (the top, if that has been
+    /// forgotten since), before what came after it.
+    pub fn insert_at(&mut self, mark: usize, messages: Vec<Message>) {
+        let at = mark.saturating_sub(self.forgotten).min(self.messages.len());
+        self.bytes += messages.iter().map(|m| m.text.len()).sum::<usize>();
+        self.messages.splice(at..at, messages);
+        if self.width > 0 {
+            // Laid out again from scratch: rare (a peer connecting), and the layout of each
+            // message depends on its place.
+            let width = std::mem::take(&mut self.width);
+            self.set_width(width);
+        }
+        self.forget_oldest();
+    }
+
     pub fn messages(&self) -> &[Message] {
         &self.messages
     }
@@ -153,6 +176,7 @@ impl Transcript {
             n += 1;
         }
         self.messages.drain(..n);
+        self.forgotten += n;
         if self.width > 0 {
             self.total -= self.counts.drain(..n).sum::<usize>();
         }
@@ -257,6 +281,35 @@ mod tests {
             sender: "ana".into(),
             text: text.into(),
         }
+    }
+
+    #[test]
+    fn messages_inserted_at_a_mark_go_before_what_came_after_it() {
+        let mut t = Transcript::default();
+        t.set_width(40);
+        t.push(msg("connected"));
+        let mark = t.mark();
+        t.push(msg("new"));
+        t.insert_at(mark, vec![msg("old 1"), msg("old 2")]);
+        let texts: Vec<&str> = t.messages().iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(texts, ["connected", "old 1", "old 2", "new"]);
+        assert_eq!(
+            t.total,
+            t.messages()
+                .iter()
+                .enumerate()
+                .map(|(i, m)| layout(m, i, 40).len())
+                .sum::<usize>()
+        );
+        // A mark whose place was forgotten meanwhile inserts at the top.
+        let mut t = Transcript::default();
+        let mark = t.mark();
+        for i in 0..KEEP_MESSAGES + KEEP_MESSAGES / 8 + 1 {
+            t.push(msg(&i.to_string()));
+        }
+        t.insert_at(mark, vec![msg("old")]);
+        assert_eq!(t.messages()[0].text, "old");
+        assert!(t.messages().len() <= KEEP_MESSAGES + KEEP_MESSAGES / 8 + 1);
     }
 
     fn bodies(t: &Transcript, w: usize, h: usize) -> Vec<String> {

@@ -43,6 +43,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/encoding utf-8|gbk", "how your text is encoded"),
     ("/name NAME", "your display name"),
     ("/connect HOST[:PORT]", "dial a peer (default port 8989)"),
+    ("/search TEXT", "find messages in the history"),
     ("/help", "this help"),
     ("/quit", "leave"),
     ("//text", "send a message starting with /"),
