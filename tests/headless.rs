@@ -256,10 +256,10 @@ fn listed_options(help: &str) -> Vec<String> {
 
 #[test]
 fn each_help_lists_exactly_the_options_its_command_takes() -> anyhow::Result<()> {
-    let talk = ["--name", "--encoding"];
+    let talk = ["--name", "--encoding", "--no-history"];
     let receive = ["--download-dir", "--yes", "--max-file-size", "--max-total"];
     let listen = ["--bind", "--port"];
-    let cases: [(&[&str], Vec<&str>); 6] = [
+    let cases: [(&[&str], Vec<&str>); 7] = [
         (
             &["--help"],
             [&listen[..], &talk, &["--raw"], &receive].concat(),
@@ -287,6 +287,10 @@ fn each_help_lists_exactly_the_options_its_command_takes() -> anyhow::Result<()>
                 &receive,
             ]
             .concat(),
+        ),
+        (
+            &["history", "--help"],
+            vec!["--limit", "--search", "--json"],
         ),
     ];
     for (args, expected) in cases {
