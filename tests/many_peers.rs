@@ -173,6 +173,10 @@ fn a_peer_that_stays_connected_holds_up_no_other() -> anyhow::Result<()> {
     )?;
     quick.finish(TIMEOUT)?.ensure_success()?;
     ensure!(count(&seen, "left", "stays") == 0, "{seen:?}");
+    // With two connected, a note on stderr names the peer it is about.
+    recv.wait_stderr("a note naming the peer", TIMEOUT, |l| {
+        l.starts_with("tern: quick: received quick.bin")
+    })?;
     // A line typed at the receiver reaches the peer still connected.
     recv.write_stdin("still here?\n".as_bytes())?;
     stays.wait_stdout("the receiver's line", TIMEOUT, |line| {

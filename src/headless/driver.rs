@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use tokio::sync::mpsc;
@@ -190,8 +191,9 @@ const EVENT_BURST: usize = 512;
 pub(super) struct Style {
     /// `--json`: every event as a JSON line on stdout, messages included.
     pub(super) json: bool,
-    /// Notes about the session name its peer: several may be connected (`tern recv`).
-    pub(super) labelled: bool,
+    /// How many peers are connected (`tern recv`): while more than one is, notes about a
+    /// session name its peer. With one, lines read as they always have.
+    pub(super) connected: Option<Arc<AtomicUsize>>,
     /// Where messages and transfers are kept, unless `--no-history`.
     pub(super) history: Option<History>,
     /// How our lines are encoded, until the session says otherwise.
@@ -231,7 +233,12 @@ impl Driver {
 
     /// A note about this session: naming its peer when several may be connected.
     fn note(&self, message: impl std::fmt::Display) {
-        if self.style.labelled && !self.peer.is_empty() {
+        let several = self
+            .style
+            .connected
+            .as_ref()
+            .is_some_and(|n| n.load(Ordering::Relaxed) > 1);
+        if several && !self.peer.is_empty() {
             note(format!("{}: {message}", self.peer));
         } else {
             note(message);

@@ -4,6 +4,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -43,9 +45,10 @@ pub async fn recv(
     ));
     let shutdown = CancellationToken::new();
     watch_signals(shutdown.clone());
+    let connected = Arc::new(AtomicUsize::new(0));
     let style = Style {
         json,
-        labelled: true,
+        connected: Some(Arc::clone(&connected)),
         history,
         encoding: config.encoding.unwrap_or_default(),
     };
@@ -69,6 +72,7 @@ pub async fn recv(
             accepted = listener.accept(), if !shutdown.is_cancelled() => {
                 let (stream, addr) = accepted.context("accepting a connection")?;
                 let peer = PeerId::next();
+                connected.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(%addr, %peer, "accepted");
                 first.get_or_insert(peer);
                 let (tx, mut lines) = Lines::channel(PEER_LINES.max(HELD_LINES));
@@ -112,6 +116,7 @@ pub async fn recv(
                 }
             },
             Some(done) = sessions.join_next() => {
+                connected.fetch_sub(1, Ordering::Relaxed);
                 let (peer, addr, outcome) = match done {
                     Ok(done) => done,
                     Err(e) => {

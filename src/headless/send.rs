@@ -108,7 +108,7 @@ pub async fn send(
             remaining.len(),
             Style {
                 json,
-                labelled: false,
+                connected: None,
                 history: history.clone(),
                 encoding: config.encoding.unwrap_or_default(),
             },
