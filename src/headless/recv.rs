@@ -20,12 +20,11 @@ use super::watch_signals;
 use crate::history::History;
 use crate::session::{PeerId, Role, Session, SessionConfig};
 
-/// Lines typed while no peer is connected, kept for the next to connect (as when stdin waited
-/// for the one peer a `tern recv` served): at most this many, the oldest dropped first.
-const HELD_LINES: usize = 1024;
 /// Lines waiting for one peer's session to take them. A peer that takes none (its link is
-/// stalled) misses what is typed beyond, and is told so on stderr; the others are not held up.
-const PEER_LINES: usize = 256;
+/// stalled) misses what is typed beyond, and stderr says so; the others are not held up. Also
+/// how many lines typed while no peer is connected are kept for the next to connect (as when
+/// stdin waited for the one peer a `tern recv` served), the oldest dropped first.
+const PEER_LINES: usize = 1024;
 
 /// `tern recv [--bind ADDR] [--port N] [--once] [--json]`.
 pub async fn recv(
@@ -75,7 +74,7 @@ pub async fn recv(
                 connected.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(%addr, %peer, "accepted");
                 first.get_or_insert(peer);
-                let (tx, mut lines) = Lines::channel(PEER_LINES.max(HELD_LINES));
+                let (tx, mut lines) = Lines::channel(PEER_LINES);
                 // What was typed while nobody was there goes to the first who comes.
                 for line in held.drain(..) {
                     if tx.try_send(line).is_err() {
@@ -149,7 +148,7 @@ fn say_to_all(
     line: String,
 ) {
     if peers.is_empty() {
-        if held.len() == HELD_LINES {
+        if held.len() == PEER_LINES {
             held.pop_front();
         }
         held.push_back(line);
