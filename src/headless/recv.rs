@@ -25,6 +25,10 @@ use crate::session::{PeerId, Role, Session, SessionConfig};
 /// how many lines typed while no peer is connected are kept for the next to connect (as when
 /// stdin waited for the one peer a `tern recv` served), the oldest dropped first.
 const PEER_LINES: usize = 1024;
+/// Sessions served at once, at most: each holds buffers and a disk thread, and a flood of
+/// connections must not take every byte of memory. Beyond, connections wait in the system's
+/// queue until one ends.
+const MAX_SESSIONS: usize = 64;
 
 /// `tern recv [--bind ADDR] [--port N] [--once] [--json]`.
 pub async fn recv(
@@ -68,8 +72,18 @@ pub async fn recv(
             break;
         }
         tokio::select! {
-            accepted = listener.accept(), if !shutdown.is_cancelled() => {
-                let (stream, addr) = accepted.context("accepting a connection")?;
+            accepted = listener.accept(), if !shutdown.is_cancelled() && sessions.len() < MAX_SESSIONS => {
+                let (stream, addr) = match accepted {
+                    Ok(accepted) => accepted,
+                    // Out of descriptors, a connection reset before it was taken: the others
+                    // go on, and the next try waits a moment rather than spin.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        note(format!("cannot accept a connection: {e}"));
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
                 let peer = PeerId::next();
                 connected.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(%addr, %peer, "accepted");
