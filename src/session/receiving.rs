@@ -31,15 +31,6 @@ const BULK_WINDOW: u64 = 4 * 1024 * 1024;
 const CHAT_WINDOW: u64 = 1024 * 1024;
 /// How long after the last message, either way, the connection still counts as a chat.
 const CHAT_QUIET: Duration = Duration::from_secs(3);
-/// While nobody chats, appends to open files are done on the session thread: two thread
-/// hand-offs fewer per chunk. Measured on 2 cores, 6 rounds of 1 GiB interleaved with socat in
-/// one shell session: median 1,093 → 956 ms, socat 969 ms (on 2026-12-03's slower host, level:
-/// its batches took 23–73 ms, so the guard below kept appends on the disk thread). Once a
-/// batch has taken this long (the kernel throttling a writer of a slow disk can sleep for
-/// 200 ms per write), its other appends, and all appends for `APPEND_COOLDOWN`, go to the disk
-/// thread: the session is held up by one chunk's write at most, not by a whole window of them.
-const APPEND_STALL: Duration = Duration::from_millis(20);
-const APPEND_COOLDOWN: Duration = Duration::from_secs(30);
 /// The peer's offers open at once (awaiting a decision or moving); offers beyond are refused.
 /// Each open offer holds its name and state here, and in the UI: without a limit, a peer could
 /// fill our memory with offers it never means to send. tern's sender keeps at most
@@ -113,8 +104,6 @@ pub(super) struct Receiving {
     /// Offers over `MAX_OPEN_OFFERS` are being refused; the user was told once.
     refusing: bool,
     disk: Option<DiskWorker>,
-    /// Appends were slow here: they go to the disk thread until then.
-    appends_off_until: Option<Instant>,
     /// Jobs gathered while handling a burst of frames, sent together by `flush_disk`.
     disk_jobs: Vec<DiskJob>,
     disk_tx: mpsc::UnboundedSender<Vec<DiskEvent>>,
@@ -141,7 +130,6 @@ impl Receiving {
             retired: Retired::default(),
             refusing: false,
             disk: None,
-            appends_off_until: None,
             disk_jobs: Vec::new(),
             disk_tx,
             disk_events,
@@ -202,52 +190,21 @@ impl Receiving {
         }
     }
 
-    /// Appends may be done on this thread (see `APPEND_STALL`).
-    fn appends_here(&self) -> bool {
-        !self.chatting() && self.appends_off_until.is_none_or(|t| Instant::now() >= t)
-    }
-
-    /// Do the gathered jobs, here if they are appends that may be (see `APPEND_STALL`), else
-    /// on the disk thread. If the thread is gone, every transfer they touch fails.
+    /// Hand the gathered jobs to the disk thread, in order. If the thread is gone, every
+    /// transfer they touch fails.
     pub(super) fn flush_disk(&mut self, out: &mut BytesMut, events: &mut EventQueue) {
         if self.disk_jobs.is_empty() {
             return;
         }
-        let mut jobs = std::mem::take(&mut self.disk_jobs);
-        let mut done = Vec::new();
-        if self.appends_here()
-            && let Some(worker) = &self.disk
-        {
-            let started = Instant::now();
-            match worker.try_here(jobs, started + APPEND_STALL) {
-                Ok(here) => {
-                    let took = started.elapsed();
-                    if took > APPEND_STALL {
-                        tracing::debug!(
-                            ?took,
-                            left = here.left.len(),
-                            "slow appends: back to the disk thread"
-                        );
-                        self.appends_off_until = Some(Instant::now() + APPEND_COOLDOWN);
-                    }
-                    done = here.events;
-                    jobs = here.left;
-                }
-                Err(back) => jobs = back,
-            }
-        }
-        // What was left goes before anything `on_disk` queues.
-        if !jobs.is_empty() {
-            let tids: Vec<TransferId> = jobs.iter().map(DiskJob::tid).collect();
-            if !self.disk.as_ref().is_some_and(|worker| worker.send(jobs)) {
-                for tid in tids {
-                    if let Some(id) = self.live(tid) {
-                        self.fail_and_stop(id, "the disk thread stopped".into(), out, events);
-                    }
+        let jobs = std::mem::take(&mut self.disk_jobs);
+        let tids: Vec<TransferId> = jobs.iter().map(DiskJob::tid).collect();
+        if !self.disk.as_ref().is_some_and(|worker| worker.send(jobs)) {
+            for tid in tids {
+                if let Some(id) = self.live(tid) {
+                    self.fail_and_stop(id, "the disk thread stopped".into(), out, events);
                 }
             }
         }
-        self.on_disk(done, out, events);
     }
 
     /// The peer's id of `tid` if that very transfer is still in the table: a row of an
@@ -787,8 +744,8 @@ impl Receiving {
                 let Some(t) = self.incoming.get_mut(&id) else {
                     return;
                 };
-                // Appends done on the session thread may be reported before the disk thread's
-                // report of earlier ones is read: an older total is stale.
+                // One thread writes and reports in order; a total no larger than the last is
+                // nothing new.
                 if total <= t.written {
                     return;
                 }

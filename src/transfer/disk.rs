@@ -1,16 +1,13 @@
 //! The receiving side's disk work, on a thread of its own: resuming, creating, writing,
 //! hashing and promoting `.part` files. The session actor hands it jobs and hears back, so a
-//! slow or full disk stalls neither chat nor the socket.
-//!
-//! Plain appends to a file already open may also be done on the caller's thread
-//! ([`DiskWorker::try_here`]) when the thread has nothing queued: the session does so while
-//! nobody chats and the disk is quick, to save two thread hand-offs per chunk.
+//! slow or full disk stalls neither chat nor the socket: no disk I/O and no hashing happen on
+//! the thread that serves sessions and the UI.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
@@ -124,9 +121,6 @@ struct Slot {
 struct Shared {
     root: PathBuf,
     disk: Mutex<Disk>,
-    /// Batches sent to the thread and not yet done: while there are any, a job done elsewhere
-    /// could overtake them.
-    queued: AtomicUsize,
     /// Bytes of file data sent to the thread and not yet written (or dropped): the session
     /// stops reading the socket while this is high, so a disk slower than the link holds the
     /// data back in the sender, not in our memory.
@@ -146,7 +140,6 @@ impl DiskWorker {
         let shared = Arc::new(Shared {
             root,
             disk: Mutex::new(Disk::default()),
-            queued: AtomicUsize::new(0),
             backlog: AtomicUsize::new(0),
         });
         let theirs = Arc::clone(&shared);
@@ -163,11 +156,9 @@ impl DiskWorker {
     /// sender, short of a panic, which the caller reports as a failure of the transfer).
     pub fn send(&self, jobs: Vec<DiskJob>) -> bool {
         let bytes = data_bytes(&jobs);
-        self.shared.queued.fetch_add(1, Ordering::AcqRel);
         self.shared.backlog.fetch_add(bytes, Ordering::AcqRel);
         let sent = self.jobs.send(jobs).is_ok();
         if !sent {
-            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
             self.shared.backlog.fetch_sub(bytes, Ordering::AcqRel);
         }
         sent
@@ -197,41 +188,6 @@ impl DiskWorker {
     pub fn backlog(&self) -> usize {
         self.shared.backlog.load(Ordering::Acquire)
     }
-
-    /// Do `jobs` on this thread, in order, while every one is an append to a file the thread
-    /// already opened (creating a file or setting its space aside can take long) and the thread
-    /// has nothing queued that must happen first. Otherwise the jobs come back untouched, for
-    /// [`DiskWorker::send`].
-    ///
-    /// No job starts after `until`: the kernel may make a writer to a slow disk sleep, and a
-    /// chat line waits while the caller writes. What is left is in [`DoneHere::left`], and
-    /// goes to the thread.
-    ///
-    /// The thread may still be reporting its last batch: `Written` totals can then arrive out
-    /// of order, and only a larger total counts.
-    pub fn try_here(&self, jobs: Vec<DiskJob>, until: Instant) -> Result<DoneHere, Vec<DiskJob>> {
-        if self.shared.queued.load(Ordering::Acquire) != 0 {
-            return Err(jobs);
-        }
-        // Poisoned: the thread died in a job, and `send` will say so.
-        let Ok(mut disk) = self.shared.disk.lock() else {
-            return Err(jobs);
-        };
-        if !jobs.iter().all(|job| disk.appends(job)) {
-            return Err(jobs);
-        }
-        let root = &self.shared.root;
-        let mut done = DoneHere::default();
-        let mut jobs = jobs.into_iter();
-        for job in jobs.by_ref() {
-            done.events.extend(handle(root, &mut disk, job));
-            if Instant::now() >= until {
-                break;
-            }
-        }
-        done.left = jobs.collect();
-        Ok(done)
-    }
 }
 
 /// See [`DiskWorker::stall`].
@@ -249,14 +205,6 @@ impl Drop for Stall {
             let _ = thread.join();
         }
     }
-}
-
-/// What [`DiskWorker::try_here`] did, and what it left for the thread.
-#[derive(Debug, Default)]
-pub struct DoneHere {
-    pub events: Vec<DiskEvent>,
-    /// In order, to be sent to the thread before any later job.
-    pub left: Vec<DiskJob>,
 }
 
 /// The file data in `jobs`.
@@ -283,16 +231,6 @@ impl Disk {
             self.folders.forget();
         }
     }
-
-    /// `job` only appends to an open file (or is moot: its transfer is gone or broken).
-    fn appends(&self, job: &DiskJob) -> bool {
-        let DiskJob::Write { tid, .. } = job else {
-            return false;
-        };
-        self.slots.get(tid).is_none_or(|slot| {
-            slot.broken || slot.part.as_ref().is_some_and(|part| part.reserved())
-        })
-    }
 }
 
 fn run(
@@ -316,10 +254,8 @@ fn run(
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
         // Take whatever else is queued too: one wake-up and one report for the lot.
-        let mut batches = 1;
         while let Ok(more) = queue.try_recv() {
             batch.extend(more);
-            batches += 1;
         }
         let bytes = data_bytes(&batch);
         let done: Vec<DiskEvent> = {
@@ -338,8 +274,6 @@ fn run(
         if !done.is_empty() || bytes > 0 {
             let _ = events.send(done);
         }
-        // Only now, so that no job done elsewhere overtakes this batch on disk.
-        shared.queued.fetch_sub(batches, Ordering::AcqRel);
     }
 }
 
@@ -512,11 +446,6 @@ mod tests {
         SafePath::parse(p).expect("safe")
     }
 
-    /// A time limit no test reaches.
-    fn later() -> Instant {
-        Instant::now() + std::time::Duration::from_secs(3600)
-    }
-
     #[test]
     fn jobs_write_verify_and_promote_in_order() -> anyhow::Result<()> {
         let tmp = tempfile::tempdir()?;
@@ -586,173 +515,6 @@ mod tests {
         }
         assert!(root.join(partial_name("b.bin", 3, 0)).exists());
         assert!(!root.join("b.bin").exists());
-        Ok(())
-    }
-
-    #[test]
-    fn appends_to_an_open_file_may_be_done_here_and_nothing_else() -> anyhow::Result<()> {
-        let tmp = tempfile::tempdir()?;
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let worker = DiskWorker::start(tmp.path().to_path_buf(), tx)?;
-        let write = |data: &'static [u8]| DiskJob::Write {
-            tid: tid(3),
-            data: Bytes::from_static(data),
-        };
-        let begin = DiskJob::Begin {
-            tid: tid(3),
-            path: path("c.txt"),
-            size: 9,
-            resume: false,
-            gate: Arc::default(),
-        };
-        // Opening a file, and its first write (which creates it), are the thread's.
-        let Err(back) = worker.try_here(vec![begin], later()) else {
-            anyhow::bail!("a Begin was done here");
-        };
-        assert!(worker.send(back));
-        let Err(back) = worker.try_here(vec![write(b"one")], later()) else {
-            anyhow::bail!("the first write was done here");
-        };
-        assert!(worker.send(back));
-        assert_eq!(
-            rx.blocking_recv(),
-            Some(vec![DiskEvent::Written {
-                tid: tid(3),
-                total: 3
-            }])
-        );
-        // Once the thread has nothing queued, appends to the open file may be done here.
-        while worker.shared.queued.load(Ordering::Acquire) != 0 {
-            std::thread::yield_now();
-        }
-        // The file is complete after the second: no report for it, the Finish follows.
-        let Ok(here) = worker.try_here(vec![write(b"two"), write(b"333")], later()) else {
-            anyhow::bail!("appends were not done here");
-        };
-        assert_eq!(
-            here.events,
-            vec![DiskEvent::Written {
-                tid: tid(3),
-                total: 6
-            }]
-        );
-        assert!(here.left.is_empty());
-        let finish = DiskJob::Finish {
-            tid: tid(3),
-            hash: *blake3::hash(b"onetwo333").as_bytes(),
-        };
-        let Err(back) = worker.try_here(vec![finish], later()) else {
-            anyhow::bail!("a Finish was done here");
-        };
-        assert!(worker.send(back));
-        assert_eq!(
-            rx.blocking_recv(),
-            Some(vec![DiskEvent::Saved {
-                tid: tid(3),
-                path: tmp.path().join("c.txt")
-            }])
-        );
-        assert_eq!(std::fs::read(tmp.path().join("c.txt"))?, b"onetwo333");
-        Ok(())
-    }
-
-    #[test]
-    fn appends_wait_for_what_the_thread_has_queued() -> anyhow::Result<()> {
-        let tmp = tempfile::tempdir()?;
-        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let worker = DiskWorker::start(tmp.path().to_path_buf(), tx)?;
-        let write = || DiskJob::Write {
-            tid: tid(9),
-            data: Bytes::from_static(b"x"),
-        };
-        // Held here, the lock keeps the thread from finishing the batch it is sent.
-        let guard = worker
-            .shared
-            .disk
-            .lock()
-            .map_err(|_| anyhow::anyhow!("poisoned"))?;
-        assert!(worker.send(vec![DiskJob::Abandon {
-            tid: tid(9),
-            discard: false
-        }]));
-        // Moot (no such transfer), and still it must not overtake the queued batch.
-        assert!(worker.try_here(vec![write()], later()).is_err());
-        drop(guard);
-        while worker.shared.queued.load(Ordering::Acquire) != 0 {
-            std::thread::yield_now();
-        }
-        let Ok(here) = worker.try_here(vec![write()], later()) else {
-            anyhow::bail!("a moot append was not done here");
-        };
-        assert!(here.events.is_empty() && here.left.is_empty());
-        Ok(())
-    }
-
-    #[test]
-    fn appends_here_stop_at_the_time_limit_and_leave_the_rest_in_order() -> anyhow::Result<()> {
-        let tmp = tempfile::tempdir()?;
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let worker = DiskWorker::start(tmp.path().to_path_buf(), tx)?;
-        let write = |data: &'static [u8]| DiskJob::Write {
-            tid: tid(4),
-            data: Bytes::from_static(data),
-        };
-        assert!(worker.send(vec![
-            DiskJob::Begin {
-                tid: tid(4),
-                path: path("d.txt"),
-                size: 8,
-                resume: false,
-                gate: Arc::default(),
-            },
-            write(b"ab"),
-        ]));
-        assert_eq!(
-            rx.blocking_recv(),
-            Some(vec![DiskEvent::Written {
-                tid: tid(4),
-                total: 2
-            }])
-        );
-        while worker.shared.queued.load(Ordering::Acquire) != 0 {
-            std::thread::yield_now();
-        }
-        // Past the limit already: one job is done, so the caller always gets somewhere.
-        let Ok(here) = worker.try_here(
-            vec![write(b"cd"), write(b"ef"), write(b"gh")],
-            Instant::now(),
-        ) else {
-            anyhow::bail!("appends were not done here");
-        };
-        assert_eq!(
-            here.events,
-            vec![DiskEvent::Written {
-                tid: tid(4),
-                total: 4
-            }]
-        );
-        let left: Vec<TransferId> = here.left.iter().map(DiskJob::tid).collect();
-        assert_eq!(left, vec![tid(4), tid(4)]);
-        assert!(worker.send(here.left));
-        assert_eq!(
-            rx.blocking_recv(),
-            Some(vec![DiskEvent::Written {
-                tid: tid(4),
-                total: 6
-            }])
-        );
-        assert!(worker.send(vec![DiskJob::Finish {
-            tid: tid(4),
-            hash: *blake3::hash(b"abcdefgh").as_bytes(),
-        }]));
-        assert_eq!(
-            rx.blocking_recv(),
-            Some(vec![DiskEvent::Saved {
-                tid: tid(4),
-                path: tmp.path().join("d.txt")
-            }])
-        );
-        assert_eq!(std::fs::read(tmp.path().join("d.txt"))?, b"abcdefgh");
         Ok(())
     }
 

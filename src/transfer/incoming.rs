@@ -209,11 +209,6 @@ impl PartFile {
         &self.part
     }
 
-    /// Its space was set aside (or it needed none): further writes only append.
-    pub fn reserved(&self) -> bool {
-        self.reserve_tried
-    }
-
     /// Append the next piece; the caller has checked the offset and the size limit.
     ///
     /// The first write sets aside disk space for the rest of a file (of 1 MiB or more, see
