@@ -130,5 +130,7 @@ pub enum EntryKind {
         size: u64,
         outcome: String,
         saved_path: Option<String>,
+        /// Hex, when verified.
+        blake3: Option<String>,
     },
 }

@@ -182,6 +182,8 @@ pub struct TransferUpdate {
     pub path: Shown,
     /// Incoming and verified: where the file now is.
     pub saved_as: Option<std::path::PathBuf>,
+    /// Verified: the BLAKE3 both sides agreed on.
+    pub hash: Option<[u8; 32]>,
     pub state: TransferState,
     pub progress: Progress,
 }

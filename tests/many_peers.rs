@@ -141,6 +141,8 @@ fn three_peers_send_and_chat_at_once_and_every_event_names_its_peer() -> anyhow:
         );
         let saved = verified[0]["path"].as_str().context("a saved path")?;
         ensure_same_file(file, Path::new(saved))?;
+        let hash = blake3::hash(&std::fs::read(file)?).to_hex().to_string();
+        ensure!(verified[0]["blake3"] == hash, "{:?}", verified[0]);
         ensure!(
             count(&seen, "offer", name) == 1 && count(&seen, "left", name) == 1,
             "{name}: one offer and one left expected\n{recv_out}"

@@ -247,6 +247,7 @@ fn declining_a_file_asks_in_the_status_line() {
             id: TransferId::incoming(1),
             path: "报告 2024.pdf".into(),
             saved_as: None,
+            hash: None,
             state: TransferState::AwaitingDecision,
             progress: Progress {
                 done: 0,
@@ -271,6 +272,7 @@ fn a_file_you_declined_says_you_did() {
             id: song,
             path: "song.flac".into(),
             saved_as: None,
+            hash: None,
             state,
             progress: Progress {
                 done: 0,

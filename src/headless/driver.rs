@@ -446,9 +446,7 @@ impl Driver {
         let (name, size) = (update.path.as_str(), update.progress.total);
         let line = match &update.state {
             state if new && incoming && !state.is_final() => json::offer(&self.peer, name, size),
-            TransferState::Verified => {
-                json::verified(&self.peer, name, size, update.saved_as.as_deref(), incoming)
-            }
+            TransferState::Verified => json::verified(&self.peer, update, incoming),
             TransferState::Failed(_) | TransferState::Cancelled(_) | TransferState::Rejected(_) => {
                 json::failed(&self.peer, name, &update.state.to_string(), incoming)
             }
@@ -467,6 +465,7 @@ mod tests {
             id,
             path: "f".into(),
             saved_as: None,
+            hash: None,
             state,
             progress: Progress { done: 0, total: 1 },
         })

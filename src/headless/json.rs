@@ -3,11 +3,11 @@
 //! peer), and per event `addr`, `text`, `encoding`, `name`, `size`, `path`, `error`.
 
 use std::io::Write;
-use std::path::Path;
 
 use serde_json::{Value, json};
 
 use crate::text::Encoding;
+use crate::transfer::TransferUpdate;
 
 /// Write one event line and flush it: a script reads events as they happen.
 pub(super) fn print(event: &Value) {
@@ -40,20 +40,16 @@ pub(super) fn offer(peer: &str, name: &str, size: u64) -> Value {
     json!({ "event": "offer", "peer": peer, "name": name, "size": size })
 }
 
-/// A file that arrived whole (`path`: where it was saved), or that the peer verified.
-pub(super) fn verified(
-    peer: &str,
-    name: &str,
-    size: u64,
-    path: Option<&Path>,
-    incoming: bool,
-) -> Value {
+/// A file that arrived whole (`path`: where it was saved), or that the peer verified; `hash`:
+/// the BLAKE3 both sides agreed on.
+pub(super) fn verified(peer: &str, update: &TransferUpdate, incoming: bool) -> Value {
     json!({
         "event": "verified",
         "peer": peer,
-        "name": name,
-        "size": size,
-        "path": path.map(|p| p.to_string_lossy()),
+        "name": update.path.as_str(),
+        "size": update.progress.total,
+        "path": update.saved_as.as_ref().map(|p| p.to_string_lossy()),
+        "blake3": update.hash.map(|h| blake3::Hash::from(h).to_hex().to_string()),
         "direction": direction(incoming),
     })
 }
@@ -92,9 +88,20 @@ mod tests {
         assert_eq!(parsed["text"], "hi \"there\"\n\u{1b}[2J");
         assert_eq!(parsed["encoding"], "gbk");
         assert!(!line.to_string().contains('\n') && !line.to_string().contains('\u{1b}'));
-        let saved = verified("ana", "a/b.txt", 3, Some(Path::new("/in/a/b.txt")), true);
+        let mut update = TransferUpdate {
+            id: crate::transfer::TransferId::incoming(1),
+            path: "a/b.txt".into(),
+            saved_as: Some("/in/a/b.txt".into()),
+            hash: Some(*blake3::hash(b"abc").as_bytes()),
+            state: crate::transfer::TransferState::Verified,
+            progress: crate::transfer::Progress { done: 3, total: 3 },
+        };
+        let saved = verified("ana", &update, true);
         assert_eq!(saved["path"], "/in/a/b.txt");
         assert_eq!(saved["direction"], "in");
-        assert_eq!(verified("ana", "x", 1, None, false)["path"], Value::Null);
+        assert_eq!(saved["size"], 3);
+        assert_eq!(saved["blake3"], blake3::hash(b"abc").to_hex().as_str());
+        update.saved_as = None;
+        assert_eq!(verified("ana", &update, false)["path"], Value::Null);
     }
 }

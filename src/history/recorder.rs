@@ -97,7 +97,9 @@ impl Recorder {
             direction,
             name: update.path.to_string(),
             size: update.progress.total,
-            blake3: None,
+            blake3: update
+                .hash
+                .map(|h| blake3::Hash::from(h).to_hex().to_string()),
             saved_path: update
                 .saved_as
                 .as_ref()

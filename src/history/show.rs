@@ -72,12 +72,14 @@ fn json_line(entry: &Entry) -> String {
             size,
             outcome,
             saved_path,
+            blake3,
         } => {
             value["kind"] = "file".into();
             value["name"] = name.as_str().into();
             value["size"] = (*size).into();
             value["outcome"] = outcome.as_str().into();
             value["path"] = saved_path.as_deref().into();
+            value["blake3"] = blake3.as_deref().into();
         }
     }
     value.to_string()

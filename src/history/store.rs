@@ -128,12 +128,12 @@ impl Store {
                  SELECT m.time AS time, p.name AS peer, m.direction AS direction,
                         'message' AS kind, m.text AS text, NULL AS name, NULL AS size,
                         NULL AS outcome, m.encoding AS encoding, NULL AS saved_path,
-                        m.id AS seq, 0 AS source
+                        NULL AS blake3, m.id AS seq, 0 AS source
                  FROM messages m JOIN peers p ON p.id = m.peer
                  WHERE ?1 IS NULL OR p.name = ?1
                  UNION ALL
                  SELECT t.time, p.name, t.direction, 'file', NULL, t.name, t.size, t.outcome,
-                        NULL, t.saved_path, t.id, 1
+                        NULL, t.saved_path, t.blake3, t.id, 1
                  FROM transfers t JOIN peers p ON p.id = t.peer
                  WHERE ?1 IS NULL OR p.name = ?1
                  ORDER BY time DESC, source DESC, seq DESC
@@ -157,6 +157,7 @@ impl Store {
                         size: row.get::<_, i64>("size")?.max(0) as u64,
                         outcome: row.get("outcome")?,
                         saved_path: row.get("saved_path")?,
+                        blake3: row.get("blake3")?,
                     }
                 } else {
                     EntryKind::Message {

@@ -173,6 +173,7 @@ fn on_command(command: Command, text: &mut RawText, out: &mut BytesMut, events: 
                     id: TransferId::outgoing(u32::try_from(i + 1).unwrap_or(u32::MAX)),
                     path: Shown::new(file.rel_path),
                     saved_as: None,
+                    hash: None,
                     state: TransferState::failed(reason),
                     progress: Progress {
                         done: 0,

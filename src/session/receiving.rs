@@ -59,6 +59,8 @@ struct Incoming {
     awaiting_offset: bool,
     /// `FileEnd` arrived; the disk thread is checking the hash.
     finishing: bool,
+    /// The BLAKE3 the peer's `FileEnd` gave.
+    hash: Option<[u8; 32]>,
     saved_as: Option<PathBuf>,
     last_event: Instant,
     /// Its end was counted (it left the open offers and went to `retired`).
@@ -251,6 +253,7 @@ impl Receiving {
                 id: t.tid,
                 path: t.path.clone(),
                 saved_as: t.saved_as.clone(),
+                hash: t.hash.filter(|_| t.state.is_success()),
                 state: t.state.clone(),
                 progress: Progress {
                     done,
@@ -350,6 +353,7 @@ impl Receiving {
                 credit: Account::default(),
                 awaiting_offset: false,
                 finishing: false,
+                hash: None,
                 saved_as: None,
                 last_event: Instant::now(),
                 ended: false,
@@ -675,6 +679,7 @@ impl Receiving {
             return self.verdict_fail(id, reason, out, events);
         }
         t.finishing = true;
+        t.hash = Some(hash);
         let tid = t.tid;
         if let Err(reason) = self.disk(DiskJob::Finish { tid, hash }) {
             self.verdict_fail(id, reason, out, events);

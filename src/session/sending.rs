@@ -54,8 +54,11 @@ struct Outgoing {
     end_requested: bool,
     /// Chunks asked for and not yet delivered.
     in_flight: usize,
-    /// Frames read and hashed, waiting for the wire: bytes, data length, last.
-    ready: VecDeque<(Bytes, usize, bool)>,
+    /// Frames read and hashed, waiting for the wire: bytes, data length, and the file's
+    /// BLAKE3 if they end it.
+    ready: VecDeque<(Bytes, usize, Option<[u8; 32]>)>,
+    /// The file's BLAKE3, once its `FileEnd` went to the wire.
+    hash: Option<[u8; 32]>,
     /// Data bytes handed to the wire.
     sent: u64,
     last_event: Instant,
@@ -75,6 +78,7 @@ impl Outgoing {
             end_requested: false,
             in_flight: 0,
             ready: VecDeque::new(),
+            hash: None,
             sent: 0,
             last_event: Instant::now(),
         }
@@ -197,7 +201,7 @@ impl Sending {
             let Some(t) = self.outgoing.get_mut(&id) else {
                 continue;
             };
-            let Some((bytes, data_len, last)) = t.ready.pop_front() else {
+            let Some((bytes, data_len, end)) = t.ready.pop_front() else {
                 self.streaming.push_back(id);
                 idle_rounds += 1;
                 continue;
@@ -206,7 +210,8 @@ impl Sending {
             taken += bytes.len();
             t.sent += data_len as u64;
             frames.push(bytes);
-            if last {
+            if let Some(hash) = end {
+                t.hash = Some(hash);
                 t.state = TransferState::Verifying;
                 self.promote_waiting();
                 self.emit(id, events);
@@ -233,13 +238,13 @@ impl Sending {
                     id,
                     bytes,
                     data_len,
-                    last,
+                    end,
                 } => {
                     if let Some(t) = self.outgoing.get_mut(&id)
                         && t.state == TransferState::Transferring
                     {
                         t.in_flight = t.in_flight.saturating_sub(1);
-                        t.ready.push_back((bytes, data_len, last));
+                        t.ready.push_back((bytes, data_len, end));
                     }
                 }
                 ReadEvent::Failed { id, reason } => {
@@ -325,6 +330,7 @@ impl Sending {
                 id: t.tid,
                 path: t.shown.clone(),
                 saved_as: None,
+                hash: t.hash.filter(|_| t.state == TransferState::Verified),
                 state: t.state.clone(),
                 progress: Progress {
                     done,

@@ -118,8 +118,8 @@ struct Reading {
 pub enum ReadStep {
     /// A chunk went into the buffer; more follow.
     Chunk,
-    /// The last chunk (if any) and the `FileEnd` went into the buffer.
-    Finished,
+    /// The last chunk (if any) and the `FileEnd` went into the buffer: the file's BLAKE3.
+    Finished([u8; 32]),
 }
 
 impl FileReader {
@@ -198,7 +198,7 @@ impl FileReader {
             None => *blake3::hash(&[]).as_bytes(), // an empty file, never opened
         };
         encode_frame(&Frame::FileEnd { id, hash }, dst).map_err(io::Error::other)?;
-        Ok(ReadStep::Finished)
+        Ok(ReadStep::Finished(hash))
     }
 }
 

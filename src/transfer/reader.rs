@@ -33,12 +33,13 @@ pub enum ReadJob {
 
 #[derive(Debug)]
 pub enum ReadEvent {
-    /// Encoded frames, ready for the wire: a `Chunk`, followed by the `FileEnd` if `last`.
+    /// Encoded frames, ready for the wire: a `Chunk`, followed by the `FileEnd` when they end
+    /// the file (`end`: its BLAKE3).
     Frames {
         id: u32,
         bytes: Bytes,
         data_len: usize,
-        last: bool,
+        end: Option<[u8; 32]>,
     },
     Failed {
         id: u32,
@@ -110,16 +111,19 @@ fn handle(
             let mut buf = pool.take(CHUNK_HEADER_LEN + data + FILE_END_ROOM);
             match reader.write_next(id, max, &mut buf) {
                 Ok(step) => {
-                    let last = step == ReadStep::Finished;
+                    let end = match step {
+                        ReadStep::Finished(hash) => Some(hash),
+                        ReadStep::Chunk => None,
+                    };
                     let data_len = (reader.sent() - before) as usize;
-                    if last {
+                    if end.is_some() {
                         readers.remove(&id);
                     }
                     Some(ReadEvent::Frames {
                         id,
                         bytes: pool.freeze(buf),
                         data_len,
-                        last,
+                        end,
                     })
                 }
                 Err(e) => {

@@ -60,6 +60,7 @@ fn offer(app: &mut App, id: u32, state: TransferState) {
         id: incoming(id),
         path: format!("file{id}.bin").into(),
         saved_as: None,
+        hash: None,
         state,
         progress: Progress {
             done: 0,
@@ -292,6 +293,7 @@ fn a_failed_outgoing_file_can_be_retried() {
         id: TransferId::outgoing(1),
         path: "a.txt".into(),
         saved_as: None,
+        hash: None,
         state: TransferState::failed("connection lost"),
         progress: Progress { done: 1, total: 3 },
     })));
@@ -331,6 +333,7 @@ fn progress_updates_measure_speed() {
         id: incoming(1),
         path: "file1.bin".into(),
         saved_as: None,
+        hash: None,
         state: TransferState::Transferring,
         progress: Progress {
             done: 500,
@@ -364,6 +367,7 @@ fn retry_after_a_lost_connection_dials_the_peer_again() {
         id: TransferId::outgoing(1),
         path: "a.txt".into(),
         saved_as: None,
+        hash: None,
         state: TransferState::failed("connection lost"),
         progress: Progress { done: 1, total: 3 },
     })));

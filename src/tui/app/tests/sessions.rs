@@ -9,6 +9,7 @@ fn update(id: TransferId, path: &str, state: TransferState) -> Msg {
         id,
         path: path.into(),
         saved_as: None,
+        hash: None,
         state,
         progress: Progress {
             done: 0,
