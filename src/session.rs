@@ -10,7 +10,6 @@ mod files;
 mod handshake;
 mod inbound;
 mod outbox;
-mod parts;
 mod peer_id;
 mod raw;
 mod receiving;

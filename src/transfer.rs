@@ -9,6 +9,7 @@ pub mod folder;
 pub mod incoming;
 pub mod names;
 pub mod outgoing;
+pub mod parts;
 pub mod pool;
 pub mod reader;
 pub mod walk;

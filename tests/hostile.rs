@@ -83,15 +83,12 @@ async fn a_part_file_another_program_left_is_never_resumed_changed_or_removed() 
         TransferState::Cancelled(_)
     ));
     let body = b"the whole report";
-    send_all(
-        &mut fake,
-        vec![
-            offer(2, body.len() as u64, "report.pdf"),
-            chunk(2, 0, body),
-            file_end(2, body),
-        ],
-    )
-    .await;
+    send_all(&mut fake, vec![offer(2, body.len() as u64, "report.pdf")]).await;
+    assert_eq!(
+        next_frame(&mut fake).await,
+        Frame::Accept { id: 2, offset: 0 }
+    );
+    send_all(&mut fake, vec![chunk(2, 0, body), file_end(2, body)]).await;
     assert_eq!(final_state(&mut real).await, TransferState::Verified);
     assert_eq!(
         std::fs::read(&browsers).expect("still there"),

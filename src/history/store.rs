@@ -73,49 +73,22 @@ impl Store {
 
     /// Write one record in a transaction of its own.
     pub fn write(&mut self, record: &Record) -> rusqlite::Result<()> {
+        self.write_all(std::slice::from_ref(record))
+    }
+
+    /// Write `records` in one transaction: all of them, or (killed meanwhile) none.
+    pub fn write_all(&mut self, records: &[Record]) -> rusqlite::Result<()> {
         let tx = self.db.transaction()?;
-        let peer = upsert_peer(&tx, record.peer(), record.addr(), record.time())?;
-        match record {
-            Record::Seen { .. } => {}
-            Record::Message {
-                time,
-                direction,
-                encoding,
-                text,
-                ..
-            } => {
-                tx.execute(
-                    "INSERT INTO messages (time, peer, direction, encoding, text) \
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![time, peer, direction.as_str(), encoding, text],
-                )?;
+        // Each peer's row is brought up to date once per batch, by its last record.
+        let mut peers: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+        for record in records.iter().rev() {
+            if !peers.contains_key(record.peer()) {
+                let id = upsert_peer(&tx, record.peer(), record.addr(), record.time())?;
+                peers.insert(record.peer(), id);
             }
-            Record::Transfer {
-                time,
-                direction,
-                name,
-                size,
-                blake3,
-                saved_path,
-                outcome,
-                ..
-            } => {
-                tx.execute(
-                    "INSERT INTO transfers \
-                     (time, peer, direction, name, size, blake3, saved_path, outcome) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    params![
-                        time,
-                        peer,
-                        direction.as_str(),
-                        name,
-                        i64::try_from(*size).unwrap_or(i64::MAX),
-                        blake3,
-                        saved_path,
-                        outcome
-                    ],
-                )?;
-            }
+        }
+        for record in records {
+            write_one(&tx, peers[record.peer()], record)?;
         }
         tx.commit()
     }
@@ -200,6 +173,53 @@ impl Store {
         })?;
         rows.collect()
     }
+}
+
+/// One record, within the caller's transaction.
+fn write_one(tx: &Connection, peer: i64, record: &Record) -> rusqlite::Result<()> {
+    match record {
+        Record::Seen { .. } => {}
+        Record::Message {
+            time,
+            direction,
+            encoding,
+            text,
+            ..
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO messages (time, peer, direction, encoding, text) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![time, peer, direction.as_str(), encoding, text])?;
+        }
+        Record::Transfer {
+            time,
+            direction,
+            name,
+            size,
+            blake3,
+            saved_path,
+            outcome,
+            ..
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO transfers \
+                 (time, peer, direction, name, size, blake3, saved_path, outcome) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                time,
+                peer,
+                direction.as_str(),
+                name,
+                i64::try_from(*size).unwrap_or(i64::MAX),
+                blake3,
+                saved_path,
+                outcome
+            ])?;
+        }
+    }
+    Ok(())
 }
 
 /// The peer's row, made or brought up to date: its id.

@@ -12,7 +12,6 @@ use tokio::sync::mpsc;
 use super::credit::{Account, Credit};
 use super::files::{PROGRESS_EVERY, push_frame, short};
 use super::outbox::EventQueue;
-use super::parts::PartIndex;
 use super::retired::Retired;
 use super::{OfferPolicy, SessionConfig, SessionEvent};
 use crate::protocol::Frame;
@@ -86,7 +85,6 @@ impl AsMut<Account> for Incoming {
 
 pub(super) struct Receiving {
     download_dir: PathBuf,
-    parts: PartIndex,
     offers: OfferPolicy,
     max_file_size: Option<u64>,
     max_total: Option<u64>,
@@ -118,7 +116,6 @@ impl Receiving {
         let (disk_tx, disk_events) = mpsc::unbounded_channel();
         Self {
             download_dir: config.download_dir.clone(),
-            parts: PartIndex::new(config.download_dir.clone()),
             offers: config.offers.clone(),
             max_file_size: config.max_file_size,
             max_total: config.max_total,
@@ -234,13 +231,6 @@ impl Receiving {
                     t.ended = true;
                     ended = true;
                     self.open -= 1;
-                    // Only a transfer that handed data to the disk can have left a partial.
-                    if !t.state.is_success()
-                        && t.received > 0
-                        && let Some(safe) = &t.safe
-                    {
-                        self.parts.may_have_left(safe, t.size);
-                    }
                 }
             }
             t.last_event = Instant::now();
@@ -400,8 +390,9 @@ impl Receiving {
             return self.reject_id(id, reason, out, events);
         }
         self.accepted_total = self.accepted_total.saturating_add(size);
-        // Only a partial file already there needs the disk thread's answer before `Accept`.
-        let resume = self.resume && self.parts.exists(&safe, size);
+        // The disk thread says where to start (0 unless a partial file is there to resume);
+        // `Accept` waits for that.
+        let resume = self.resume;
         if let Err(reason) = self.disk(DiskJob::Begin {
             tid,
             path: safe,

@@ -16,6 +16,7 @@ use super::TransferId;
 use super::folder::FolderCache;
 use super::incoming::PartFile;
 use super::names::SafePath;
+use super::parts::PartIndex;
 
 /// Decides, once, whether a transfer whose every byte arrived is named or withdrawn: the
 /// session may stop a transfer (the peer's `Cancel`, the user, a lost connection) while the
@@ -222,6 +223,8 @@ fn data_bytes(jobs: &[DiskJob]) -> usize {
 struct Disk {
     slots: HashMap<TransferId, Slot>,
     folders: FolderCache,
+    /// Made on first use, for the root `handle` is given (the same on every call).
+    parts: Option<PartIndex>,
 }
 
 impl Disk {
@@ -278,7 +281,12 @@ fn run(
 }
 
 fn handle(root: &Path, disk: &mut Disk, job: DiskJob) -> Option<DiskEvent> {
-    let slots = &mut disk.slots;
+    let Disk {
+        slots,
+        folders,
+        parts,
+    } = disk;
+    let parts = parts.get_or_insert_with(|| PartIndex::new(root.to_path_buf()));
     match job {
         DiskJob::Begin {
             tid,
@@ -287,9 +295,9 @@ fn handle(root: &Path, disk: &mut Disk, job: DiskJob) -> Option<DiskEvent> {
             resume,
             gate,
         } => {
-            let part = if resume {
-                match disk
-                    .folders
+            // Only a partial file already there is worth opening (see `PartIndex`).
+            let part = if resume && parts.exists(&path, size) {
+                match folders
                     .prepare(root, &path)
                     .and_then(|dir| PartFile::resume_in(dir, &path, size))
                 {
@@ -318,7 +326,7 @@ fn handle(root: &Path, disk: &mut Disk, job: DiskJob) -> Option<DiskEvent> {
         }
         DiskJob::Write { tid, data } => {
             let slot = slots.get_mut(&tid).filter(|s| !s.broken)?;
-            match write(root, &mut disk.folders, slot, &data) {
+            match write(root, folders, slot, &data) {
                 // A file that is complete needs no credit or progress: its `Finish` follows.
                 Ok(total) if total == slot.size => None,
                 Ok(total) => Some(DiskEvent::Written { tid, total }),
@@ -331,6 +339,7 @@ fn handle(root: &Path, disk: &mut Disk, job: DiskJob) -> Option<DiskEvent> {
                     {
                         part.discard();
                     }
+                    parts.may_have_left(&slot.path, slot.size);
                     Some(DiskEvent::Failed { tid, reason })
                 }
             }
@@ -345,7 +354,7 @@ fn handle(root: &Path, disk: &mut Disk, job: DiskJob) -> Option<DiskEvent> {
             }
             let mut slot = slots.remove(&tid)?;
             if slot.part.is_none()
-                && let Err(reason) = write(root, &mut disk.folders, &mut slot, &[])
+                && let Err(reason) = write(root, folders, &mut slot, &[])
             {
                 return Some(DiskEvent::Failed { tid, reason });
             }
@@ -359,6 +368,7 @@ fn handle(root: &Path, disk: &mut Disk, job: DiskJob) -> Option<DiskEvent> {
                         .to_string()
                 } else {
                     tracing::warn!(part = %part.part_path().display(), "BLAKE3 mismatch, kept");
+                    parts.may_have_left(&slot.path, slot.size);
                     "BLAKE3 mismatch: the data is corrupt (the receiver kept it, unnamed)"
                         .to_string()
                 };
@@ -371,17 +381,22 @@ fn handle(root: &Path, disk: &mut Disk, job: DiskJob) -> Option<DiskEvent> {
             }
             Some(match part.promote() {
                 Ok(path) => DiskEvent::Saved { tid, path },
-                Err(e) => DiskEvent::Failed {
-                    tid,
-                    reason: format!("cannot rename the finished file: {e}"),
-                },
+                Err(e) => {
+                    parts.may_have_left(&slot.path, slot.size);
+                    DiskEvent::Failed {
+                        tid,
+                        reason: format!("cannot rename the finished file: {e}"),
+                    }
+                }
             })
         }
         DiskJob::Abandon { tid, discard } => {
-            if let Some(part) = slots.remove(&tid).and_then(|s| s.part)
-                && discard
-            {
-                part.discard();
+            let slot = slots.remove(&tid)?;
+            match slot.part {
+                Some(part) if discard => part.discard(),
+                // Kept for a later resume.
+                Some(_) => parts.may_have_left(&slot.path, slot.size),
+                None => {}
             }
             None
         }

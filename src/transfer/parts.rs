@@ -1,7 +1,7 @@
 //! Whether an accepted offer has a partial file to resume, asked of each folder's listing rather
 //! than of the file system once per offer: for 10,000 small files the `statx` of each
-//! partial file was a quarter of the receiving session's time, on the thread that reads the
-//! socket.
+//! partial file was a quarter of the receiving session's time. Kept by the disk thread, which
+//! alone touches the download dir.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
