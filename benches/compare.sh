@@ -197,6 +197,7 @@ command -v pv >/dev/null || missing+=(pv)
 command -v python3 >/dev/null || missing+=(python3)
 command -v cmp >/dev/null || missing+=(diffutils)
 command -v tar >/dev/null || missing+=(tar)
+command -v pkill >/dev/null || missing+=(procps)
 if ((${#missing[@]})); then
     ((EUID == 0)) || die "missing ${missing[*]} and not root: install them first"
     apt_install "${missing[@]}" || die "apt-get install ${missing[*]} failed: $(apt_error)"
@@ -675,6 +676,72 @@ bench_bulk() {
         "high = a noisy host; the ratios above move with it"
 }
 
+# Two peers send the bulk file at once to one receiver: tern's `recv` serves both sessions
+# side by side; the reference is two socat pairs on two ports. Both senders start together;
+# the clock runs until both have finished. Rate: both files' bytes over that time.
+two_one() { # WHO; uses bench_two's src, bytes, name, timeout and r
+    local who=$1 out=$W/out/two-$1 log=$LOGS/two-$1-$r port port2 rc=0 got
+    fresh_dir "$out"
+    port=$(free_port)
+    quiesce "$src"
+    prime_page_cache "$out" $((2 * bytes))
+    case $who in
+    tern)
+        # The receiver serves until told to end (SIGTERM, once both senders are done): with
+        # --once it could end before a slow-starting second sender connects.
+        run_pair "$log" "$TERN_READY" "$timeout" \
+            "$TERN" recv --yes --bind 127.0.0.1 --port "$port" --download-dir "$out" :: \
+            bash -c 'a() { "$1" send "127.0.0.1:$2" "$3"; }; a "$@" & x=$!; a "$@" & y=$!;
+                     wait $x; rx=$?; wait $y; ry=$?
+                     pkill -TERM -f -- "^$1 recv --yes --bind 127.0.0.1 --port $2 "
+                     exit $((rx | ry))' two "$TERN" "$port" "$src" ||
+            rc=$?
+        ;;
+    socat)
+        port2=$(free_port)
+        run_pair "$log" "port:$port" "$timeout" \
+            bash -c 'socat -u -b "$1" "TCP-LISTEN:$2,bind=127.0.0.1,reuseaddr" "CREATE:$4/a" &
+                     x=$!; socat -u -b "$1" "TCP-LISTEN:$3,bind=127.0.0.1,reuseaddr" "CREATE:$4/b" &
+                     y=$!; wait $x; rx=$?; wait $y; ry=$?; exit $((rx | ry))' two \
+            "$BUF" "$port" "$port2" "$out" :: \
+            bash -c 'socat -u -b "$1" "OPEN:$2" "TCP:127.0.0.1:$3,retry=500,interval=0.01" &
+                     x=$!; socat -u -b "$1" "OPEN:$2" "TCP:127.0.0.1:$4,retry=500,interval=0.01" &
+                     y=$!; wait $x; rx=$?; wait $y; ry=$?; exit $((rx | ry))' two \
+            "$BUF" "$src" "$port" "$port2" || rc=$?
+        ;;
+    esac
+    got=$(find "$out" -type f -size "${bytes}c" | wc -l)
+    if ((rc == 0)) && ((got == 2)); then
+        sample "two.$who" "$(mbps $((2 * bytes)) "$RP_ELAPSED")"
+        note "two peers $r/$REPEATS $who: $(mbps $((2 * bytes)) "$RP_ELAPSED") MB/s"
+    elif [[ $who == tern ]]; then
+        sample two.tern FAIL
+        tern_fail "two peers run $r: $RP_STATUS (recv rc $RP_RC1, senders rc $RP_RC2), $got of 2 files whole" "$log"
+    else
+        sample "two.$who" FAIL
+        note "two peers $who run $r failed ($RP_STATUS), $got of 2 files whole"
+    fi
+    rm -rf -- "$out"
+}
+
+bench_two() {
+    local src bytes name timeout r k
+    src=$(datafile "$BULK_MB")
+    bytes=$(stat -c %s "$src")
+    name=${src##*/}
+    timeout=$(timeout_for_mb $((2 * BULK_MB)))
+    local order=(tern socat)
+    RANDOM=$BULK_SEED
+    for ((r = 1; r <= REPEATS; r++)); do
+        shuffle order
+        for k in "${order[@]}"; do
+            two_one "$k"
+        done
+    done
+    row cmp "two peers at once, 2 × $BULK_MB MiB into one receiver (MB/s)" two.tern two.socat \
+        "two socat pairs"
+}
+
 bench_small() {
     local root=$W/data/smalltree r port out timeout=$((120 + SMALL_FILES / 10)) check
     if [[ ! -d $root/small ]]; then
@@ -873,6 +940,7 @@ note "work folder $W; $KNOBS"
 hold_pages
 note "$HOST_PAGES"
 bench_bulk
+bench_two
 bench_small
 bench_chat
 bench_mem
