@@ -12,6 +12,8 @@
 #      with no network, and the share of CPU the hypervisor stole (the tools' order is
 #      shuffled every round, and every run starts right after an untimed write of the same
 #      size: see prime_page_cache)
+#   1b. two peers: two senders of the bulk file into one `tern recv` at once; reference two
+#      socat pairs
 #   2. many small files: SMALL_FILES x 4 KiB in nested folders; reference tar | socat (and
 #      the peak RSS of both tern ends)
 #   3. chat while streaming a CHAT_MB file: one-way latency of a line every 10 ms, lines lost;
