@@ -8,7 +8,7 @@ use ratatui::backend::TestBackend;
 use ratatui::layout::Rect;
 use tern::text::Encoding;
 use tern::transfer::{Progress, TransferId, TransferState};
-use tern::tui::app::{App, Link, Row, RowKey};
+use tern::tui::app::{App, Listening, Row, RowKey};
 use tern::tui::transcript::MessageKind;
 use tern::tui::view;
 
@@ -16,10 +16,10 @@ fn busy_app() -> App {
     let mut app = App::new(
         "me".into(),
         Encoding::Utf8,
-        Link::Listening {
+        Some(Listening {
             addresses: vec!["192.168.1.5".into()],
             port: 8989,
-        },
+        }),
         || "12:00".into(),
     );
     for i in 0..100_000u32 {
@@ -46,7 +46,7 @@ fn busy_app() -> App {
             2 => TransferState::Offered,
             _ => TransferState::Failed("connection lost".into()),
         };
-        app.queue.push(
+        app.conv_mut().queue.push(
             Row::new(
                 RowKey::Transfer(TransferId::outgoing(i)),
                 &format!("photos/2024/img_{i:05}.jpg"),
@@ -63,7 +63,7 @@ fn busy_app() -> App {
 }
 
 fn fit(app: &mut App, width: u16, height: u16) {
-    if let Some(areas) = view::areas(Rect::new(0, 0, width, height), app.queue.len()) {
+    if let Some(areas) = view::areas(Rect::new(0, 0, width, height), app.conv().queue.len()) {
         let (w, h) = view::inner(areas.messages);
         app.set_viewport(w, h);
     }
@@ -80,7 +80,7 @@ fn render(c: &mut Criterion) {
                 .expect("draw");
         });
     });
-    app.transcript.scroll_up(50_000, 40);
+    app.conv_mut().transcript.scroll_up(50_000, 40);
     c.bench_function("draw scrolled half way up", |b| {
         b.iter(|| {
             terminal

@@ -6,6 +6,7 @@
 //! - [`protocol`]: the wire format: preamble, frames, codec. No I/O.
 //! - [`transfer`]: transfer states; reading files out, writing `.part` files in, safe names.
 //! - [`session`]: one actor per connection, owning the socket; handles and events.
+//! - [`net`]: the connection layer: the listener, dialling, every session by `PeerId`.
 //! - [`headless`]: `tern send` / `tern recv`, driven by stdin and stdout.
 //! - [`tui`]: the terminal UI: app state + update, views, the async loop.
 //! - [`demo`]: a built-in peer for `tern demo`.
@@ -19,6 +20,7 @@ pub mod harness;
 pub mod headless;
 pub mod history;
 pub mod logging;
+pub mod net;
 pub mod platform;
 pub mod protocol;
 pub mod session;

@@ -1,7 +1,7 @@
-//! The terminal UI: one async loop merging terminal events, session events and background
-//! results into `App::update`, drawing only when something changed.
+//! The terminal UI: one async loop merging terminal events, the connection layer's reports and
+//! background results into `App::update`, drawing only when something changed.
 //!
-//! Depends on `session` (through `Command`, `SessionEvent`, `SessionHandle`) and nothing below.
+//! Depends on `net` (its orders and reports) and on `session`'s types, nothing below.
 
 pub mod app;
 pub mod input;
@@ -22,15 +22,16 @@ use futures::{Stream, StreamExt};
 use ratatui::Terminal;
 use ratatui::backend::Backend;
 use ratatui::layout::{Position, Rect};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::history::{History, Recorder};
-use crate::session::{self, Role, Session, SessionConfig, SessionEvent};
+use crate::history::History;
+use crate::net::{Net, Order, PeerReport};
+use crate::session::{PeerId, SessionConfig, SessionEvent};
 use crate::transfer::outgoing::collect_files;
-use app::{Action, App, Link, Msg};
+use app::{Action, App, Msg};
 
 /// How the UI starts. The listener is bound before the terminal is taken over, so a port in
 /// use is a plain error on a normal screen.
@@ -50,6 +51,9 @@ pub struct TuiOptions {
     pub history: Option<(History, PathBuf)>,
 }
 
+/// Peers from the history listed at start, at most (the most recently seen).
+const KNOWN_SHOWN: usize = 32;
+
 /// Earlier messages shown when a peer connects, at most.
 const PAST_SHOWN: usize = 50;
 
@@ -62,15 +66,9 @@ const SESSION_DRAW_GAP: Duration = Duration::from_millis(100);
 pub async fn run(options: TuiOptions) -> anyhow::Result<()> {
     let mut term = terminal::enter()?;
     let events = crossterm::event::EventStream::new();
-    let result = run_loop(&mut term, events, options).await;
+    let result = run_loop(&mut term, events, options, &mut Stdout).await;
     terminal::restore();
     result
-}
-
-/// Results of work done off the loop.
-enum Background {
-    Msg(Msg),
-    Dialled(String, io::Result<TcpStream>),
 }
 
 /// The addresses a peer could reach us at, best first.
@@ -89,11 +87,41 @@ pub fn local_addresses(bind: SocketAddr) -> Vec<String> {
     out
 }
 
+/// What the loop tells the terminal beyond drawing: the bell, and the window's title.
+pub trait Chrome {
+    fn bell(&mut self);
+    fn title(&mut self, title: &str);
+}
+
+/// The real terminal's bell and title.
+pub struct Stdout;
+
+impl Chrome for Stdout {
+    fn bell(&mut self) {
+        use std::io::Write;
+        let mut out = io::stdout();
+        let _ = out.write_all(b"\x07").and_then(|()| out.flush());
+    }
+
+    fn title(&mut self, title: &str) {
+        let _ = crossterm::execute!(io::stdout(), crossterm::terminal::SetTitle(title));
+    }
+}
+
+/// No bell, no title (tests that draw into a buffer).
+pub struct NoChrome;
+
+impl Chrome for NoChrome {
+    fn bell(&mut self) {}
+    fn title(&mut self, _: &str) {}
+}
+
 /// The loop, generic over the backend and the event source so it can run without a terminal.
 pub async fn run_loop<B, S>(
     terminal: &mut Terminal<B>,
     mut events: S,
     options: TuiOptions,
+    chrome: &mut dyn Chrome,
 ) -> anyhow::Result<()>
 where
     B: Backend,
@@ -107,34 +135,35 @@ where
         history,
     } = options;
     let (history, history_path) = history.unzip();
-    let new_recorder = |encoding| Recorder::new(history.clone(), encoding);
-    let mut recorder = new_recorder(config.encoding.unwrap_or_default());
-    let initial_link = match &start {
-        Start::Listen(l) => {
+    let (listener, target) = match start {
+        Start::Listen(l) => (Some(l), None),
+        Start::Connect(target) => (None, Some(target)),
+    };
+    let listening = match &listener {
+        Some(l) => {
             let addr = l.local_addr()?;
-            Link::Listening {
+            Some(app::Listening {
                 addresses: local_addresses(addr),
                 port: addr.port(),
-            }
+            })
         }
-        Start::Connect(target) => Link::Connecting(target.clone()),
+        None => None,
     };
     let mut app = App::new(
         config.name.clone(),
         config.encoding.unwrap_or_default(),
-        initial_link,
+        listening,
         app::local_clock,
     );
     app.color = color;
-    let (bg_tx, mut bg_rx) = mpsc::channel::<Background>(32);
-    let root = CancellationToken::new();
-    let mut session: Option<Session> = None;
-    let listener = match start {
-        Start::Listen(l) => Some(l),
-        Start::Connect(target) => {
-            dial(target, &bg_tx);
-            None
-        }
+    let mut net = Net::start(listener, config, history);
+    let (bg_tx, mut bg_rx) = mpsc::channel::<Msg>(32);
+    if let Some(path) = &history_path {
+        read_known(path.clone(), &bg_tx);
+    }
+    let mut pending_actions = match target {
+        Some(target) => app.connect(target),
+        None => Vec::new(),
     };
     let shutdown = CancellationToken::new();
     watch_signals(shutdown.clone());
@@ -142,9 +171,36 @@ where
     let mut dirty = true;
     let mut urgent = true;
     let mut last_draw = Instant::now() - SESSION_DRAW_GAP;
+    let mut title = String::new();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let mut quit = false;
+        for action in std::mem::take(&mut pending_actions) {
+            match action {
+                Action::Quit => quit = true,
+                Action::Session(peer, command) => order(&net, Order::To(peer, command)),
+                Action::Dial { peer, target } => order(&net, Order::Dial { peer, target }),
+                Action::Close(peer) => order(&net, Order::Close(peer)),
+                Action::Defaults { name, encoding } => {
+                    order(&net, Order::Defaults { name, encoding });
+                }
+                Action::Collect { to, paths } => {
+                    let tx = bg_tx.clone();
+                    tokio::spawn(async move {
+                        let result = tokio::task::spawn_blocking(move || collect_files(&paths))
+                            .await
+                            .map_err(|e| e.to_string())
+                            .and_then(|r| r.map_err(|e| e.to_string()));
+                        let _ = tx.send(Msg::Collected { to, result }).await;
+                    });
+                }
+                Action::Search(query) => search(history_path.clone(), query, &bg_tx),
+            }
+        }
+        if quit {
+            break;
+        }
         let gap = if urgent {
             MIN_DRAW_GAP
         } else {
@@ -152,16 +208,23 @@ where
         };
         if dirty && last_draw.elapsed() >= gap {
             draw(terminal, &mut app)?;
+            if std::mem::take(&mut app.bell) {
+                chrome.bell();
+            }
+            let now = app.title();
+            if now != title {
+                chrome.title(&now);
+                title = now;
+            }
             last_draw = Instant::now();
             dirty = false;
             urgent = false;
         }
-        let mut actions = Vec::new();
         tokio::select! {
             event = events.next() => match event {
                 Some(Ok(event)) => {
                     if let Some(msg) = to_msg(event, terminal, &app) {
-                        actions = app.update(msg);
+                        pending_actions = app.update(msg);
                     }
                     dirty = true;
                     urgent = true;
@@ -169,65 +232,23 @@ where
                 // The terminal is gone: nothing more can be asked of the user.
                 Some(Err(_)) | None => break,
             },
-            event = next_event(&mut session) => {
-                let closed = matches!(event, Some(SessionEvent::Closed { .. }) | None);
-                if let Some(event) = event {
-                    let known = recorder.peer().is_some();
-                    recorder.on_event(&event);
-                    if let (false, Some(peer), Some(path)) = (known, recorder.peer(), &history_path) {
-                        read_past(path.clone(), peer.to_string(), &bg_tx);
-                    }
-                    actions = app.update(Msg::Session(event));
+            report = net.reports.recv() => {
+                let Some(report) = report else { break };
+                if let (Some(path), PeerReport::Event(SessionEvent::Connected(info))) = (&history_path, &report.what) {
+                    let name = if info.raw {
+                        info.addr.map(|a| a.to_string()).unwrap_or_default()
+                    } else {
+                        info.name.to_string()
+                    };
+                    read_past(path.clone(), report.peer, name, &bg_tx);
                 }
-                if closed {
-                    if let Some(s) = session.take() {
-                        let _ = s.task.await;
-                    }
-                    if let Some(l) = &listener {
-                        let port = l.local_addr().map(|a| a.port()).unwrap_or_default();
-                        let addresses = match &app.link {
-                            Link::Listening { addresses, .. } => addresses.clone(),
-                            _ => local_addresses(l.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], port)))),
-                        };
-                        app.update(Msg::Link(Link::Listening { addresses, port }));
-                    }
-                }
+                let connection = !matches!(report.what, PeerReport::Event(SessionEvent::Transfer(_)));
+                pending_actions = app.update(Msg::Peer(report));
                 dirty = true;
+                urgent |= connection;
             },
-            accepted = accept(&listener), if session.is_none() && !matches!(app.link, Link::Connecting(_)) => {
-                match accepted {
-                    Ok((stream, addr)) => {
-                                        app.update(Msg::Link(Link::Handshaking(addr.to_string())));
-                        recorder = new_recorder(app.encoding);
-                        session = Some(Session::start(stream, Role::Listener, session_config(&config, &app), &root));
-                    }
-                    Err(e) => tracing::warn!(error = %e, "accept failed"),
-                }
-                dirty = true;
-                urgent = true;
-            },
-            bg = bg_rx.recv() => {
-                match bg {
-                    Some(Background::Msg(msg)) => actions = app.update(msg),
-                    Some(Background::Dialled(target, Ok(stream))) if session.is_none() => {
-                        app.update(Msg::Link(Link::Handshaking(target)));
-                        recorder = new_recorder(app.encoding);
-                        session = Some(Session::start(stream, Role::Connector, session_config(&config, &app), &root));
-                    }
-                    // Someone connected to us while we dialled: keep that session.
-                    Some(Background::Dialled(_, Ok(_))) => {}
-                    Some(Background::Dialled(target, Err(e))) => {
-                        let back = if listener.is_some() { " (still listening)" } else { "" };
-                        app.update(Msg::Link(Link::Disconnected(format!(
-                            "cannot connect to {target}: {e}{back}; /connect HOST[:PORT] to try again"
-                        ))));
-                        if let Some(l) = &listener {
-                            let port = l.local_addr().map(|a| a.port()).unwrap_or_default();
-                            app.link = Link::Listening { addresses: local_addresses(SocketAddr::from(([0, 0, 0, 0], port))), port };
-                        }
-                    }
-                    None => {}
-                }
+            Some(msg) = bg_rx.recv() => {
+                pending_actions = app.update(msg);
                 dirty = true;
                 urgent = true;
             },
@@ -238,75 +259,26 @@ where
             () = tokio::time::sleep_until(last_draw + gap), if dirty => {},
             () = shutdown.cancelled() => break,
         }
-        let mut quit = false;
-        for action in actions {
-            match action {
-                Action::Quit => quit = true,
-                Action::Session(command) => match &session {
-                    Some(s) => {
-                        if let session::Command::Text(line) = &command {
-                            recorder.said(line);
-                        }
-                        if let Err(command) = s.handle.try_send(command) {
-                            // The queue is full: wait in the background rather than block keys.
-                            let handle = s.handle.clone();
-                            tokio::spawn(async move { handle.send(command).await });
-                        }
-                    }
-                    None => tracing::debug!(?command, "no session for command"),
-                },
-                Action::Collect(paths) => {
-                    let tx = bg_tx.clone();
-                    tokio::spawn(async move {
-                        let result = tokio::task::spawn_blocking(move || collect_files(&paths))
-                            .await
-                            .map_err(|e| e.to_string())
-                            .and_then(|r| r.map_err(|e| e.to_string()));
-                        let _ = tx.send(Background::Msg(Msg::Collected(result))).await;
-                    });
-                }
-                Action::Search(query) => search(history_path.clone(), query, &bg_tx),
-                Action::Connect(target) => {
-                    if session.is_none() {
-                        app.update(Msg::Link(Link::Connecting(target.clone())));
-                        dial(target, &bg_tx);
-                    }
-                }
-            }
-        }
-        if quit {
-            break;
-        }
     }
-    if let Some(s) = session.take() {
-        // Say goodbye (cancels what is still moving), but never hang on a dead peer.
-        let _ = tokio::time::timeout(
-            Duration::from_secs(1),
-            s.handle.send(session::Command::Close),
-        )
-        .await;
-        if tokio::time::timeout(Duration::from_secs(3), s.task)
-            .await
-            .is_err()
-        {
-            root.cancel();
-        }
-    }
+    // Every session says goodbye (cancelling what is still moving), but none hangs the exit.
+    net.shut_down().await;
     Ok(())
 }
 
-fn session_config(base: &SessionConfig, app: &App) -> SessionConfig {
-    let mut config = base.clone();
-    config.name = app.name.clone();
-    config.encoding = Some(app.encoding);
-    config
+/// Hand the connection layer an order without blocking keys: when its queue is full, the
+/// order waits in a task of its own.
+fn order(net: &Net, order: Order) {
+    if let Err(mpsc::error::TrySendError::Full(order)) = net.orders.try_send(order) {
+        let orders = net.orders.clone();
+        tokio::spawn(async move { orders.send(order).await });
+    }
 }
 
 /// Messages searched for: at most this many shown.
 const FOUND_SHOWN: usize = 100;
 
 /// Search the history off the loop, and hand the UI what matches.
-fn search(path: Option<PathBuf>, query: String, tx: &mpsc::Sender<Background>) {
+fn search(path: Option<PathBuf>, query: String, tx: &mpsc::Sender<Msg>) {
     let tx = tx.clone();
     tokio::spawn(async move {
         let result = match path {
@@ -321,24 +293,21 @@ fn search(path: Option<PathBuf>, query: String, tx: &mpsc::Sender<Background>) {
                 .and_then(|r| r.map_err(|e| e.to_string()))
             }
         };
-        let _ = tx.send(Background::Msg(Msg::Found { query, result })).await;
+        let _ = tx.send(Msg::Found { query, result }).await;
     });
 }
 
 /// Read what the history holds of `peer` off the loop, and hand it to the UI.
-fn read_past(path: PathBuf, peer: String, tx: &mpsc::Sender<Background>) {
+fn read_past(path: PathBuf, peer: PeerId, name: String, tx: &mpsc::Sender<Msg>) {
     let tx = tx.clone();
     tokio::spawn(async move {
-        let read = {
-            let peer = peer.clone();
-            tokio::task::spawn_blocking(move || {
-                crate::history::Store::open(&path)
-                    .and_then(|store| store.entries(Some(&peer), PAST_SHOWN))
-            })
-        };
+        let read = tokio::task::spawn_blocking(move || {
+            crate::history::Store::open(&path)
+                .and_then(|store| store.entries(Some(&name), PAST_SHOWN))
+        });
         match read.await {
             Ok(Ok(entries)) => {
-                let _ = tx.send(Background::Msg(Msg::Past { peer, entries })).await;
+                let _ = tx.send(Msg::Past { peer, entries }).await;
             }
             Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the history"),
             Err(e) => tracing::warn!(error = %e, "reading the history failed"),
@@ -346,31 +315,21 @@ fn read_past(path: PathBuf, peer: String, tx: &mpsc::Sender<Background>) {
     });
 }
 
-fn dial(target: String, tx: &mpsc::Sender<Background>) {
+/// Peers the history knows, for the peer list, read off the loop.
+fn read_known(path: PathBuf, tx: &mpsc::Sender<Msg>) {
     let tx = tx.clone();
     tokio::spawn(async move {
-        let result = tokio::time::timeout(
-            Duration::from_secs(10),
-            session::connect(&target, crate::cli::DEFAULT_PORT),
-        )
-        .await
-        .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "timed out")));
-        let _ = tx.send(Background::Dialled(target, result)).await;
+        let read = tokio::task::spawn_blocking(move || {
+            crate::history::Store::open(&path).and_then(|store| store.peers(KNOWN_SHOWN))
+        });
+        match read.await {
+            Ok(Ok(peers)) => {
+                let _ = tx.send(Msg::Known(peers)).await;
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the history's peers"),
+            Err(e) => tracing::warn!(error = %e, "reading the history's peers failed"),
+        }
     });
-}
-
-async fn next_event(session: &mut Option<Session>) -> Option<SessionEvent> {
-    match session {
-        Some(s) => s.events.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn accept(listener: &Option<TcpListener>) -> io::Result<(TcpStream, SocketAddr)> {
-    match listener {
-        Some(l) => l.accept().await,
-        None => std::future::pending().await,
-    }
 }
 
 fn screen<B: Backend>(terminal: &Terminal<B>) -> Rect {
@@ -385,10 +344,11 @@ where
     B: Backend,
     B::Error: Send + Sync + 'static,
 {
-    if let Some(areas) = view::areas(screen(terminal), app.queue.len()) {
+    if let Some(areas) = view::areas(screen(terminal), app.conv().queue.len()) {
         let (w, h) = view::inner(areas.messages);
         app.set_viewport(w, h);
         app.queue_rows = view::inner(areas.queue).1;
+        app.sidebar = areas.peers.is_some();
     }
     terminal.draw(|frame| view::draw(app, frame))?;
     Ok(())
@@ -404,7 +364,7 @@ fn to_msg<B: Backend>(event: Event, terminal: &Terminal<B>, app: &App) -> Option
                 MouseEventKind::ScrollDown => false,
                 _ => return None,
             };
-            let over_queue = view::areas(screen(terminal), app.queue.len())
+            let over_queue = view::areas(screen(terminal), app.conv().queue.len())
                 .is_some_and(|a| a.queue.contains(Position::new(mouse.column, mouse.row)));
             Some(Msg::Wheel { up, over_queue })
         }

@@ -5,10 +5,12 @@ use std::net::SocketAddr;
 
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+use tern::net::{PeerReport, Report};
+use tern::session::PeerId;
 use tern::session::{PeerInfo, SessionEvent};
 use tern::text::Encoding;
 use tern::transfer::{Progress, TransferId, TransferState};
-use tern::tui::app::{App, Link, Msg, Row, RowKey};
+use tern::tui::app::{App, Listening, Msg, Row, RowKey};
 use tern::tui::keymap::Focus;
 use tern::tui::transcript::MessageKind;
 use tern::tui::view;
@@ -21,18 +23,33 @@ fn listening() -> App {
     App::new(
         "me@laptop".into(),
         Encoding::Utf8,
-        Link::Listening {
+        Some(Listening {
             addresses: vec!["192.168.1.5".into(), "127.0.0.1".into()],
             port: 8989,
-        },
+        }),
         clock,
     )
 }
 
+/// The peer of a test's session (each test runs on a thread of its own).
+fn peer() -> PeerId {
+    thread_local! {
+        static PEER: PeerId = PeerId::next();
+    }
+    PEER.with(|p| *p)
+}
+
+fn session(event: SessionEvent) -> Msg {
+    Msg::Peer(Report {
+        peer: peer(),
+        what: PeerReport::Event(event),
+    })
+}
+
 fn connected() -> App {
     let mut app = listening();
-    app.transcript = Default::default();
-    app.update(Msg::Session(SessionEvent::Connected(PeerInfo {
+    app.conv_mut().transcript = Default::default();
+    app.update(session(SessionEvent::Connected(PeerInfo {
         name: "ana@desk".into(),
         addr: Some(SocketAddr::from(([192, 168, 1, 20], 50123))),
         raw: false,
@@ -45,7 +62,7 @@ fn render(app: &mut App, width: u16, height: u16) -> Terminal<TestBackend> {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("terminal");
     if let Some(areas) = view::areas(
         ratatui::layout::Rect::new(0, 0, width, height),
-        app.queue.len(),
+        app.conv().queue.len(),
     ) {
         let (w, h) = view::inner(areas.messages);
         app.set_viewport(w, h);
@@ -96,7 +113,7 @@ fn the_queue_shows_every_state() {
     let mut app = connected();
     let out = TransferId::outgoing;
     let inc = TransferId::incoming;
-    app.queue = vec![
+    app.conv_mut().queue = vec![
         Row::new(
             RowKey::Local(1),
             "later/notes.txt",
@@ -165,7 +182,7 @@ fn the_queue_shows_every_state() {
         ),
     ];
     app.focus = Focus::Queue;
-    app.selected = 2;
+    app.conv_mut().selected = 2;
     insta::assert_snapshot!(render(&mut app, 120, 24).backend());
 }
 
@@ -181,7 +198,7 @@ fn help_overlay_lists_keys_and_commands() {
 fn a_narrow_terminal_stacks_the_panes() {
     let mut app = connected();
     chat(&mut app);
-    app.queue = vec![row(
+    app.conv_mut().queue = vec![row(
         TransferId::incoming(1),
         "报告 2024.pdf",
         TransferState::AwaitingDecision,
@@ -203,15 +220,15 @@ fn scrolled_up_the_view_holds_and_counts_new_messages() {
     for i in 0..40 {
         app.push(MessageKind::Peer, "ana@desk", format!("message number {i}"));
     }
-    render(&mut app, 100, 24);
+    render(&mut app, 120, 24);
     app.update(Msg::Key(crossterm::event::KeyEvent::new(
         crossterm::event::KeyCode::PageUp,
         crossterm::event::KeyModifiers::NONE,
     )));
-    let before = render(&mut app, 100, 24).backend().to_string();
+    let before = render(&mut app, 120, 24).backend().to_string();
     app.push(MessageKind::Peer, "ana@desk", "new while scrolled");
     app.push(MessageKind::Peer, "ana@desk", "another new one");
-    let after = render(&mut app, 100, 24);
+    let after = render(&mut app, 120, 24);
     assert!(after.backend().to_string().contains("2 new messages"));
     assert!(!after.backend().to_string().contains("new while scrolled"));
     // Same lines in view, only the marker is new.
@@ -242,7 +259,7 @@ fn the_cursor_sits_after_wide_characters() {
 #[test]
 fn declining_a_file_asks_in_the_status_line() {
     let mut app = connected();
-    app.update(Msg::Session(SessionEvent::Transfer(
+    app.update(session(SessionEvent::Transfer(
         tern::transfer::TransferUpdate {
             id: TransferId::incoming(1),
             path: "报告 2024.pdf".into(),
@@ -268,7 +285,7 @@ fn a_file_you_declined_says_you_did() {
     let mut app = connected();
     let song = TransferId::incoming(1);
     let offer = |state| {
-        Msg::Session(SessionEvent::Transfer(tern::transfer::TransferUpdate {
+        session(SessionEvent::Transfer(tern::transfer::TransferUpdate {
             id: song,
             path: "song.flac".into(),
             saved_as: None,
@@ -291,7 +308,7 @@ fn a_file_you_declined_says_you_did() {
     }
     // The session answers a decline with the offer, rejected for the reason it sent the peer.
     let reason = match &actions[..] {
-        [tern::tui::app::Action::Session(tern::session::Command::Reject(id, reason))]
+        [tern::tui::app::Action::Session(_, tern::session::Command::Reject(id, reason))]
             if *id == song =>
         {
             reason.clone()
@@ -308,15 +325,20 @@ fn a_file_you_declined_says_you_did() {
 /// The key a key name on screen stands for.
 fn parse_key(name: &str) -> crossterm::event::KeyEvent {
     use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-    let (mods, rest) = match name.strip_prefix("Ctrl-") {
-        Some(rest) => (KeyModifiers::CONTROL, rest),
-        None => (KeyModifiers::NONE, name),
+    let (mods, rest) = match (name.strip_prefix("Ctrl-"), name.strip_prefix("Alt-")) {
+        (Some(rest), _) => (KeyModifiers::CONTROL, rest),
+        (_, Some(rest)) => (KeyModifiers::ALT, rest),
+        _ => (KeyModifiers::NONE, name),
     };
     let code = match rest {
+        "Enter" => KeyCode::Enter,
         "End" => KeyCode::End,
         "Home" => KeyCode::Home,
         "PgDn" => KeyCode::PageDown,
         "Esc" => KeyCode::Esc,
+        digit if digit.len() == 1 && digit.chars().all(|c| c.is_ascii_digit()) => {
+            KeyCode::Char(digit.chars().next().unwrap_or('0'))
+        }
         other => panic!("no key named {other:?}"),
     };
     KeyEvent::new(code, mods)
@@ -349,7 +371,7 @@ fn the_scrolled_up_marker_names_a_key_that_jumps_down_from_every_pane() {
         app.update(Msg::Key(parse_key(name)));
 
         assert_eq!(
-            app.transcript.offset(),
+            app.conv().transcript.offset(),
             0,
             "{focus:?}: {name}, as the marker says, should show the newest message"
         );
@@ -385,4 +407,72 @@ fn the_help_overlay_border_shows_over_wide_characters() {
             terminal.backend()
         );
     }
+}
+
+fn joins(app: &mut App, peer: PeerId, name: &str, port: u16) {
+    app.update(Msg::Peer(Report {
+        peer,
+        what: PeerReport::Event(SessionEvent::Connected(PeerInfo {
+            name: name.into(),
+            addr: Some(SocketAddr::from(([192, 168, 1, 20], port))),
+            raw: false,
+        })),
+    }));
+}
+
+fn says(app: &mut App, peer: PeerId, text: &str) {
+    app.update(Msg::Peer(Report {
+        peer,
+        what: PeerReport::Event(SessionEvent::Text {
+            text: tern::text::PeerText::new(text.to_string()),
+            encoding: Encoding::Utf8,
+            lossy: false,
+        }),
+    }));
+}
+
+#[test]
+fn the_peer_list_shows_each_peer_its_state_and_unread_count() {
+    let mut app = listening();
+    let (ana, bo, cy) = (PeerId::next(), PeerId::next(), PeerId::next());
+    joins(&mut app, ana, "ana@desk", 50001);
+    joins(&mut app, bo, "bo", 50002);
+    joins(&mut app, cy, "陈静", 50003);
+    says(&mut app, bo, "lunch?");
+    says(&mut app, bo, "at 12");
+    says(&mut app, cy, "文件收到了");
+    says(&mut app, ana, "hi");
+    app.update(Msg::Peer(Report {
+        peer: cy,
+        what: PeerReport::Event(SessionEvent::Closed { error: None }),
+    }));
+    insta::assert_snapshot!(render(&mut app, 100, 20).backend());
+    assert_eq!(app.title(), "(3) tern");
+}
+
+#[test]
+fn everyone_shows_every_conversation_labelled_by_peer() {
+    let mut app = listening();
+    let (ana, bo) = (PeerId::next(), PeerId::next());
+    joins(&mut app, ana, "ana", 50001);
+    joins(&mut app, bo, "bo", 50002);
+    says(&mut app, ana, "from ana");
+    says(&mut app, bo, "from bo");
+    app.update(Msg::Key(parse_key("Alt-0")));
+    for c in "to both".chars() {
+        app.update(Msg::Key(crossterm::event::KeyEvent::new(
+            crossterm::event::KeyCode::Char(c),
+            crossterm::event::KeyModifiers::NONE,
+        )));
+    }
+    let actions = app.update(Msg::Key(parse_key("Enter")));
+    let to: Vec<PeerId> = actions
+        .iter()
+        .filter_map(|a| match a {
+            tern::tui::app::Action::Session(p, tern::session::Command::Text(t)) if t == "to both" => Some(*p),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(to, [ana, bo]);
+    insta::assert_snapshot!(render(&mut app, 90, 16).backend());
 }

@@ -143,6 +143,16 @@ impl Store {
         rows.collect()
     }
 
+    /// The peers met, most recently seen first, at most `limit`: name and last address.
+    pub fn peers(&self, limit: usize) -> rusqlite::Result<Vec<(String, Option<String>)>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut statement = self.db.prepare(
+            "SELECT name, last_addr FROM peers ORDER BY last_seen DESC, id DESC LIMIT ?1",
+        )?;
+        let rows = statement.query_map(params![limit], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        rows.collect()
+    }
+
     /// Messages whose text matches `query` (FTS5 syntax: words, "phrases", prefix*), oldest
     /// first, at most `limit`.
     pub fn search(&self, query: &str, limit: usize) -> rusqlite::Result<Vec<Entry>> {

@@ -11,19 +11,29 @@ pub enum Focus {
     Input,
     Messages,
     Queue,
+    /// The peer list (only while it is on screen).
+    Peers,
 }
 
 impl Focus {
-    pub fn next(self) -> Self {
+    /// The next pane for Tab; the peer list counts only when `peers` (it is on screen).
+    pub fn next(self, peers: bool) -> Self {
         match self {
             Focus::Input => Focus::Messages,
             Focus::Messages => Focus::Queue,
-            Focus::Queue => Focus::Input,
+            Focus::Queue if peers => Focus::Peers,
+            Focus::Queue | Focus::Peers => Focus::Input,
         }
     }
 
-    pub fn prev(self) -> Self {
-        self.next().next()
+    pub fn prev(self, peers: bool) -> Self {
+        match self {
+            Focus::Input if peers => Focus::Peers,
+            Focus::Input => Focus::Queue,
+            Focus::Messages => Focus::Input,
+            Focus::Queue => Focus::Messages,
+            Focus::Peers => Focus::Queue,
+        }
     }
 }
 
@@ -62,6 +72,17 @@ pub enum Intent {
     Reject,
     Cancel,
     Retry,
+    /// Open the conversation at this place in the peer list (0: Everyone).
+    OpenNumber(u8),
+    NextConversation,
+    PrevConversation,
+    /// The next conversation with messages not seen yet.
+    NextUnread,
+    /// The peer list's cursor, which opens what it is on.
+    PeerUp,
+    PeerDown,
+    /// Dial the open conversation's peer if it has no session.
+    DialOpen,
 }
 
 /// What is on screen that changes the meaning of keys.
@@ -80,6 +101,7 @@ type Binding = (KeyCode, KeyModifiers, Intent);
 const NONE: KeyModifiers = KeyModifiers::NONE;
 const CTRL: KeyModifiers = KeyModifiers::CONTROL;
 const SHIFT: KeyModifiers = KeyModifiers::SHIFT;
+const ALT: KeyModifiers = KeyModifiers::ALT;
 
 const CONFIRM: &[Binding] = &[
     (KeyCode::Char('y'), NONE, Intent::Confirm),
@@ -161,7 +183,21 @@ const QUEUE: &[Binding] = &[
     (KeyCode::Esc, NONE, Intent::CloseOverlay),
 ];
 
+const PEERS: &[Binding] = &[
+    (KeyCode::Up, NONE, Intent::PeerUp),
+    (KeyCode::Down, NONE, Intent::PeerDown),
+    (KeyCode::Enter, NONE, Intent::DialOpen),
+    (KeyCode::Char('?'), NONE, Intent::Help),
+    (KeyCode::Char('?'), SHIFT, Intent::Help),
+    (KeyCode::Esc, NONE, Intent::CloseOverlay),
+];
+
 const EVERYWHERE: &[Binding] = &[
+    (KeyCode::Char('n'), CTRL, Intent::NextConversation),
+    (KeyCode::Char('p'), CTRL, Intent::PrevConversation),
+    (KeyCode::Char('a'), ALT, Intent::NextUnread),
+    (KeyCode::Char('A'), ALT, Intent::NextUnread),
+    (KeyCode::Char('A'), ALT.union(SHIFT), Intent::NextUnread),
     (KeyCode::Char('c'), CTRL, Intent::Quit),
     (KeyCode::Char('q'), CTRL, Intent::Quit),
     (KeyCode::F(1), NONE, Intent::Help),
@@ -192,6 +228,11 @@ pub fn intent(key: &KeyEvent, cx: KeyContext) -> Option<Intent> {
     }
     if cx.help_open {
         return lookup(HELP, key);
+    }
+    if key.modifiers == ALT
+        && let KeyCode::Char(c @ '0'..='9') = key.code
+    {
+        return Some(Intent::OpenNumber(c as u8 - b'0'));
     }
     if let Some(intent) = lookup(pane_table(cx.focus), key).or_else(|| lookup(EVERYWHERE, key)) {
         return Some(intent);
@@ -231,6 +272,8 @@ pub fn key_for(intent: Intent, focus: Focus) -> Option<String> {
     };
     Some(if mods.contains(CTRL) {
         format!("Ctrl-{name}")
+    } else if mods.contains(ALT) {
+        format!("Alt-{name}")
     } else {
         name
     })
@@ -241,6 +284,7 @@ fn pane_table(focus: Focus) -> &'static [Binding] {
         Focus::Input => INPUT,
         Focus::Messages => MESSAGES,
         Focus::Queue => QUEUE,
+        Focus::Peers => PEERS,
     }
 }
 
@@ -360,6 +404,29 @@ mod tests {
             let ctrl_end = key(KeyCode::End, CTRL);
             assert_eq!(intent(&ctrl_end, cx(focus)), Some(Intent::Bottom));
         }
+    }
+
+    #[test]
+    fn conversations_switch_from_every_pane() {
+        for focus in [Focus::Input, Focus::Messages, Focus::Queue, Focus::Peers] {
+            let alt = |c| intent(&key(KeyCode::Char(c), ALT), cx(focus));
+            assert_eq!(alt('1'), Some(Intent::OpenNumber(1)));
+            assert_eq!(alt('9'), Some(Intent::OpenNumber(9)));
+            assert_eq!(alt('0'), Some(Intent::OpenNumber(0)));
+            assert_eq!(alt('a'), Some(Intent::NextUnread));
+            let ctrl = |c| intent(&key(KeyCode::Char(c), CTRL), cx(focus));
+            assert_eq!(ctrl('n'), Some(Intent::NextConversation));
+            assert_eq!(ctrl('p'), Some(Intent::PrevConversation));
+        }
+    }
+
+    #[test]
+    fn tab_reaches_the_peer_list_only_while_it_is_shown() {
+        assert_eq!(Focus::Queue.next(true), Focus::Peers);
+        assert_eq!(Focus::Peers.next(true), Focus::Input);
+        assert_eq!(Focus::Queue.next(false), Focus::Input);
+        assert_eq!(Focus::Input.prev(true), Focus::Peers);
+        assert_eq!(Focus::Input.prev(false), Focus::Queue);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod help;
 mod input;
 mod messages;
+mod peers;
 mod queue;
 mod status;
 mod theme;
@@ -22,9 +23,17 @@ pub use theme::Theme;
 pub const MIN_WIDTH: u16 = 40;
 pub const MIN_HEIGHT: u16 = 12;
 
+/// Columns of the peer list.
+pub const SIDEBAR: u16 = 26;
+/// The peer list shows on terminals at least this wide; narrower, it folds away (Ctrl-N / Ctrl-P
+/// and Alt-1…9 still switch).
+pub const SIDEBAR_FROM: u16 = 80;
+
 /// Where each pane goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Areas {
+    /// The peer list, on terminals wide enough for it.
+    pub peers: Option<Rect>,
     pub messages: Rect,
     pub queue: Rect,
     pub input: Rect,
@@ -42,7 +51,14 @@ pub fn areas(area: Rect, queue_len: usize) -> Option<Areas> {
         Constraint::Length(1),
     ])
     .areas(area);
-    let (messages, queue) = if area.width >= 100 {
+    let (peers, body) = if area.width >= SIDEBAR_FROM {
+        let [p, b] = Layout::horizontal([Constraint::Length(SIDEBAR), Constraint::Min(MIN_WIDTH)])
+            .areas(body);
+        (Some(p), b)
+    } else {
+        (None, body)
+    };
+    let (messages, queue) = if body.width >= 90 {
         let [m, q] = Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)])
             .areas(body);
         (m, q)
@@ -59,6 +75,7 @@ pub fn areas(area: Rect, queue_len: usize) -> Option<Areas> {
         (m, q)
     };
     Some(Areas {
+        peers,
         messages,
         queue,
         input,
@@ -74,7 +91,7 @@ pub fn inner(area: Rect) -> (u16, u16) {
 pub fn draw(app: &App, frame: &mut Frame) {
     let area = frame.area();
     let theme = Theme::new(app.color);
-    let Some(areas) = areas(area, app.queue.len()) else {
+    let Some(areas) = areas(area, app.conv().queue.len()) else {
         let text = vec![
             Line::from("Terminal too small for tern."),
             Line::from(format!(
@@ -86,6 +103,9 @@ pub fn draw(app: &App, frame: &mut Frame) {
         frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), area);
         return;
     };
+    if let Some(peers) = areas.peers {
+        frame.render_widget(&peers::PeerList { app, theme }, peers);
+    }
     frame.render_widget(&messages::MessagesPane { app, theme }, areas.messages);
     frame.render_widget(&queue::QueuePane { app, theme }, areas.queue);
     let input = input::InputPane { app, theme };

@@ -45,7 +45,7 @@ impl FileAction {
 impl App {
     /// A file intent from a key that may also type `typed`.
     pub(super) fn file_intent(&mut self, intent: Intent, typed: Option<char>) -> Vec<Action> {
-        let row = self.selected_row();
+        let row = self.conv().selected_row();
         let acts = row.is_some_and(|row| match intent {
             Intent::Accept => is_open_offer(row),
             Intent::Reject => FileAction::Decline.applies_to(row),
@@ -72,7 +72,7 @@ impl App {
     }
 
     fn ask(&mut self, action: FileAction, typed: Option<char>) -> Vec<Action> {
-        if let Some(row) = self.selected_row() {
+        if let Some(row) = self.conv().selected_row() {
             self.prompt = Some(Prompt {
                 action,
                 key: row.key,
@@ -105,37 +105,36 @@ impl App {
     }
 
     fn carry_out(&mut self, prompt: &Prompt) -> Vec<Action> {
-        let Some(index) = self.queue.iter().position(|r| r.key == prompt.key) else {
+        let peer = self.conv().session();
+        let conv = self.conv_mut();
+        let Some(index) = conv.queue.iter().position(|r| r.key == prompt.key) else {
             return Vec::new();
         };
         // The file may have moved on while the question was open (finished, withdrawn).
-        if !prompt.action.applies_to(&self.queue[index]) {
+        if !prompt.action.applies_to(&conv.queue[index]) {
             return Vec::new();
         }
-        match (prompt.action, prompt.key) {
-            (FileAction::Accept, RowKey::Transfer(id)) => {
-                vec![Action::Session(Command::Accept(id))]
-            }
-            (FileAction::Accept, RowKey::Local(_)) => Vec::new(),
+        let command = match (prompt.action, prompt.key) {
+            (FileAction::Accept, RowKey::Transfer(id)) => Command::Accept(id),
             (FileAction::Decline, RowKey::Transfer(id)) => {
-                self.queue[index].declined_by_you = true;
-                vec![Action::Session(Command::Reject(
-                    id,
-                    "declined by the receiver".into(),
-                ))]
+                conv.queue[index].declined_by_you = true;
+                Command::Reject(id, "declined by the receiver".into())
             }
-            (FileAction::Decline, RowKey::Local(_)) => Vec::new(),
-            (FileAction::Cancel, RowKey::Transfer(id)) => {
-                vec![Action::Session(Command::Cancel(id))]
-            }
+            (FileAction::Cancel, RowKey::Transfer(id)) => Command::Cancel(id),
             (FileAction::Cancel, RowKey::Local(_)) => {
-                let row = &mut self.queue[index];
+                let row = &mut conv.queue[index];
                 row.state = TransferState::cancelled("");
                 if let Some(local) = row.local.clone() {
-                    self.pending.retain(|f| f != &local);
+                    conv.pending.retain(|f| f != &local);
                 }
-                Vec::new()
+                return Vec::new();
             }
+            (FileAction::Accept | FileAction::Decline, RowKey::Local(_)) => return Vec::new(),
+        };
+        match peer {
+            Some(peer) => vec![Action::Session(peer, command)],
+            // The session ended meanwhile: its rows are settled by its last events.
+            None => Vec::new(),
         }
     }
 

@@ -3,7 +3,31 @@ use std::net::SocketAddr;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::*;
+use crate::net::PeerReport;
+use crate::session::{PeerInfo, SessionEvent};
 use crate::text::PeerText;
+use crate::transfer::{Progress, TransferId, TransferState, TransferUpdate};
+
+/// The peer of a test's session (each test runs on a thread of its own).
+fn peer() -> PeerId {
+    thread_local! {
+        static PEER: PeerId = PeerId::next();
+    }
+    PEER.with(|p| *p)
+}
+
+/// An event of the test's peer's session.
+fn session(event: SessionEvent) -> Msg {
+    from(peer(), event)
+}
+
+/// An event of `peer`'s session.
+fn from(peer: PeerId, event: SessionEvent) -> Msg {
+    Msg::Peer(Report {
+        peer,
+        what: PeerReport::Event(event),
+    })
+}
 
 fn clock() -> String {
     "12:00".into()
@@ -13,17 +37,17 @@ fn listening() -> App {
     App::new(
         "me".into(),
         Encoding::Utf8,
-        Link::Listening {
+        Some(Listening {
             addresses: vec!["192.168.1.5".into()],
             port: 8989,
-        },
+        }),
         clock,
     )
 }
 
 fn connected() -> App {
     let mut app = listening();
-    app.update(Msg::Session(SessionEvent::Connected(PeerInfo {
+    app.update(session(SessionEvent::Connected(PeerInfo {
         name: "ana".into(),
         addr: Some(SocketAddr::from(([192, 168, 1, 20], 50000))),
         raw: false,
@@ -56,7 +80,7 @@ fn incoming(id: u32) -> TransferId {
 }
 
 fn offer(app: &mut App, id: u32, state: TransferState) {
-    app.update(Msg::Session(SessionEvent::Transfer(TransferUpdate {
+    app.update(session(SessionEvent::Transfer(TransferUpdate {
         id: incoming(id),
         path: format!("file{id}.bin").into(),
         saved_as: None,
@@ -70,7 +94,8 @@ fn offer(app: &mut App, id: u32, state: TransferState) {
 }
 
 fn last_text(app: &App) -> String {
-    app.transcript
+    app.conv()
+        .transcript
         .messages()
         .last()
         .map(|m| m.text.clone())
@@ -81,8 +106,8 @@ fn last_text(app: &App) -> String {
 fn enter_sends_the_line_and_shows_it_as_mine() {
     let mut app = connected();
     let actions = type_line(&mut app, "你好 ana");
-    assert!(matches!(&actions[..], [Action::Session(Command::Text(t))] if t == "你好 ana"));
-    let last = app.transcript.messages().last().cloned();
+    assert!(matches!(&actions[..], [Action::Session(_, Command::Text(t))] if t == "你好 ana"));
+    let last = app.conv().transcript.messages().last().cloned();
     assert_eq!(
         last.map(|m| (m.kind, m.text)),
         Some((MessageKind::Mine, "你好 ana".into()))
@@ -96,7 +121,7 @@ fn text_typed_with_no_peer_stays_in_the_input_line() {
     let actions = type_line(&mut app, "hello?");
     assert!(actions.is_empty());
     assert_eq!(app.input.text(), "hello?");
-    assert!(last_text(&app).contains("not connected"));
+    assert!(last_text(&app).contains("nobody is connected"));
 }
 
 #[test]
@@ -111,17 +136,17 @@ fn unknown_commands_get_a_clear_message() {
 fn double_slash_sends_a_literal_slash_message() {
     let mut app = connected();
     let actions = type_line(&mut app, "//shrug");
-    assert!(matches!(&actions[..], [Action::Session(Command::Text(t))] if t == "/shrug"));
+    assert!(matches!(&actions[..], [Action::Session(_, Command::Text(t))] if t == "/shrug"));
 }
 
 #[test]
 fn encoding_command_switches_and_tells_the_session() {
     let mut app = connected();
     let actions = type_line(&mut app, "/encoding gbk");
-    assert_eq!(app.encoding, Encoding::Gbk);
+    assert_eq!(app.conv().encoding, Encoding::Gbk);
     assert!(matches!(
         &actions[..],
-        [Action::Session(Command::SetEncoding(Encoding::Gbk))]
+        [Action::Session(_, Command::SetEncoding(Encoding::Gbk))]
     ));
     type_line(&mut app, "/encoding latin1");
     assert!(last_text(&app).contains("usage"));
@@ -133,7 +158,7 @@ fn send_command_parses_quoted_paths() {
     // Double quotes: both Unix shells' and Windows consoles' way.
     let actions = type_line(&mut app, "/send \"/tmp/a b.txt\" /tmp/c");
     match &actions[..] {
-        [Action::Collect(paths)] => assert_eq!(
+        [Action::Collect { paths, .. }] => assert_eq!(
             paths,
             &[PathBuf::from("/tmp/a b.txt"), PathBuf::from("/tmp/c")]
         ),
@@ -142,12 +167,20 @@ fn send_command_parses_quoted_paths() {
 }
 
 #[test]
-fn connect_command_dials_only_without_a_session() {
+fn connect_command_adds_a_peer_and_opens_it() {
     let mut app = listening();
     let actions = type_line(&mut app, "/connect 10.0.0.2");
-    assert!(matches!(&actions[..], [Action::Connect(t)] if t == "10.0.0.2"));
+    assert!(matches!(&actions[..], [Action::Dial { target: t, .. }] if t == "10.0.0.2"));
     let mut app = connected();
-    assert!(type_line(&mut app, "/connect 10.0.0.2").is_empty());
+    let actions = type_line(&mut app, "/connect 10.0.0.3:9000");
+    assert!(matches!(&actions[..], [Action::Dial { target: t, .. }] if t == "10.0.0.3:9000"));
+    assert_eq!(app.conversations.len(), 3, "Everyone, ana, and the new one");
+    assert_eq!(app.conv().name, "10.0.0.3:9000");
+    assert!(matches!(app.conv().link, Link::Connecting(_)));
+    assert!(
+        matches!(app.conversations[1].link, Link::Connected(_)),
+        "ana's session is left alone"
+    );
 }
 
 #[test]
@@ -157,7 +190,9 @@ fn a_paste_of_existing_paths_queues_files_and_other_text_goes_to_the_input() {
     std::fs::write(&file, b"x").expect("write");
     let mut app = connected();
     let actions = app.update(Msg::Paste(format!("\"{}\"", file.display())));
-    assert!(matches!(&actions[..], [Action::Collect(p)] if p == std::slice::from_ref(&file)));
+    assert!(
+        matches!(&actions[..], [Action::Collect { paths: p, .. }] if p == std::slice::from_ref(&file))
+    );
     assert!(app.input.is_empty());
     let actions = app.update(Msg::Paste("just some words\n".into()));
     assert!(actions.is_empty());
@@ -173,21 +208,24 @@ fn files_queued_before_a_peer_are_offered_when_it_connects() {
         size: 3,
     };
     assert!(
-        app.update(Msg::Collected(Ok(vec![file.clone()])))
-            .is_empty()
+        app.update(Msg::Collected {
+            to: app.conv().id,
+            result: Ok(vec![file.clone()])
+        })
+        .is_empty()
     );
-    assert_eq!(app.queue.len(), 1);
-    assert_eq!(app.queue[0].state, TransferState::Queued);
-    let actions = app.update(Msg::Session(SessionEvent::Connected(PeerInfo {
+    assert_eq!(app.conv().queue.len(), 1);
+    assert_eq!(app.conv().queue[0].state, TransferState::Queued);
+    let actions = app.update(session(SessionEvent::Connected(PeerInfo {
         name: "ana".into(),
         addr: None,
         raw: false,
     })));
     assert!(
-        matches!(&actions[..], [Action::Session(Command::Offer(f))] if f == std::slice::from_ref(&file))
+        matches!(&actions[..], [Action::Session(_, Command::Offer(f))] if f == std::slice::from_ref(&file))
     );
     assert!(
-        app.queue.is_empty(),
+        app.conv().queue.is_empty(),
         "the local row gives way to the real offer"
     );
 }
@@ -195,7 +233,7 @@ fn files_queued_before_a_peer_are_offered_when_it_connects() {
 #[test]
 fn files_for_a_raw_peer_are_refused_with_a_reason() {
     let mut app = listening();
-    app.update(Msg::Session(SessionEvent::Connected(PeerInfo {
+    app.update(session(SessionEvent::Connected(PeerInfo {
         name: "nc".into(),
         addr: None,
         raw: true,
@@ -205,7 +243,13 @@ fn files_for_a_raw_peer_are_refused_with_a_reason() {
         rel_path: "a.txt".into(),
         size: 3,
     };
-    assert!(app.update(Msg::Collected(Ok(vec![file]))).is_empty());
+    assert!(
+        app.update(Msg::Collected {
+            to: app.conv().id,
+            result: Ok(vec![file])
+        })
+        .is_empty()
+    );
     assert!(last_text(&app).contains("raw peer"));
 }
 
@@ -221,14 +265,14 @@ fn queue_keys_accept_and_decline_the_selected_offer() {
     let actions = app.update(key(KeyCode::Char('y')));
     assert!(matches!(
         &actions[..],
-        [Action::Session(Command::Accept(id))] if *id == incoming(1)
+        [Action::Session(_, Command::Accept(id))] if *id == incoming(1)
     ));
     app.update(key(KeyCode::Down));
     assert!(app.update(key(KeyCode::Char('d'))).is_empty());
     let actions = app.update(key(KeyCode::Char('y')));
     assert!(matches!(
         &actions[..],
-        [Action::Session(Command::Reject(id, _))] if *id == incoming(2)
+        [Action::Session(_, Command::Reject(id, _))] if *id == incoming(2)
     ));
 }
 
@@ -288,8 +332,11 @@ fn a_failed_outgoing_file_can_be_retried() {
         rel_path: "a.txt".into(),
         size: 3,
     };
-    app.update(Msg::Collected(Ok(vec![file.clone()])));
-    app.update(Msg::Session(SessionEvent::Transfer(TransferUpdate {
+    app.update(Msg::Collected {
+        to: app.conv().id,
+        result: Ok(vec![file.clone()]),
+    });
+    app.update(session(SessionEvent::Transfer(TransferUpdate {
         id: TransferId::outgoing(1),
         path: "a.txt".into(),
         saved_as: None,
@@ -300,10 +347,10 @@ fn a_failed_outgoing_file_can_be_retried() {
     app.focus = Focus::Queue;
     let actions = app.update(key(KeyCode::Char('r')));
     assert!(
-        matches!(&actions[..], [Action::Session(Command::Offer(f))] if f == std::slice::from_ref(&file))
+        matches!(&actions[..], [Action::Session(_, Command::Offer(f))] if f == std::slice::from_ref(&file))
     );
     assert!(
-        app.queue.is_empty(),
+        app.conv().queue.is_empty(),
         "the failed row is replaced by the new offer"
     );
 }
@@ -313,14 +360,14 @@ fn session_news_becomes_system_lines() {
     let mut app = connected();
     offer(&mut app, 1, TransferState::AwaitingDecision);
     assert!(last_text(&app).contains("offers file1.bin"));
-    app.update(Msg::Session(SessionEvent::Text {
+    app.update(session(SessionEvent::Text {
         text: PeerText::new("a\u{fffd}b".into()),
         encoding: Encoding::Gbk,
         lossy: true,
     }));
     assert!(last_text(&app).contains("not valid gbk"));
-    app.update(Msg::Session(SessionEvent::Closed { error: None }));
-    assert!(matches!(app.link, Link::Disconnected(_)));
+    app.update(session(SessionEvent::Closed { error: None }));
+    assert!(matches!(app.conv().link, Link::Disconnected(_)));
     assert!(last_text(&app).contains("ana left"));
 }
 
@@ -329,7 +376,7 @@ fn progress_updates_measure_speed() {
     let mut app = connected();
     offer(&mut app, 1, TransferState::Transferring);
     std::thread::sleep(std::time::Duration::from_millis(20));
-    app.update(Msg::Session(SessionEvent::Transfer(TransferUpdate {
+    app.update(session(SessionEvent::Transfer(TransferUpdate {
         id: incoming(1),
         path: "file1.bin".into(),
         saved_as: None,
@@ -340,8 +387,8 @@ fn progress_updates_measure_speed() {
             total: 1000,
         },
     })));
-    assert!(app.queue[0].speed > 0.0);
-    assert!(app.queue[0].eta_secs().is_some());
+    assert!(app.conv().queue[0].speed > 0.0);
+    assert!(app.conv().queue[0].eta_secs().is_some());
     assert!(app.throughput().1 > 0.0);
 }
 
@@ -350,47 +397,58 @@ fn retry_after_a_lost_connection_dials_the_peer_again() {
     let tmp = tempfile::tempdir().expect("tmp");
     let path = tmp.path().join("a.txt");
     std::fs::write(&path, b"abc").expect("write");
-    let mut app = connected();
-    app.update(Msg::Link(Link::Connecting("10.0.0.2:8989".into())));
-    app.update(Msg::Session(SessionEvent::Connected(PeerInfo {
-        name: "ana".into(),
-        addr: None,
-        raw: false,
-    })));
+    let mut app = listening();
+    let dialled = |actions: &[Action]| match actions {
+        [Action::Dial { peer, target }] if target == "10.0.0.2:8989" => *peer,
+        other => panic!("expected a dial of 10.0.0.2:8989, got {other:?}"),
+    };
+    let first = dialled(&app.connect("10.0.0.2:8989".into()));
+    let ana = || {
+        SessionEvent::Connected(PeerInfo {
+            name: "ana".into(),
+            addr: None,
+            raw: false,
+        })
+    };
+    app.update(from(first, ana()));
     let file = OutgoingFile {
         local: path,
         rel_path: "a.txt".into(),
         size: 3,
     };
-    app.update(Msg::Collected(Ok(vec![file.clone()])));
-    app.update(Msg::Session(SessionEvent::Transfer(TransferUpdate {
-        id: TransferId::outgoing(1),
-        path: "a.txt".into(),
-        saved_as: None,
-        hash: None,
-        state: TransferState::failed("connection lost"),
-        progress: Progress { done: 1, total: 3 },
-    })));
-    app.update(Msg::Session(SessionEvent::Closed {
-        error: Some("connection lost".into()),
-    }));
+    app.update(Msg::Collected {
+        to: app.conv().id,
+        result: Ok(vec![file.clone()]),
+    });
+    app.update(from(
+        first,
+        SessionEvent::Transfer(TransferUpdate {
+            id: TransferId::outgoing(1),
+            path: "a.txt".into(),
+            saved_as: None,
+            hash: None,
+            state: TransferState::failed("connection lost"),
+            progress: Progress { done: 1, total: 3 },
+        }),
+    ));
+    app.update(from(
+        first,
+        SessionEvent::Closed {
+            error: Some("connection lost".into()),
+        },
+    ));
     app.focus = Focus::Queue;
-    let actions = app.update(key(KeyCode::Char('r')));
+    let again = dialled(&app.update(key(KeyCode::Char('r'))));
+    assert_ne!(again, first, "a new session is a new peer id");
+    assert_eq!(app.conv().queue.len(), 1);
+    assert_eq!(app.conv().queue[0].state, TransferState::Queued);
+    // Once connected again, the file is offered to the new session.
+    let actions = app.update(from(again, ana()));
     assert!(
-        matches!(&actions[..], [Action::Connect(t)] if t == "10.0.0.2:8989"),
+        matches!(&actions[..], [Action::Session(p, Command::Offer(f))] if *p == again && f == std::slice::from_ref(&file)),
         "{actions:?}"
     );
-    assert_eq!(app.queue.len(), 1);
-    assert_eq!(app.queue[0].state, TransferState::Queued);
-    // Once connected again, the file is offered.
-    let actions = app.update(Msg::Session(SessionEvent::Connected(PeerInfo {
-        name: "ana".into(),
-        addr: None,
-        raw: false,
-    })));
-    assert!(
-        matches!(&actions[..], [Action::Session(Command::Offer(f))] if f == std::slice::from_ref(&file))
-    );
+    assert_eq!(app.conversations.len(), 2, "Everyone and ana, nothing more");
 }
 
 mod file_keys;

@@ -11,14 +11,15 @@ use crate::tui::app::App;
 /// Every key and command, as the help overlay lists them.
 pub const KEYS: &[(&str, &str)] = &[
     ("Enter", "send the message / run the command"),
-    ("Tab / Shift-Tab", "move focus: input → messages → files"),
-    ("← → Home End", "move in the input line"),
-    ("Backspace Delete", "delete a character"),
+    ("Tab / Shift-Tab", "move focus: input → messages → files → peers"),
+    ("Alt-1…9 Ctrl-N Ctrl-P", "switch conversation (Alt-0: Everyone)"),
+    ("Alt-A", "next conversation with unread messages"),
+    ("↑ ↓ Enter (peers)", "open one; Enter dials a peer that left"),
+    ("← → Home End Bksp Del", "move and delete in the input line"),
     ("↑ ↓ (input)", "message history"),
-    ("PgUp PgDn, wheel", "scroll messages"),
-    ("↑ ↓ Home End (messages)", "scroll, top, bottom"),
+    ("PgUp PgDn, wheel", "scroll messages (↑ ↓ Home End in their pane)"),
     ("Ctrl-End", "back to the newest message, from any pane"),
-    ("↑ ↓ (files)", "select a file"),
+    ("↑ ↓ (files)", "select a file; r retries a failed one"),
     (
         "a / Enter (files)",
         "accept the selected offer (asks y / n)",
@@ -28,7 +29,6 @@ pub const KEYS: &[(&str, &str)] = &[
         "x / Delete (files)",
         "cancel the selected transfer (asks y / n)",
     ),
-    ("r (files)", "retry a failed or cancelled file"),
     (
         "any other letter",
         "typed into the input line, from any pane",
@@ -42,10 +42,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/accept", "accept every waiting offer"),
     ("/encoding utf-8|gbk", "how your text is encoded"),
     ("/name NAME", "your display name"),
-    ("/connect HOST[:PORT]", "dial a peer (default port 8989)"),
+    ("/connect HOST[:PORT]", "add a peer (default port 8989)"),
+    ("/msg NAME TEXT", "a message to one peer, from anywhere"),
+    ("/close", "end the open conversation's session"),
     ("/search TEXT", "find messages in the history"),
-    ("/help", "this help"),
-    ("/quit", "leave"),
     ("//text", "send a message starting with /"),
 ];
 

@@ -6,7 +6,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Widget};
 
 use super::Theme;
-use crate::tui::app::{App, Link};
+use crate::tui::app::{App, Link, Listening};
 use crate::tui::keymap::{self, Focus, Intent};
 use crate::tui::transcript::MessageKind;
 
@@ -21,8 +21,8 @@ impl Widget for &MessagesPane<'_> {
         let mut block = Block::default()
             .borders(Borders::ALL)
             .border_style(theme.border(app.focus == Focus::Messages))
-            .title(" Messages ");
-        let transcript = &app.transcript;
+            .title(title(app));
+        let transcript = &app.conv().transcript;
         if transcript.offset() > 0 {
             // The key that jumps down from the pane that has the keys now.
             let key = keymap::key_for(Intent::Bottom, app.focus).unwrap_or_default();
@@ -79,16 +79,27 @@ impl Widget for &MessagesPane<'_> {
     }
 }
 
+/// ` Messages ` in a peer's conversation, ` Everyone ` at the top of the list.
+fn title(app: &App) -> String {
+    let conv = app.conv();
+    if conv.everyone {
+        " Everyone ".to_string()
+    } else {
+        format!(" {} ", crate::tui::wrap::truncate(&conv.name, 40))
+    }
+}
+
 /// What an empty conversation shows: how to get a peer.
 fn welcome(app: &App, theme: Theme) -> Vec<Line<'static>> {
     let mut lines = vec![
         Line::from(Span::styled("Welcome to tern.", theme.me())),
         Line::from(""),
     ];
-    match &app.link {
-        Link::Listening { addresses, port } => {
-            lines.push(Line::from(format!("Waiting for a peer on port {port}.")));
-            lines.push(Line::from("On the other machine, run one of:"));
+    match (&app.conv().link, &app.listening) {
+        (Link::Connecting(target), _) => lines.push(Line::from(format!("Connecting to {target}…"))),
+        (_, Some(Listening { addresses, port })) if app.conv().everyone => {
+            lines.push(Line::from(format!("Waiting for peers on port {port}.")));
+            lines.push(Line::from("On another machine, run one of:"));
             if addresses.is_empty() {
                 lines.push(Line::from(format!("  tern connect THIS-HOST:{port}")));
             }
@@ -103,7 +114,6 @@ fn welcome(app: &App, theme: Theme) -> Vec<Line<'static>> {
                 "Or dial out yourself: /connect HOST[:PORT]. Try it alone: tern demo.",
             ));
         }
-        Link::Connecting(target) => lines.push(Line::from(format!("Connecting to {target}…"))),
         _ => {}
     }
     lines.push(Line::from(""));

@@ -87,11 +87,12 @@ fn width_of(s: &str) -> usize {
 impl Widget for &QueuePane<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let (app, theme) = (self.app, self.theme);
-        let active = app.queue.iter().filter(|r| !r.state.is_final()).count();
-        let title = if app.queue.is_empty() {
+        let conv = app.conv();
+        let active = conv.queue.iter().filter(|r| !r.state.is_final()).count();
+        let title = if conv.queue.is_empty() {
             " Files ".to_string()
         } else {
-            format!(" Files {active}/{} ", app.queue.len())
+            format!(" Files {active}/{} ", conv.queue.len())
         };
         let block = Block::default()
             .borders(Borders::ALL)
@@ -102,7 +103,7 @@ impl Widget for &QueuePane<'_> {
         if inner.width == 0 || inner.height == 0 {
             return;
         }
-        if app.queue.is_empty() {
+        if conv.queue.is_empty() {
             let hint = vec![
                 Line::from(Span::styled("No files yet.", theme.dim())),
                 Line::from(Span::styled("Drag files here, or /send PATH.", theme.dim())),
@@ -112,10 +113,10 @@ impl Widget for &QueuePane<'_> {
         }
         let w = inner.width as usize;
         let rows_fit = (inner.height as usize / 2).max(1);
-        let selected = app.selected.min(app.queue.len() - 1);
+        let selected = conv.selected.min(conv.queue.len() - 1);
         let first = selected.saturating_sub(rows_fit - 1);
         let mut lines = Vec::new();
-        for (i, row) in app.queue.iter().enumerate().skip(first).take(rows_fit) {
+        for (i, row) in conv.queue.iter().enumerate().skip(first).take(rows_fit) {
             let arrow = match row.direction() {
                 Direction::Outgoing => "↑ ",
                 Direction::Incoming => "↓ ",

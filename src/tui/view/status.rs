@@ -9,7 +9,7 @@ use ratatui::widgets::{Paragraph, Widget};
 use super::Theme;
 use crate::text::width;
 use crate::transfer::human_size;
-use crate::tui::app::{App, FileAction, Link, Prompt};
+use crate::tui::app::{App, FileAction, Link, Listening, Prompt};
 use crate::tui::wrap::{truncate, truncate_start};
 
 pub struct StatusBar<'a> {
@@ -25,25 +25,42 @@ impl Widget for &StatusBar<'_> {
             Paragraph::new(line).style(theme.ask()).render(area, buf);
             return;
         }
-        let state = match &app.link {
-            Link::Listening { addresses, port } => {
-                let addr = addresses.first().map_or("0.0.0.0", String::as_str);
-                format!("listening on {addr}:{port}")
-            }
-            Link::Connecting(target) => format!("connecting to {target}"),
-            Link::Handshaking(addr) => format!("identifying {addr}"),
-            Link::Connected(peer) => {
-                let addr = peer.addr.map(|a| a.to_string()).unwrap_or_default();
-                if peer.raw {
-                    format!("raw peer {addr}")
-                } else {
-                    format!("connected: {} ({addr})", peer.name)
+        let mut parts = Vec::new();
+        let conv = app.conv();
+        if !conv.everyone {
+            parts.push(match &conv.link {
+                Link::Idle => format!("{}: not connected", conv.name),
+                Link::Connecting(target) => format!("connecting to {target}"),
+                Link::Handshaking(addr) => format!("identifying {addr}"),
+                Link::Connected(peer) => {
+                    let addr = peer.addr.map(|a| a.to_string()).unwrap_or_default();
+                    if peer.raw {
+                        format!("raw peer {addr}")
+                    } else {
+                        format!("{} ({addr})", peer.name)
+                    }
                 }
-            }
-            Link::Disconnected(_) => "disconnected".to_string(),
-        };
+                Link::Disconnected(_) => format!("{}: disconnected", conv.name),
+            });
+        }
         let (up, down) = app.throughput();
-        let mut parts = vec![format!(" {state}"), app.encoding.to_string()];
+        if let Some(Listening { addresses, port }) = &app.listening {
+            let addr = addresses.first().map_or("0.0.0.0", String::as_str);
+            parts.push(format!("listening on {addr}:{port}"));
+        }
+        let connected = app.connected();
+        parts.push(match connected {
+            1 => "1 peer".to_string(),
+            n => format!("{n} peers"),
+        });
+        if !app.arriving.is_empty() {
+            parts.push(format!("{} identifying", app.arriving.len()));
+        }
+        parts.push(if conv.everyone {
+            app.encoding.to_string()
+        } else {
+            conv.encoding.to_string()
+        });
         if up > 0.0 || down > 0.0 {
             parts.push(format!(
                 "↑ {}/s ↓ {}/s",
@@ -51,7 +68,7 @@ impl Widget for &StatusBar<'_> {
                 human_size(down as u64)
             ));
         }
-        let left = parts.join(" │ ");
+        let left = format!(" {}", parts.join(" │ "));
         let hints = "Tab focus · F1 help · Ctrl-C quit ";
         let w = area.width as usize;
         let line = if width(&left) + width(hints) < w {

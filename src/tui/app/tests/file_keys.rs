@@ -5,7 +5,7 @@ use super::*;
 
 fn files_pane(app: &mut App) {
     app.focus = Focus::Queue;
-    app.selected = 0;
+    app.conv_mut().selected = 0;
 }
 
 /// Every key of `text` (a `\r` is Enter), and all the actions they led to.
@@ -30,10 +30,10 @@ fn a_message_typed_over_an_offer_is_sent_and_accepts_nothing() {
     let actions = keys(&mut app, "are you there?\r");
 
     assert!(
-        matches!(&actions[..], [Action::Session(Command::Text(t))] if t == "are you there?"),
+        matches!(&actions[..], [Action::Session(_, Command::Text(t))] if t == "are you there?"),
         "{actions:?}"
     );
-    assert_eq!(app.queue[0].state, TransferState::AwaitingDecision);
+    assert_eq!(app.conv().queue[0].state, TransferState::AwaitingDecision);
 }
 
 #[test]
@@ -45,10 +45,10 @@ fn a_message_typed_into_the_files_pane_is_sent_and_declines_nothing() {
     let actions = keys(&mut app, "do you have it?\r");
 
     assert!(
-        matches!(&actions[..], [Action::Session(Command::Text(t))] if t == "do you have it?"),
+        matches!(&actions[..], [Action::Session(_, Command::Text(t))] if t == "do you have it?"),
         "{actions:?}"
     );
-    assert_eq!(app.queue[0].state, TransferState::AwaitingDecision);
+    assert_eq!(app.conv().queue[0].state, TransferState::AwaitingDecision);
 }
 
 #[test]
@@ -60,7 +60,7 @@ fn a_message_typed_over_a_running_transfer_is_sent_and_cancels_nothing() {
     let actions = keys(&mut app, "xmas list\r");
 
     assert!(
-        matches!(&actions[..], [Action::Session(Command::Text(t))] if t == "xmas list"),
+        matches!(&actions[..], [Action::Session(_, Command::Text(t))] if t == "xmas list"),
         "{actions:?}"
     );
 }
@@ -90,7 +90,7 @@ fn decline_asks_first_and_only_yes_declines() {
     let actions = keys(&mut app, "dy");
 
     assert!(
-        matches!(&actions[..], [Action::Session(Command::Reject(id, _))] if *id == incoming(1)),
+        matches!(&actions[..], [Action::Session(_, Command::Reject(id, _))] if *id == incoming(1)),
         "{actions:?}"
     );
 }
@@ -105,12 +105,12 @@ fn cancel_asks_first_and_any_other_key_keeps_the_transfer() {
     assert!(app.update(key(KeyCode::Delete)).is_empty());
     // Not an answer: the question goes and the key does its own job.
     assert!(app.update(key(KeyCode::Down)).is_empty());
-    assert_eq!(app.selected, 1);
+    assert_eq!(app.conv().selected, 1);
     assert!(keys(&mut app, "x").is_empty());
     let actions = app.update(key(KeyCode::Enter));
 
     assert!(
-        matches!(&actions[..], [Action::Session(Command::Cancel(id))] if *id == incoming(2)),
+        matches!(&actions[..], [Action::Session(_, Command::Cancel(id))] if *id == incoming(2)),
         "{actions:?}"
     );
 }
@@ -157,13 +157,13 @@ fn enter_on_a_typed_path_queues_it_on_windows_only() -> std::io::Result<()> {
 
     if cfg!(windows) {
         assert!(
-            matches!(&actions[..], [Action::Collect(paths)] if paths[..] == [file.clone()]),
+            matches!(&actions[..], [Action::Collect { paths, .. }] if paths[..] == [file.clone()]),
             "{actions:?}"
         );
         assert_eq!(app.input.text(), "");
     } else {
         assert!(
-            matches!(&actions[..], [Action::Session(Command::Text(_))]),
+            matches!(&actions[..], [Action::Session(_, Command::Text(_))]),
             "{actions:?}"
         );
     }

@@ -3,9 +3,10 @@
 //! and names changed while connected.
 
 use super::*;
+use crate::tui::app::conversation::MAX_ROWS;
 
 fn update(id: TransferId, path: &str, state: TransferState) -> Msg {
-    Msg::Session(SessionEvent::Transfer(TransferUpdate {
+    session(SessionEvent::Transfer(TransferUpdate {
         id,
         path: path.into(),
         saved_as: None,
@@ -23,8 +24,8 @@ fn a_new_connection_numbering_from_one_again_never_takes_over_an_old_row() {
     let mut app = connected();
     let pdf = TransferId::incoming(1);
     app.update(update(pdf, "report.pdf", TransferState::Verified));
-    app.update(Msg::Session(SessionEvent::Closed { error: None }));
-    app.update(Msg::Session(SessionEvent::Connected(PeerInfo {
+    app.update(session(SessionEvent::Closed { error: None }));
+    app.update(session(SessionEvent::Connected(PeerInfo {
         name: "ana".into(),
         addr: None,
         raw: false,
@@ -33,6 +34,7 @@ fn a_new_connection_numbering_from_one_again_never_takes_over_an_old_row() {
     let video = TransferId::incoming(1);
     app.update(update(video, "video.mkv", TransferState::AwaitingDecision));
     let rows: Vec<(&str, &TransferState)> = app
+        .conv()
         .queue
         .iter()
         .map(|r| (r.path.as_str(), &r.state))
@@ -45,11 +47,11 @@ fn a_new_connection_numbering_from_one_again_never_takes_over_an_old_row() {
         ]
     );
     app.focus = Focus::Queue;
-    app.selected = 1;
+    app.conv_mut().selected = 1;
     app.update(key(KeyCode::Char('a')));
     let actions = app.update(key(KeyCode::Char('y')));
     assert!(
-        matches!(&actions[..], [Action::Session(Command::Accept(id))] if *id == video),
+        matches!(&actions[..], [Action::Session(_, Command::Accept(id))] if *id == video),
         "{actions:?}"
     );
 }
@@ -67,11 +69,15 @@ fn finished_rows_beyond_the_limit_go_and_open_ones_stay() {
         let id = TransferId::incoming(i);
         app.update(update(id, &format!("f{i}"), TransferState::rejected("no")));
     }
-    assert!(app.queue.len() <= MAX_ROWS, "{} rows", app.queue.len());
-    assert_eq!(app.queue[0].key, RowKey::Transfer(waiting));
+    assert!(
+        app.conv().queue.len() <= MAX_ROWS,
+        "{} rows",
+        app.conv().queue.len()
+    );
+    assert_eq!(app.conv().queue[0].key, RowKey::Transfer(waiting));
     let last = format!("f{}", 3 * MAX_ROWS);
     assert_eq!(
-        app.queue.last().map(|r| r.path.as_str()),
+        app.conv().queue.last().map(|r| r.path.as_str()),
         Some(last.as_str())
     );
 }
@@ -81,10 +87,10 @@ fn a_new_name_goes_to_the_peer_at_once_and_theirs_shows_at_once() {
     let mut app = connected();
     let actions = type_line(&mut app, "/name 小黑");
     assert!(
-        matches!(&actions[..], [Action::Session(Command::SetName(n))] if n == "小黑"),
+        matches!(&actions[..], [Action::Session(_, Command::SetName(n)), Action::Defaults { name, .. }] if n == "小黑" && name == "小黑"),
         "{actions:?}"
     );
-    app.update(Msg::Session(SessionEvent::PeerRenamed("ana2".into())));
+    app.update(session(SessionEvent::PeerRenamed("ana2".into())));
     assert!(last_text(&app).contains("ana is now called ana2"));
-    assert_eq!(app.peer_name(), "ana2");
+    assert_eq!(app.conv().name, "ana2");
 }

@@ -1,0 +1,80 @@
+//! One peer's task: its session's events out to the UI (and into the history), its commands in,
+//! in order, one at a time as the session makes room.
+
+use tokio::sync::mpsc;
+
+use super::{PeerReport, Report};
+use crate::history::{History, Recorder};
+use crate::session::{Command, PeerId, Session, SessionEvent};
+use crate::text::{Encoding, Shown};
+
+/// Commands queued for one peer beyond its session's own queue. Past this, a command is
+/// refused (the UI says so) instead of growing memory behind a stalled link.
+pub const COMMANDS_PER_PEER: usize = 1024;
+
+/// Serve `session` until it ends. If the UI stops reading reports, the session is still
+/// driven to its end (its goodbye and its last commands still go out).
+pub(super) async fn serve(
+    peer: PeerId,
+    session: Session,
+    mut commands: mpsc::Receiver<Command>,
+    reports: mpsc::Sender<Report>,
+    history: Option<History>,
+    encoding: Encoding,
+) {
+    let Session {
+        handle,
+        mut events,
+        task,
+    } = session;
+    let mut recorder = Recorder::new(history, encoding);
+    let mut listening = true;
+    // One command waits for room in the session's queue, taken with `reserve` (cancel-safe)
+    // so events keep flowing meanwhile.
+    let mut next: Option<Command> = None;
+    let mut commands_open = true;
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                let (event, last) = match event {
+                    Some(event) => {
+                        let last = matches!(event, SessionEvent::Closed { .. });
+                        (event, last)
+                    }
+                    // The actor ended without a word (it panicked): say so, as its last event.
+                    None => (SessionEvent::Closed { error: Some(Shown::new("the session ended abnormally")) }, true),
+                };
+                recorder.on_event(&event);
+                if listening && reports.send(Report { peer, what: PeerReport::Event(event) }).await.is_err() {
+                    listening = false;
+                }
+                if last {
+                    break;
+                }
+            }
+            permit = handle.reserve(), if next.is_some() => {
+                match (permit, next.take()) {
+                    (Ok(permit), Some(command)) => {
+                        if let Command::Text(line) = &command {
+                            recorder.said(line);
+                        }
+                        permit.send(command);
+                    }
+                    // The session is ending: its `Closed` event follows.
+                    (Err(_), Some(command)) => {
+                        if listening {
+                            let _ = reports.send(Report { peer, what: PeerReport::Refused(command) }).await;
+                        }
+                    }
+                    (_, None) => {}
+                }
+            }
+            command = commands.recv(), if next.is_none() && commands_open => match command {
+                Some(command) => next = Some(command),
+                None => commands_open = false,
+            },
+        }
+    }
+    drop(handle);
+    let _ = task.await;
+}

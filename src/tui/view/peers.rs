@@ -1,0 +1,83 @@
+//! The peer list: Everyone, then each peer with its number (Alt-1…9), its state and how many of
+//! its messages are unread. The open conversation is marked.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Widget};
+
+use super::Theme;
+use crate::text::width;
+use crate::tui::app::{App, Conversation, Link};
+use crate::tui::keymap::Focus;
+use crate::tui::wrap::truncate;
+
+pub struct PeerList<'a> {
+    pub app: &'a App,
+    pub theme: Theme,
+}
+
+/// The state's mark, and its style.
+fn mark(conv: &Conversation, theme: Theme) -> (&'static str, ratatui::style::Style) {
+    match &conv.link {
+        Link::Connected(_) => ("●", theme.ok()),
+        Link::Connecting(_) | Link::Handshaking(_) => ("◌", theme.busy()),
+        Link::Disconnected(_) => ("○", theme.dim()),
+        Link::Idle => ("·", theme.dim()),
+    }
+}
+
+impl Widget for &PeerList<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let (app, theme) = (self.app, self.theme);
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(theme.border(app.focus == Focus::Peers))
+            .title(" Peers ");
+        let inner = block.inner(area);
+        block.render(area, buf);
+        let w = inner.width as usize;
+        if w < 6 || inner.height == 0 {
+            return;
+        }
+        // The open entry stays in view.
+        let rows = inner.height as usize;
+        let first = app.open.saturating_sub(rows - 1);
+        let mut lines = Vec::new();
+        for (i, conv) in app.conversations.iter().enumerate().skip(first).take(rows) {
+            let number = match i {
+                0 => "0".to_string(),
+                1..=9 => i.to_string(),
+                _ => " ".to_string(),
+            };
+            let (glyph, glyph_style) = if conv.everyone {
+                ("*", theme.key())
+            } else {
+                mark(conv, theme)
+            };
+            let unread = if conv.unread > 0 {
+                format!(" {}", conv.unread.min(999))
+            } else {
+                String::new()
+            };
+            let name_w = w.saturating_sub(4 + width(&unread));
+            let name = truncate(&conv.name, name_w);
+            let pad = " ".repeat(name_w.saturating_sub(width(&name)));
+            let mut line = Line::from(vec![
+                Span::styled(number, theme.dim()),
+                Span::raw(" "),
+                Span::styled(glyph, glyph_style),
+                Span::raw(" "),
+                Span::raw(name),
+                Span::raw(pad),
+                Span::styled(unread, theme.key().add_modifier(Modifier::BOLD)),
+            ]);
+            if i == app.open {
+                line = line.style(theme.selected());
+            }
+            lines.push(line);
+        }
+        Paragraph::new(lines).render(inner, buf);
+    }
+}
