@@ -79,14 +79,13 @@ impl Widget for &MessagesPane<'_> {
     }
 }
 
-/// ` Messages ` in a peer's conversation, ` Everyone ` at the top of the list.
+/// ` Messages · ana `: whose conversation this is (` Messages · Everyone ` at the top of the
+/// list).
 fn title(app: &App) -> String {
-    let conv = app.conv();
-    if conv.everyone {
-        " Everyone ".to_string()
-    } else {
-        format!(" {} ", crate::tui::wrap::truncate(&conv.name, 40))
-    }
+    format!(
+        " Messages · {} ",
+        crate::tui::wrap::truncate(&app.conv().name, 40)
+    )
 }
 
 /// What an empty conversation shows: how to get a peer.

@@ -37,7 +37,7 @@ impl Widget for &StatusBar<'_> {
                     if peer.raw {
                         format!("raw peer {addr}")
                     } else {
-                        format!("{} ({addr})", peer.name)
+                        format!("connected: {} ({addr})", peer.name)
                     }
                 }
                 Link::Disconnected(_) => format!("{}: disconnected", conv.name),
