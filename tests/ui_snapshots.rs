@@ -469,7 +469,11 @@ fn everyone_shows_every_conversation_labelled_by_peer() {
     let to: Vec<PeerId> = actions
         .iter()
         .filter_map(|a| match a {
-            tern::tui::app::Action::Session(p, tern::session::Command::Text(t)) if t == "to both" => Some(*p),
+            tern::tui::app::Action::Session(p, tern::session::Command::Text(t))
+                if t == "to both" =>
+            {
+                Some(*p)
+            }
             _ => None,
         })
         .collect();

@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+#[cfg(unix)]
+pub mod pty;
+
 /// How long any one child may run, or any one wait may last, unless a test says otherwise.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -11,13 +11,25 @@ use crate::tui::app::App;
 /// Every key and command, as the help overlay lists them.
 pub const KEYS: &[(&str, &str)] = &[
     ("Enter", "send the message / run the command"),
-    ("Tab / Shift-Tab", "move focus: input → messages → files → peers"),
-    ("Alt-1…9 Ctrl-N Ctrl-P", "switch conversation (Alt-0: Everyone)"),
+    (
+        "Tab / Shift-Tab",
+        "move focus: input → messages → files → peers",
+    ),
+    (
+        "Alt-1…9 Ctrl-N Ctrl-P",
+        "switch conversation (Alt-0: Everyone)",
+    ),
     ("Alt-A", "next conversation with unread messages"),
-    ("↑ ↓ Enter (peers)", "open one; Enter dials a peer that left"),
+    (
+        "↑ ↓ Enter (peers)",
+        "open one; Enter dials a peer that left",
+    ),
     ("← → Home End Bksp Del", "move and delete in the input line"),
     ("↑ ↓ (input)", "message history"),
-    ("PgUp PgDn, wheel", "scroll messages (↑ ↓ Home End in their pane)"),
+    (
+        "PgUp PgDn, wheel",
+        "scroll messages (↑ ↓ Home End in their pane)",
+    ),
     ("Ctrl-End", "back to the newest message, from any pane"),
     ("↑ ↓ (files)", "select a file; r retries a failed one"),
     (

@@ -48,8 +48,11 @@ impl Widget for &InputPane<'_> {
             .border_style(theme.border(app.focus == Focus::Input))
             .title(title)
             .title(
-                Line::from(Span::styled(format!(" {} ", app.conv().encoding), theme.dim()))
-                    .right_aligned(),
+                Line::from(Span::styled(
+                    format!(" {} ", app.conv().encoding),
+                    theme.dim(),
+                ))
+                .right_aligned(),
             );
         let inner = block.inner(area);
         block.render(area, buf);
