@@ -452,4 +452,5 @@ fn retry_after_a_lost_connection_dials_the_peer_again() {
 }
 
 mod file_keys;
+mod peers;
 mod sessions;
