@@ -32,8 +32,12 @@ pub enum Order {
     To(PeerId, Command),
     /// End one peer's session (a goodbye, then the connection closes).
     Close(PeerId),
-    /// Sessions started from now on use this name and default encoding.
-    Defaults { name: String, encoding: Encoding },
+    /// Sessions started from now on use this name, and this encoding (forced: no detection
+    /// for raw peers), each when given.
+    Defaults {
+        name: Option<String>,
+        encoding: Option<Encoding>,
+    },
 }
 
 /// What happened to one peer.
@@ -144,9 +148,10 @@ impl Layer {
                             let history = self.history.clone();
                             let encoding = self.config.encoding.unwrap_or_default();
                             self.tasks.spawn(async move {
-                                if reports.send(Report { peer, what: PeerReport::Accepted(addr) }).await.is_ok() {
-                                    peer::serve(peer, session, commands, reports, history, encoding).await;
-                                }
+                                // Served even when nobody listens any more: its goodbye is
+                                // still said, and its task ends with the layer's.
+                                let _ = reports.send(Report { peer, what: PeerReport::Accepted(addr) }).await;
+                                peer::serve(peer, session, commands, reports, history, encoding).await;
                                 peer
                             });
                         }
@@ -183,8 +188,14 @@ impl Layer {
     async fn obey(&mut self, order: Order) {
         match order {
             Order::Dial { peer, target } => {
-                if self.tasks.len() >= MAX_SESSIONS {
-                    let why = format!("{MAX_SESSIONS} sessions are open already");
+                let why = if self.peers.contains_key(&peer) {
+                    Some(format!("{peer} is taken: a dial needs a new PeerId"))
+                } else if self.tasks.len() >= MAX_SESSIONS {
+                    Some(format!("{MAX_SESSIONS} sessions are open already"))
+                } else {
+                    None
+                };
+                if let Some(why) = why {
                     self.report(peer, PeerReport::DialFailed(why)).await;
                     return;
                 }
@@ -238,8 +249,12 @@ impl Layer {
             Order::To(peer, command) => self.to(peer, command).await,
             Order::Close(peer) => self.to(peer, Command::Close).await,
             Order::Defaults { name, encoding } => {
-                self.config.name = name;
-                self.config.encoding = Some(encoding);
+                if let Some(name) = name {
+                    self.config.name = name;
+                }
+                if encoding.is_some() {
+                    self.config.encoding = encoding;
+                }
             }
         }
     }

@@ -28,11 +28,17 @@ pub(super) async fn serve(
         task,
     } = session;
     let mut recorder = Recorder::new(history, encoding);
-    let mut listening = true;
+    let mut out = Out {
+        peer,
+        reports,
+        listening: true,
+    };
     // One command waits for room in the session's queue, taken with `reserve` (cancel-safe)
     // so events keep flowing meanwhile.
     let mut next: Option<Command> = None;
     let mut commands_open = true;
+    // Our goodbye went to the session: it takes nothing more.
+    let mut closing = false;
     loop {
         tokio::select! {
             event = events.recv() => {
@@ -45,28 +51,23 @@ pub(super) async fn serve(
                     None => (SessionEvent::Closed { error: Some(Shown::new("the session ended abnormally")) }, true),
                 };
                 recorder.on_event(&event);
-                if listening && reports.send(Report { peer, what: PeerReport::Event(event) }).await.is_err() {
-                    listening = false;
-                }
+                out.send(PeerReport::Event(event)).await;
                 if last {
                     break;
                 }
             }
             permit = handle.reserve(), if next.is_some() => {
-                match (permit, next.take()) {
-                    (Ok(permit), Some(command)) => {
+                let Some(command) = next.take() else { continue };
+                match permit {
+                    Ok(permit) if !closing => {
                         if let Command::Text(line) = &command {
                             recorder.said(line);
                         }
+                        closing = matches!(command, Command::Close);
                         permit.send(command);
                     }
                     // The session is ending: its `Closed` event follows.
-                    (Err(_), Some(command)) => {
-                        if listening {
-                            let _ = reports.send(Report { peer, what: PeerReport::Refused(command) }).await;
-                        }
-                    }
-                    (_, None) => {}
+                    _ => out.send(PeerReport::Refused(command)).await,
                 }
             }
             command = commands.recv(), if next.is_none() && commands_open => match command {
@@ -75,6 +76,31 @@ pub(super) async fn serve(
             },
         }
     }
+    // What was still queued for the session is refused, so the UI can say it was not sent;
+    // and from now on the layer's sends to this peer fail at once.
+    commands.close();
+    for command in next.into_iter().chain(std::iter::from_fn(|| commands.try_recv().ok())) {
+        out.send(PeerReport::Refused(command)).await;
+    }
     drop(handle);
     let _ = task.await;
+}
+
+/// Reports about one peer, while the UI listens.
+struct Out {
+    peer: PeerId,
+    reports: mpsc::Sender<Report>,
+    listening: bool,
+}
+
+impl Out {
+    async fn send(&mut self, what: PeerReport) {
+        if self.listening {
+            let report = Report {
+                peer: self.peer,
+                what,
+            };
+            self.listening = self.reports.send(report).await.is_ok();
+        }
+    }
 }

@@ -6,11 +6,13 @@
 
 mod commands;
 mod conversation;
+mod folders;
 mod past;
 mod peers;
 mod prompt;
 
 pub use conversation::{ConvId, Conversation, Link, Row, RowKey};
+pub use folders::{Folder, Item, Tally};
 pub use prompt::{FileAction, Prompt};
 
 use std::path::PathBuf;
@@ -80,10 +82,10 @@ pub enum Action {
     },
     /// End one peer's session.
     Close(PeerId),
-    /// Sessions started from now on use this name and encoding.
+    /// Sessions started from now on use this name, and this encoding, each when given.
     Defaults {
-        name: String,
-        encoding: Encoding,
+        name: Option<String>,
+        encoding: Option<Encoding>,
     },
     /// Expand these paths into files for a conversation (disk I/O: off the UI thread).
     Collect {
@@ -199,11 +201,12 @@ impl App {
         (self.viewport.1 as usize).saturating_sub(1).max(1)
     }
 
-    /// Some transfer is moving or waiting for an answer.
+    /// Some transfer is moving or waiting for an answer, or a folder is to be summed up:
+    /// time matters.
     pub fn has_active_transfers(&self) -> bool {
         self.conversations
             .iter()
-            .any(Conversation::has_active_transfers)
+            .any(|c| c.has_active_transfers() || c.folders_due())
     }
 
     /// Transfers whose bytes are moving (quitting would cut them).
@@ -316,8 +319,17 @@ impl App {
             },
             Msg::Tick => {
                 let now = Instant::now();
-                for conv in &mut self.conversations {
-                    conv.tick(now);
+                for i in 0..self.conversations.len() {
+                    self.conversations[i].tick(now);
+                    let name = self.conversations[i].name.clone();
+                    for (failed, line) in self.conversations[i].sum_up_folders(now, &name) {
+                        let kind = if failed {
+                            MessageKind::Error
+                        } else {
+                            MessageKind::System
+                        };
+                        self.post(i, kind, "", line);
+                    }
                 }
                 Vec::new()
             }

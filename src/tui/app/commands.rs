@@ -45,7 +45,10 @@ impl App {
                     .into_iter()
                     .map(|peer| Action::Session(peer, Command::SetName(self.name.clone())))
                     .collect();
-                actions.push(self.defaults());
+                actions.push(Action::Defaults {
+                    name: Some(self.name.clone()),
+                    encoding: None,
+                });
                 actions
             }
             "search" => {
@@ -122,12 +125,6 @@ impl App {
         }
     }
 
-    fn defaults(&self) -> Action {
-        Action::Defaults {
-            name: self.name.clone(),
-            encoding: self.encoding,
-        }
-    }
 
     /// Every peer with a session.
     fn sessions(&self) -> Vec<crate::session::PeerId> {
@@ -151,7 +148,10 @@ impl App {
                 .into_iter()
                 .map(|peer| Action::Session(peer, Command::SetEncoding(encoding)))
                 .collect();
-            actions.push(self.defaults());
+            actions.push(Action::Defaults {
+                name: None,
+                encoding: Some(encoding),
+            });
             return actions;
         }
         let peer = self.conv().session();
@@ -163,7 +163,10 @@ impl App {
         self.system(format!("outgoing text is now encoded as {encoding}"));
         match peer {
             Some(peer) => vec![Action::Session(peer, Command::SetEncoding(encoding))],
-            None => vec![self.defaults()],
+            None => vec![Action::Defaults {
+                name: None,
+                encoding: Some(encoding),
+            }],
         }
     }
 

@@ -87,7 +87,7 @@ fn a_new_name_goes_to_the_peer_at_once_and_theirs_shows_at_once() {
     let mut app = connected();
     let actions = type_line(&mut app, "/name 小黑");
     assert!(
-        matches!(&actions[..], [Action::Session(_, Command::SetName(n)), Action::Defaults { name, .. }] if n == "小黑" && name == "小黑"),
+        matches!(&actions[..], [Action::Session(_, Command::SetName(n)), Action::Defaults { name: Some(name), encoding: None }] if n == "小黑" && name == "小黑"),
         "{actions:?}"
     );
     app.update(session(SessionEvent::PeerRenamed("ana2".into())));
