@@ -253,7 +253,7 @@ where
                 urgent = true;
             },
             _ = tick.tick(), if app.has_active_transfers() => {
-                app.update(Msg::Tick);
+                app.update(Msg::Tick(std::time::Instant::now()));
                 dirty = true;
             },
             () = tokio::time::sleep_until(last_draw + gap), if dirty => {},

@@ -529,7 +529,10 @@ async fn commands_after_a_close_are_refused_not_lost() {
             other => panic!("unexpected {other:?}"),
         }
     }
-    assert_eq!(refused, (0..5).map(|i| format!("late {i}")).collect::<Vec<_>>());
+    assert_eq!(
+        refused,
+        (0..5).map(|i| format!("late {i}")).collect::<Vec<_>>()
+    );
     let events = until_closed(&mut lee, "lee").await;
     assert!(
         texts(&events).iter().all(|t| !t.starts_with("late")),

@@ -480,3 +480,59 @@ fn everyone_shows_every_conversation_labelled_by_peer() {
     assert_eq!(to, [ana, bo]);
     insta::assert_snapshot!(render(&mut app, 90, 16).backend());
 }
+
+#[test]
+fn a_folder_is_one_item_in_the_files_pane_and_opens_to_its_files() {
+    let mut app = connected();
+    let transfer = |id: u32, path: &str, state: TransferState, done: u64| {
+        session(SessionEvent::Transfer(tern::transfer::TransferUpdate {
+            id: TransferId::incoming(id),
+            path: path.into(),
+            saved_as: None,
+            hash: None,
+            state,
+            progress: Progress {
+                done,
+                total: 4 << 20,
+            },
+        }))
+    };
+    app.update(transfer(
+        1,
+        "photos/beach.jpg",
+        TransferState::Verified,
+        4 << 20,
+    ));
+    app.update(transfer(
+        2,
+        "photos/2024/city.jpg",
+        TransferState::Transferring,
+        1 << 20,
+    ));
+    app.update(transfer(
+        3,
+        "photos/dog.jpg",
+        TransferState::Transferring,
+        0,
+    ));
+    app.update(transfer(4, "报告.pdf", TransferState::AwaitingDecision, 0));
+    app.update(transfer(
+        5,
+        "music/a.flac",
+        TransferState::AwaitingDecision,
+        0,
+    ));
+    app.update(transfer(
+        6,
+        "music/b.flac",
+        TransferState::AwaitingDecision,
+        0,
+    ));
+    app.focus = Focus::Queue;
+    insta::assert_snapshot!("folder_closed", render(&mut app, 120, 18).backend());
+    app.update(Msg::Key(crossterm::event::KeyEvent::new(
+        crossterm::event::KeyCode::Right,
+        crossterm::event::KeyModifiers::NONE,
+    )));
+    insta::assert_snapshot!("folder_open", render(&mut app, 120, 18).backend());
+}

@@ -79,7 +79,10 @@ pub(super) async fn serve(
     // What was still queued for the session is refused, so the UI can say it was not sent;
     // and from now on the layer's sends to this peer fail at once.
     commands.close();
-    for command in next.into_iter().chain(std::iter::from_fn(|| commands.try_recv().ok())) {
+    for command in next
+        .into_iter()
+        .chain(std::iter::from_fn(|| commands.try_recv().ok()))
+    {
         out.send(PeerReport::Refused(command)).await;
     }
     drop(handle);

@@ -12,7 +12,7 @@ mod peers;
 mod prompt;
 
 pub use conversation::{ConvId, Conversation, Link, Row, RowKey};
-pub use folders::{Folder, Item, Tally};
+pub use folders::{Folder, Item, Tally, count};
 pub use prompt::{FileAction, Prompt};
 
 use std::path::PathBuf;
@@ -54,8 +54,9 @@ pub enum Msg {
         to: ConvId,
         result: Result<Vec<OutgoingFile>, String>,
     },
-    /// Time passed while transfers run: speeds decay, ETAs move.
-    Tick,
+    /// Time passed while transfers run (it is now this): speeds decay, ETAs move, settled
+    /// folders are summed up.
+    Tick(Instant),
     /// The history's messages matching a `/search`, oldest first (or why there are none).
     Found {
         query: String,
@@ -317,8 +318,7 @@ impl App {
                     Vec::new()
                 }
             },
-            Msg::Tick => {
-                let now = Instant::now();
+            Msg::Tick(now) => {
                 for i in 0..self.conversations.len() {
                     self.conversations[i].tick(now);
                     let name = self.conversations[i].name.clone();
@@ -449,6 +449,8 @@ impl App {
                 }
             }
             Intent::DialOpen => return self.dial_open(),
+            Intent::Expand => self.conv_mut().expand(true),
+            Intent::Collapse => self.conv_mut().expand(false),
         }
         Vec::new()
     }

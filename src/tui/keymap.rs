@@ -83,6 +83,9 @@ pub enum Intent {
     PeerDown,
     /// Dial the open conversation's peer if it has no session.
     DialOpen,
+    /// Show the selected folder's files; hide them.
+    Expand,
+    Collapse,
 }
 
 /// What is on screen that changes the meaning of keys.
@@ -176,6 +179,8 @@ const QUEUE: &[Binding] = &[
     (KeyCode::Char('x'), NONE, Intent::Cancel),
     (KeyCode::Delete, NONE, Intent::Cancel),
     (KeyCode::Char('r'), NONE, Intent::Retry),
+    (KeyCode::Right, NONE, Intent::Expand),
+    (KeyCode::Left, NONE, Intent::Collapse),
     (KeyCode::PageUp, NONE, Intent::PageUp),
     (KeyCode::PageDown, NONE, Intent::PageDown),
     (KeyCode::Char('?'), NONE, Intent::Help),

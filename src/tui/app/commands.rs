@@ -125,7 +125,6 @@ impl App {
         }
     }
 
-
     /// Every peer with a session.
     fn sessions(&self) -> Vec<crate::session::PeerId> {
         self.conversations

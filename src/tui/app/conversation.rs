@@ -11,6 +11,8 @@ use crate::transfer::outgoing::OutgoingFile;
 use crate::transfer::{Direction, Progress, TransferId, TransferState};
 use crate::tui::transcript::{Message, Transcript};
 
+use super::folders::{Folder, Item};
+
 /// Where a conversation's link stands, for the peer list, the status bar and what input may do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Link {
@@ -59,6 +61,8 @@ pub struct Row {
     /// Smoothed bytes per second while transferring.
     pub speed: f64,
     pub(super) sample: Option<(Instant, u64)>,
+    /// The folder it is shown under (see `folders`).
+    pub folder: Option<u32>,
 }
 
 impl Row {
@@ -94,6 +98,7 @@ impl Row {
             progress,
             speed: 0.0,
             sample: None,
+            folder: None,
         }
     }
 
@@ -147,6 +152,9 @@ pub struct Conversation {
     pub unread: usize,
     /// How our text to this peer is encoded.
     pub encoding: Encoding,
+    /// Folders in the files pane (see `folders`).
+    pub folders: Vec<Folder>,
+    pub(super) next_folder: u32,
 }
 
 impl Conversation {
@@ -168,6 +176,8 @@ impl Conversation {
             offered: VecDeque::new(),
             unread: 0,
             encoding: Encoding::default(),
+            folders: Vec::new(),
+            next_folder: 0,
         }
     }
 
@@ -193,11 +203,15 @@ impl Conversation {
     }
 
     pub(super) fn select(&mut self, index: usize) {
-        self.selected = index.min(self.queue.len().saturating_sub(1));
+        self.selected = index.min(self.items().len().saturating_sub(1));
     }
 
+    /// The selected file (none when a folder is selected).
     pub(super) fn selected_row(&self) -> Option<&Row> {
-        self.queue.get(self.selected)
+        match self.selected_item()? {
+            Item::File(i) | Item::Member(i) => self.queue.get(i),
+            Item::Folder(_) => None,
+        }
     }
 
     pub(super) fn has_active_transfers(&self) -> bool {
@@ -253,7 +267,12 @@ impl Conversation {
             !forget
         });
         let index = selected.and_then(|key| self.queue.iter().position(|r| r.key == key));
-        self.select(index.unwrap_or(0));
+        let item = index.and_then(|i| {
+            self.items()
+                .iter()
+                .position(|item| matches!(item, Item::File(j) | Item::Member(j) if *j == i))
+        });
+        self.select(item.unwrap_or(0));
     }
 
     /// Queue `files` as local rows, waiting for a peer.
@@ -271,6 +290,7 @@ impl Conversation {
                 },
             );
             row.local = Some(file.clone());
+            row.folder = self.folder_for(&file.rel_path, Direction::Outgoing);
             self.queue.push(row);
             self.pending.push(file);
         }
@@ -299,6 +319,7 @@ impl Conversation {
         if id.direction == Direction::Outgoing {
             row.local = self.offered.pop_front();
         }
+        row.folder = self.folder_for(path, id.direction);
         self.forget_finished_rows();
         self.queue.push(row);
         (self.queue.len() - 1, true)

@@ -320,6 +320,42 @@ impl App {
         if !changed {
             return;
         }
+        let folder = row.folder;
+        if let Some(folder) = folder {
+            conv.folder_changed(folder, now);
+            // A folder's files are one item: its offer is said once, its end in one line when
+            // all are settled (`Msg::Tick`); only a file's failure is said on its own.
+            let first = conv
+                .queue
+                .iter()
+                .filter(|r| r.folder == Some(folder))
+                .count()
+                == 1;
+            let name = conv
+                .folders
+                .iter()
+                .find(|f| f.id == folder)
+                .map(|f| f.name.clone())
+                .unwrap_or_default();
+            match &update.state {
+                TransferState::AwaitingDecision if first => {
+                    self.post_system(i, format!(
+                        "{peer} offers the folder {name}: Tab to the files, then a or d and y to accept or decline all of it (→ shows its files)"
+                    ));
+                    if i != self.open {
+                        self.bell = true;
+                    }
+                }
+                TransferState::Offered if first => {
+                    self.post_system(i, format!("offering the folder {name}"));
+                }
+                TransferState::Failed(why) => {
+                    self.post_error(i, format!("{} failed: {why}", update.path));
+                }
+                _ => {}
+            }
+            return;
+        }
         let path = update.path.clone();
         let size = human_size(update.progress.total);
         match (&update.state, update.id.direction) {

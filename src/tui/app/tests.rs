@@ -452,5 +452,6 @@ fn retry_after_a_lost_connection_dials_the_peer_again() {
 }
 
 mod file_keys;
+mod folders;
 mod peers;
 mod sessions;

@@ -31,7 +31,7 @@ pub const KEYS: &[(&str, &str)] = &[
         "scroll messages (↑ ↓ Home End in their pane)",
     ),
     ("Ctrl-End", "back to the newest message, from any pane"),
-    ("↑ ↓ (files)", "select a file; r retries a failed one"),
+    ("↑ ↓ → ← (files)", "select; show a folder's files; r retries"),
     (
         "a / Enter (files)",
         "accept the selected offer (asks y / n)",

@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Borders, Paragraph, Widget};
 use super::Theme;
 use crate::text::width;
 use crate::transfer::{Direction, TransferState, human_size};
-use crate::tui::app::{App, Row};
+use crate::tui::app::{App, Folder, Item, Row, Tally, count};
 use crate::tui::keymap::Focus;
 use crate::tui::wrap::{truncate, truncate_start};
 
@@ -39,8 +39,117 @@ fn state_style(state: &TransferState, theme: Theme) -> Style {
     }
 }
 
-fn second_line(row: &Row, width: usize, theme: Theme) -> Line<'static> {
+/// A file's two lines: arrow, name and size; then its state or progress. `indent` puts a
+/// folder's file under it.
+fn file_lines(row: &Row, indent: &str, w: usize, theme: Theme) -> (Line<'static>, Line<'static>) {
+    let arrow = match row.direction() {
+        Direction::Outgoing => "↑ ",
+        Direction::Incoming => "↓ ",
+    };
+    let size = format!(" {}", human_size(row.progress.total));
+    let name_w = w.saturating_sub(indent.len() + 2 + width_of(&size));
+    // Under its folder, the folder's name is said already.
+    let path = match (indent.is_empty(), row.path.split_once('/')) {
+        (false, Some((_, rest))) => rest,
+        _ => row.path.as_str(),
+    };
+    let name = truncate_start(path, name_w);
+    let pad = " ".repeat(name_w.saturating_sub(width_of(&name)));
+    let first = Line::from(vec![
+        Span::raw(indent.to_string()),
+        Span::styled(arrow, state_style(&row.state, theme)),
+        Span::raw(name),
+        Span::raw(pad),
+        Span::styled(size, theme.dim()),
+    ]);
+    (first, second_line(row, &format!("{indent}  "), w, theme))
+}
+
+/// A folder's two lines: its name, file count and size; then what its files add up to.
+fn folder_lines(
+    folder: &Folder,
+    tally: &Tally,
+    w: usize,
+    theme: Theme,
+) -> (Line<'static>, Line<'static>) {
+    let arrow = match folder.direction {
+        Direction::Outgoing => "↑ ",
+        Direction::Incoming => "↓ ",
+    };
+    let mark = if folder.expanded { "▾ " } else { "▸ " };
+    let files = match tally.files {
+        1 => " 1 file".to_string(),
+        n => format!(" {} files", count(n)),
+    };
+    let size = format!(" {}", human_size(tally.bytes));
+    let name_w = w.saturating_sub(4 + width_of(&files) + width_of(&size));
+    let name = truncate_start(&folder.name, name_w);
+    let pad = " ".repeat(name_w.saturating_sub(width_of(&name)));
+    let style = if tally.failed > 0 {
+        theme.error()
+    } else if tally.waiting > 0 {
+        theme.key()
+    } else if tally.verified == tally.files {
+        theme.ok()
+    } else {
+        theme.busy()
+    };
+    let first = Line::from(vec![
+        Span::styled(mark, theme.dim()),
+        Span::styled(arrow, style),
+        Span::raw(name),
+        Span::styled(files, theme.dim()),
+        Span::raw(pad),
+        Span::styled(size, theme.dim()),
+    ]);
     let indent = "  ";
+    let avail = w.saturating_sub(indent.len());
+    let text = if tally.waiting > 0 {
+        "offered: a accept · d decline · → files".to_string()
+    } else if tally.settled == tally.files {
+        let mut parts = vec![format!("{} verified", count(tally.verified))];
+        if tally.failed > 0 {
+            parts.push(format!("{} failed", count(tally.failed)));
+        }
+        if tally.dropped > 0 {
+            parts.push(format!("{} declined or cancelled", count(tally.dropped)));
+        }
+        if tally.verified == tally.files {
+            "all verified".to_string()
+        } else {
+            parts.join(", ")
+        }
+    } else {
+        let fraction = if tally.bytes == 0 {
+            0.0
+        } else {
+            tally.done_bytes as f64 / tally.bytes as f64
+        };
+        let tail = format!(" {}/{} files", count(tally.settled), count(tally.files));
+        let bar_w = avail.saturating_sub(width_of(&tail)).min(30);
+        if bar_w >= 4 {
+            let filled = ((fraction * bar_w as f64).round() as usize).min(bar_w);
+            return (
+                first,
+                Line::from(vec![
+                    Span::raw(indent),
+                    Span::styled("█".repeat(filled), theme.gauge()),
+                    Span::styled("░".repeat(bar_w - filled), theme.dim()),
+                    Span::raw(truncate(&tail, avail.saturating_sub(bar_w))),
+                ]),
+            );
+        }
+        tail.trim_start().to_string()
+    };
+    let second = Line::from(vec![
+        Span::raw(indent),
+        Span::styled(truncate(&text, avail), style),
+    ]);
+    (first, second)
+}
+
+fn second_line(row: &Row, indent: &str, width: usize, theme: Theme) -> Line<'static> {
+    let indent = indent.to_string();
     let avail = width.saturating_sub(indent.len());
     if row.state == TransferState::Transferring {
         let pct = (row.progress.fraction() * 100.0).floor().min(100.0) as u64;
@@ -113,29 +222,24 @@ impl Widget for &QueuePane<'_> {
         }
         let w = inner.width as usize;
         let rows_fit = (inner.height as usize / 2).max(1);
-        let selected = conv.selected.min(conv.queue.len() - 1);
+        let items = conv.items();
+        let selected = conv.selected.min(items.len().saturating_sub(1));
         let first = selected.saturating_sub(rows_fit - 1);
         let mut lines = Vec::new();
-        for (i, row) in conv.queue.iter().enumerate().skip(first).take(rows_fit) {
-            let arrow = match row.direction() {
-                Direction::Outgoing => "↑ ",
-                Direction::Incoming => "↓ ",
+        for (i, item) in items.iter().enumerate().skip(first).take(rows_fit) {
+            let (mut first_line, second) = match *item {
+                Item::File(r) => file_lines(&conv.queue[r], "", w, theme),
+                Item::Member(r) => file_lines(&conv.queue[r], "  ", w, theme),
+                Item::Folder(f) => {
+                    let folder = &conv.folders[f];
+                    folder_lines(folder, &conv.tally(folder.id), w, theme)
+                }
             };
-            let size = format!(" {}", human_size(row.progress.total));
-            let name_w = w.saturating_sub(2 + width_of(&size));
-            let name = truncate_start(&row.path, name_w);
-            let pad = " ".repeat(name_w.saturating_sub(width_of(&name)));
-            let mut first_line = Line::from(vec![
-                Span::styled(arrow, state_style(&row.state, theme)),
-                Span::raw(name),
-                Span::raw(pad),
-                Span::styled(size, theme.dim()),
-            ]);
             if i == selected && app.focus == Focus::Queue {
                 first_line = first_line.style(theme.selected());
             }
             lines.push(first_line);
-            lines.push(second_line(row, w, theme));
+            lines.push(second);
         }
         Paragraph::new(lines).render(inner, buf);
     }
