@@ -280,10 +280,10 @@ fn the_ui_says_once_that_it_cannot_connect() -> Result<()> {
     let mut ui = Pty::spawn(&["connect", &target])?;
     let screen = ui.wait_for("refused")?;
     let said = screen.matches("cannot connect to").count();
-    let named = screen.matches(&target).count();
+    let named = screen.contains(&format!("cannot connect to {target}: "));
     ensure!(
-        said == 1 && named == 1,
-        "the connection error is not said exactly once:\n{screen}"
+        said == 1 && named,
+        "the connection error is not said exactly once, naming the target:\n{screen}"
     );
     Ok(())
 }
