@@ -2,7 +2,7 @@
 """Chat latency while a file streams over the same tern connection (stdlib only).
 
   chat_latency.py --tern BIN --port P --download-dir D --file F [--interval-ms 10]
-                  [--timeout S] [--log PREFIX] [--pidfile FILE]
+                  [--timeout S] [--log PREFIX] [--pidfile FILE] [--extra-file F2]
 
 Starts `tern recv --once --yes` (stdout piped), waits for "tern: listening on" on its stderr,
 starts `tern send 127.0.0.1:P F` with stdin piped. Once the receiver's stderr says it is
@@ -10,6 +10,10 @@ receiving the file, a line "SEQ NS" (NS = time.time_ns() just before the write) 
 send's stdin every interval; a thread reads recv's stdout and records the one-way latency
 time.time_ns() - NS of each line. Writing stops when the receiver reports the file received
 (or the sender reports it verified); then stdin is closed and both must exit 0.
+
+With --extra-file, a second peer (`tern send 127.0.0.1:P F2`, no chat) starts right after the
+first: the lines are timed while two peers each stream a file into the one receiver, and the
+run waits for both files.
 
 Prints key=value lines: sent, received, lost, p50_ms, p99_ms, max_ms, max_seq, mbps (the file's
 transfer rate while chatting, from "receiving" to "received" on recv's stderr, 1 MB = 10^6 B),
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import time
 
@@ -35,11 +40,13 @@ def main() -> int:
     ap.add_argument("--tern", required=True)
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--download-dir", required=True)
+    ap.add_argument("--extra-file", help="a second peer streams this file at the same time")
     add_chat_args(ap)
     a = ap.parse_args()
     log = a.log
     size = os.path.getsize(a.file)
-    recv = send = None
+    name = re.escape(os.path.basename(a.file))
+    recv = send = extra = None
     result: dict[str, object] = {"status": "ok"}
     seq = 0
     try:
@@ -47,11 +54,18 @@ def main() -> int:
                       "--port", str(a.port), "--download-dir", a.download_dir],
                      a.pidfile, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                      stderr=subprocess.PIPE)
-        rerr = LineWatcher(recv.stderr, f"{log}.recv.err" if log else None, {
+        # With two peers connected, recv's notes start with the peer's name: the file names
+        # tell them apart.
+        patterns = {
             "ready": r"^tern: listening on",
-            "receiving": r"^tern: receiving ",
-            "done": r"^tern: received .*verified",
-        })
+            "receiving": rf"receiving {name} ",
+            "done": rf"received {name} .*verified",
+        }
+        if a.extra_file:
+            extra_name = re.escape(os.path.basename(a.extra_file))
+            patterns["extra_receiving"] = rf"receiving {extra_name} "
+            patterns["extra_done"] = rf"received {extra_name} .*verified"
+        rerr = LineWatcher(recv.stderr, f"{log}.recv.err" if log else None, patterns)
         rerr.start()
         reader = StampedLines(recv.stdout, f"{log}.recv.out" if log else None)
         reader.start()
@@ -66,8 +80,16 @@ def main() -> int:
                            {"done": r"^tern: sent .*verified"})
         serr.start()
         deadline = time.monotonic() + a.timeout
-        # Start the clock once the file is streaming.
-        if not rerr.wait_for("receiving", a.timeout, procs=(recv, send)):
+        if a.extra_file:
+            extra = spawn([a.tern, "send", "--name", "second-peer", f"127.0.0.1:{a.port}",
+                           a.extra_file], a.pidfile, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL,
+                          stderr=open(f"{log}.extra.err", "wb") if log else subprocess.DEVNULL)
+        # Start the clock once the file (both files) is streaming.
+        streaming = rerr.wait_for("receiving", a.timeout, procs=(recv, send))
+        if streaming and extra is not None:
+            streaming = rerr.wait_for("extra_receiving", a.timeout, procs=(recv, extra))
+        if not streaming:
             result["status"] = "never-receiving"
         else:
             def done() -> bool:
@@ -81,6 +103,16 @@ def main() -> int:
             send.stdin.close()
         except OSError:
             pass
+        if extra is not None:
+            try:
+                extra.wait(timeout=max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                if result["status"] == "ok":
+                    result["status"] = "timeout"
+                kill_group(extra)
+            result["extra_rc"] = rc_of(extra)
+            if result["status"] == "ok" and result["extra_rc"] != 0:
+                result["status"] = "extra-send-failed"
         for p in (send, recv):
             limit = deadline
             if p is recv and send.returncode not in (0, None):
@@ -96,7 +128,7 @@ def main() -> int:
         serr.join(5.0)
         return finish(result, recv, send, reader, seq, size, rerr)
     finally:
-        for p in (send, recv):
+        for p in (send, extra, recv):
             kill_group(p, grace=1.0)
 
 

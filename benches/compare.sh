@@ -19,12 +19,18 @@
 #   3. chat while streaming a CHAT_MB file: one-way latency of a line every 10 ms, lines lost;
 #      reference: the same lines over a connection of their own beside a socat stream (the
 #      floor this host sets, with nothing shared)
+#   3b. the same into a disk that cannot keep up: the receiver's folder on a loop device whose
+#      writes the block throttle holds to SLOW_MBPS, so its writes stall (root, a loop device
+#      and cgroup v1's blkio throttle; said in the table when missing); and again with a second
+#      peer streaming a file of the same size into the same receiver. Reference: the floor on
+#      the same slow disk
 #   4. memory: peak RSS of sender and receiver per size in MEM_SIZES_MB, largest vs smallest
 #   5. TUI idle CPU: `tern listen` in a pseudo-terminal, CPU used over TUI_SECONDS
 #
 # Knobs (environment): BULK_MB (1024), SMALL_FILES (10000), CHAT_MB (4096),
 #   MEM_SIZES_MB ("256 4096"), REPEATS (3), TUI_SECONDS (10), QUICK=1 (16 MiB, 500 files,
 #   MEM_SIZES_MB="16 64", 1 repeat, TUI_SECONDS=3; explicit knobs still win),
+#   SLOW_MBPS (100: the slow disk's write rate, MB/s),
 #   OPTIONAL_REFS (1; 0 skips scp and magic-wormhole), BENCH_DIR (/tmp: where the temporary
 #   data folder goes), KEEP_BENCH_DIR=1 (keep it, with the logs), TERN_BIN (use this binary
 #   instead of running `cargo build --release`), BULK_SEED (1: the bulk rounds' shuffled
@@ -41,7 +47,7 @@ REPO=$(cd -- "$SCRIPT_DIR/.." && pwd -P)
 # The command line, with the knobs that came from the environment, to paste and rerun.
 INVOCATION=""
 for knob in QUICK BULK_MB SMALL_FILES CHAT_MB MEM_SIZES_MB REPEATS TUI_SECONDS OPTIONAL_REFS \
-    BENCH_DIR KEEP_BENCH_DIR TERN_BIN BULK_SEED HOLD_PAGES; do
+    BENCH_DIR KEEP_BENCH_DIR TERN_BIN BULK_SEED HOLD_PAGES SLOW_MBPS; do
     if [[ -n ${!knob+set} ]]; then
         if [[ ${!knob} =~ ^[A-Za-z0-9_./:=+-]*$ ]]; then
             INVOCATION+="$knob=${!knob} "
@@ -73,6 +79,7 @@ fi
 QUICK=${QUICK:-0}
 BULK_SEED=${BULK_SEED:-1}
 HOLD_PAGES=${HOLD_PAGES:-1}
+SLOW_MBPS=${SLOW_MBPS:-100}
 OPTIONAL_REFS=${OPTIONAL_REFS:-1}
 FILES_PER_DIR=100
 SMALL_SIZE=4096
@@ -86,7 +93,7 @@ note() { printf '[bench] %s\n' "$*" >&2; }
 
 is_count() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
 [[ $HOLD_PAGES == [01] ]] || die "HOLD_PAGES must be 0 or 1, not '$HOLD_PAGES'"
-for knob in BULK_MB SMALL_FILES CHAT_MB REPEATS TUI_SECONDS BULK_SEED; do
+for knob in BULK_MB SMALL_FILES CHAT_MB REPEATS TUI_SECONDS BULK_SEED SLOW_MBPS; do
     is_count "${!knob}" || die "$knob must be a positive integer, not '${!knob}'"
 done
 read -r -a MEM_SIZES <<<"$MEM_SIZES_MB"
@@ -99,6 +106,7 @@ mapfile -t MEM_SIZES < <(printf '%s\n' "${MEM_SIZES[@]}" | sort -n -u)
 KNOBS="QUICK=$QUICK BULK_MB=$BULK_MB SMALL_FILES=$SMALL_FILES CHAT_MB=$CHAT_MB"
 KNOBS+=" MEM_SIZES_MB=\"${MEM_SIZES[*]}\" REPEATS=$REPEATS TUI_SECONDS=$TUI_SECONDS"
 KNOBS+=" OPTIONAL_REFS=$OPTIONAL_REFS BULK_SEED=$BULK_SEED HOLD_PAGES=$HOLD_PAGES"
+KNOBS+=" SLOW_MBPS=$SLOW_MBPS"
 
 # ---------------------------------------------------------------- work folder and cleanup
 
@@ -132,6 +140,7 @@ cleanup() {
         done
     fi
     release_pages
+    slow_disk_down
     if [[ ${KEEP_BENCH_DIR:-0} == 1 ]]; then
         note "kept $W"
     else
@@ -934,6 +943,144 @@ bench_tui() {
     row val "TUI idle terminal output over $TUI_SECONDS s (bytes)" tui.bytes median ""
 }
 
+# A disk that cannot keep up: ext4 on a loop device whose writes cgroup v1's blkio throttle
+# holds to SLOW_MBPS, with at most 64 MiB of its pages dirty (strict), so a writer past that
+# waits for the throttled writeback, as it would for a slow USB stick or a network share.
+SLOW_DIR="" SLOW_SKIP="" SLOW_LOOP="" SLOW_DEV=""
+SLOW_THROTTLE=/sys/fs/cgroup/blkio/blkio.throttle.write_bps_device
+slow_disk_up() {
+    if ((EUID != 0)); then
+        SLOW_SKIP="needs root (a loop device and the block throttle)"
+        return 1
+    fi
+    if [[ ! -w $SLOW_THROTTLE ]]; then
+        SLOW_SKIP="no cgroup v1 blkio throttle on this host ($SLOW_THROTTLE)"
+        return 1
+    fi
+    local tool
+    for tool in losetup mkfs.ext4 mount lsblk; do
+        if ! command -v "$tool" >/dev/null; then
+            SLOW_SKIP="$tool is not installed"
+            return 1
+        fi
+    done
+    local img=$W/slow.img
+    truncate -s "$((3 * CHAT_MB + 1024))M" "$img"
+    if ! SLOW_LOOP=$(losetup -f --show "$img" 2>&1); then
+        SLOW_SKIP="no loop device: $SLOW_LOOP"
+        SLOW_LOOP=""
+        return 1
+    fi
+    SLOW_DEV=$(lsblk -no MAJ:MIN "$SLOW_LOOP" | tr -d ' ')
+    mkdir -p "$W/slow"
+    if ! mkfs.ext4 -q -F "$SLOW_LOOP" || ! mount "$SLOW_LOOP" "$W/slow"; then
+        SLOW_SKIP="could not make or mount a file system on $SLOW_LOOP"
+        return 1
+    fi
+    echo "$SLOW_DEV $((SLOW_MBPS * 1000000))" >"$SLOW_THROTTLE"
+    if [[ -w /sys/class/bdi/$SLOW_DEV/max_bytes ]]; then
+        echo 1 >"/sys/class/bdi/$SLOW_DEV/strict_limit"
+        echo $((64 << 20)) >"/sys/class/bdi/$SLOW_DEV/max_bytes"
+    fi
+    SLOW_DIR=$W/slow
+}
+slow_disk_down() {
+    if [[ -n $SLOW_DEV ]]; then
+        echo "$SLOW_DEV 0" >"$SLOW_THROTTLE" 2>/dev/null
+    fi
+    if [[ -n $SLOW_DIR ]]; then
+        umount "$SLOW_DIR" 2>/dev/null || umount -l "$SLOW_DIR" 2>/dev/null
+    fi
+    if [[ -n $SLOW_LOOP ]]; then
+        losetup -d "$SLOW_LOOP" 2>/dev/null
+    fi
+    SLOW_DEV="" SLOW_DIR="" SLOW_LOOP=""
+}
+
+# One chat run into the slow disk: KEY (chat.slow or chat.slow2), and an extra file for a
+# second peer, or none.
+slow_chat_one() {
+    local key=$1 src=$2 extra=$3 r=$4 out port rc res status extra_args=()
+    out=$SLOW_DIR/in
+    fresh_dir "$out"
+    port=$(free_port)
+    quiesce "$src" ${extra:+"$extra"}
+    [[ -n $extra ]] && extra_args=(--extra-file "$extra")
+    rc=0
+    pyrun chat_latency.py --tern "$TERN" --port "$port" --download-dir "$out" --file "$src" \
+        "${extra_args[@]}" --interval-ms 10 --timeout "$(timeout_for_mb $((2 * CHAT_MB * 1000 / SLOW_MBPS)))" \
+        --log "$LOGS/$key-$r" --pidfile "$PIDS" || rc=$?
+    res=$PYOUT
+    status=$(kv status "$res")
+    if ((rc == 0)) && ! cmp -s -- "$src" "$out/${src##*/}"; then
+        rc=1
+        status="file wrong: ${src##*/} differs or is missing"
+    fi
+    if ((rc == 0)) && [[ -n $extra ]] && ! cmp -s -- "$extra" "$out/${extra##*/}"; then
+        rc=1
+        status="file wrong: ${extra##*/} differs or is missing"
+    fi
+    if ((rc == 0)); then
+        sample "$key.p99" "$(kv p99_ms "$res")"
+        sample "$key.max" "$(kv max_ms "$res")"
+        sample "$key.mbps" "$(kv mbps "$res")"
+        note "$key $r/$REPEATS: $(kv received "$res")/$(kv sent "$res") lines, p50 $(kv p50_ms "$res") ms, p99 $(kv p99_ms "$res") ms, max $(kv max_ms "$res") ms, file at $(kv mbps "$res") MB/s"
+    else
+        sample "$key.p99" FAIL
+        sample "$key.max" FAIL
+        sample "$key.mbps" FAIL
+        tern_fail "$key run $r: ${status:-harness error} (sent $(kv sent "$res"), received $(kv received "$res"))" "$LOGS/$key-$r"
+    fi
+    if [[ -n $(kv lost "$res") ]]; then sample "$key.lost" "$(kv lost "$res")"; fi
+    rm -rf -- "$out"
+}
+
+bench_slow() {
+    local label="chat while streaming $CHAT_MB MiB into a disk held to $SLOW_MBPS MB/s"
+    if ! slow_disk_up; then
+        note "the slow-disk case cannot run here: $SLOW_SKIP"
+        row skip "$label" "$SLOW_SKIP"
+        slow_disk_down
+        return 0
+    fi
+    local src extra r out res rc
+    src=$(datafile "$CHAT_MB")
+    extra=$W/data/second_${CHAT_MB}M.bin
+    [[ -f $extra ]] || cp -- "$src" "$extra"
+    for ((r = 1; r <= REPEATS; r++)); do
+        slow_chat_one chat.slow "$src" "" "$r"
+        slow_chat_one chat.slow2 "$src" "$extra" "$r"
+        # The floor on the same disk: its own chat connection beside a socat stream.
+        out=$SLOW_DIR/in
+        fresh_dir "$out"
+        quiesce "$src"
+        rc=0
+        pyrun chat_floor.py --bulk-port "$(free_port)" --chat-port "$(free_port)" \
+            --out "$out/${src##*/}" --file "$src" --interval-ms 10 \
+            --timeout "$(timeout_for_mb $((2 * CHAT_MB * 1000 / SLOW_MBPS)))" \
+            --log "$LOGS/slowfloor-$r" --pidfile "$PIDS" || rc=$?
+        res=$PYOUT
+        if ((rc == 0)); then
+            sample slowfloor.p99 "$(kv p99_ms "$res")"
+            sample slowfloor.max "$(kv max_ms "$res")"
+            note "slow-disk floor $r/$REPEATS: p99 $(kv p99_ms "$res") ms, max $(kv max_ms "$res") ms, file at $(kv mbps "$res") MB/s"
+        else
+            sample slowfloor.p99 FAIL
+            sample slowfloor.max FAIL
+            note "slow-disk floor run $r failed ($(kv status "$res"))"
+        fi
+        rm -rf -- "$out"
+    done
+    slow_disk_down
+    local floor="floor on the same disk: own socat connection beside a socat stream"
+    row cmp "$label: latency p99 (ms)" chat.slow.p99 slowfloor.p99 "$floor"
+    row cmp "$label: latency max (ms)" chat.slow.max slowfloor.max "$floor, worst of all runs" max
+    row cmp "$label, a second peer streaming too: latency p99 (ms)" chat.slow2.p99 slowfloor.p99 "$floor (one stream)"
+    row cmp "$label, a second peer streaming too: latency max (ms)" chat.slow2.max slowfloor.max "$floor (one stream), worst of all runs" max
+    row val "$label: lines lost (must be 0)" chat.slow.lost sum "all runs, one peer"
+    row val "$label, two peers: lines lost (must be 0)" chat.slow2.lost sum "all runs"
+}
+
 # ---------------------------------------------------------------------------------- run
 
 START=$(date +%s)
@@ -945,6 +1092,7 @@ bench_bulk
 bench_two
 bench_small
 bench_chat
+bench_slow
 bench_mem
 bench_tui
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
