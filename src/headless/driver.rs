@@ -42,22 +42,13 @@ impl Outcome {
     }
 }
 
-/// What ends a session from our side.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Finish {
-    /// `tern send`: close once stdin has ended and every offered file is settled.
-    WhenDone,
-    /// `tern recv`, or a raw peer: keep going until the peer leaves.
-    WhenPeerLeaves,
-}
-
-/// Drive one session until it closes, printing as we go.
+/// Drive one session (`tern send`'s) until it closes, printing as we go: it is closed once
+/// stdin has ended and every offered file is settled (a raw peer's, once it closes).
 /// `expect_outgoing`: how many files we offered, so the session is not closed before their
 /// first events have even arrived. `stop` is the session's own token (see `Session::start`).
 pub(super) async fn drive(
     session: Session,
     lines: &mut Lines,
-    finish: Finish,
     expect_outgoing: usize,
     style: Style,
     shutdown: &CancellationToken,
@@ -78,15 +69,11 @@ pub(super) async fn drive(
     loop {
         let settled = driver.outgoing_settled >= expect_outgoing && driver.open == 0;
         let input_done = lines.ended && pending.is_none();
-        let done = finish == Finish::WhenDone
-            && driver.connected
-            && !driver.raw_peer
-            && input_done
-            && settled;
+        let done = driver.connected && !driver.raw_peer && input_done && settled;
         // A raw peer has no goodbye: like nc at the end of its input, stop sending (a TCP
         // half-close, which a peer reading until EOF waits for) and print what it still says
         // until it closes. The session does that once every handle to it is gone.
-        let half_close = finish == Finish::WhenDone && driver.raw_peer && input_done;
+        let half_close = driver.raw_peer && input_done;
         if half_close && !driver.outcome.interrupted && handle.take().is_some() {
             driver.note("stdin ended: nothing more to send; waiting for the peer to close");
         }
@@ -100,11 +87,7 @@ pub(super) async fn drive(
         }
         let commands = handle.as_ref();
         tokio::select! {
-            () = shutdown.cancelled(), if !driver.outcome.interrupted => {
-                driver.note("interrupted: closing the session");
-                driver.outcome.error.get_or_insert_with(|| "interrupted".into());
-                driver.outcome.interrupted = true;
-            }
+            () = shutdown.cancelled(), if !driver.outcome.interrupted => driver.interrupted(),
             event = events.recv() => {
                 let Some(event) = event else { break };
                 BATCHING.store(true, Ordering::Relaxed);
@@ -184,7 +167,7 @@ impl RecentlyEnded {
 }
 
 /// Events handled in one turn of the drive loop, at most.
-const EVENT_BURST: usize = 512;
+pub(super) const EVENT_BURST: usize = 512;
 
 /// How a driver reports and records what happens.
 #[derive(Clone, Default)]
@@ -200,16 +183,17 @@ pub(super) struct Style {
     pub(super) encoding: Encoding,
 }
 
-/// What `drive` knows about the session so far.
+/// What is known about one session so far: what it printed, what it counted. `drive` runs one
+/// session with it; `tern recv` keeps one per peer of the connection layer.
 #[derive(Default)]
-struct Driver {
+pub(super) struct Driver {
     style: Style,
     /// The peer's name (its address for a raw peer) and address, once connected.
     peer: String,
     addr: String,
     /// What the history keeps of this session.
     recorder: Recorder,
-    outcome: Outcome,
+    pub(super) outcome: Outcome,
     /// Transfers not yet over.
     states: HashMap<TransferId, TransferState>,
     started: HashMap<TransferId, Instant>,
@@ -223,7 +207,7 @@ struct Driver {
 }
 
 impl Driver {
-    fn new(style: Style) -> Self {
+    pub(super) fn new(style: Style) -> Self {
         Self {
             recorder: Recorder::new(style.history.clone(), style.encoding),
             style,
@@ -232,7 +216,7 @@ impl Driver {
     }
 
     /// A note about this session: naming its peer when several may be connected.
-    fn note(&self, message: impl std::fmt::Display) {
+    pub(super) fn note(&self, message: impl std::fmt::Display) {
         let several = self
             .style
             .connected
@@ -245,13 +229,22 @@ impl Driver {
         }
     }
 
+    /// We were asked to end (a signal): the session closes, and that is a failure.
+    pub(super) fn interrupted(&mut self) {
+        self.note("interrupted: closing the session");
+        self.outcome
+            .error
+            .get_or_insert_with(|| "interrupted".into());
+        self.outcome.interrupted = true;
+    }
+
     /// A line of ours went to the session.
     fn said(&mut self, line: &str) {
         self.recorder.said(line);
     }
 
     /// Print and count one event; `true` when the session has closed.
-    fn on_event(&mut self, event: SessionEvent) -> bool {
+    pub(super) fn on_event(&mut self, event: SessionEvent) -> bool {
         self.recorder.on_event(&event);
         match event {
             SessionEvent::Connected(peer) => {

@@ -6,20 +6,13 @@ use tokio::sync::mpsc;
 
 use crate::text;
 
-/// Lines for a session to say: stdin's own (`tern send`), or a peer's share of them (`tern
-/// recv`, which says each line to every connected peer).
+/// Lines of stdin, for the peers to be told.
 pub(super) struct Lines {
     pub(super) rx: mpsc::Receiver<String>,
     pub(super) ended: bool,
 }
 
 impl Lines {
-    /// Lines sent into the returned sender, up to `capacity` waiting; ended once it is dropped.
-    pub(super) fn channel(capacity: usize) -> (mpsc::Sender<String>, Self) {
-        let (tx, rx) = mpsc::channel(capacity);
-        (tx, Self { rx, ended: false })
-    }
-
     /// Read stdin line by line in the background, a terminal included (as nc does: lines typed
     /// until Ctrl-D). A process started in the background (`tern recv &`) leaves the terminal
     /// alone: reading it would stop the process (SIGTTIN).

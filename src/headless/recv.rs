@@ -1,34 +1,39 @@
-//! `tern recv`: serve any number of peers at once, each in a task of its own; say each line of
-//! stdin to every connected peer.
+//! `tern recv`: serve any number of peers at once through the connection layer, printing each
+//! one's events as they come and saying each line of stdin to every connected peer.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::driver::{Finish, Outcome, Style, drive};
+use super::driver::{Driver, EVENT_BURST, Style};
 use super::lines::Lines;
-use super::notes::note;
+use super::notes::{BATCHING, flush_notes, note};
 use super::watch_signals;
 use crate::history::History;
-use crate::session::{PeerId, Role, Session, SessionConfig};
+use crate::net::{COMMANDS_PER_PEER, Net, Order, PeerReport, Report};
+use crate::session::{Command, PeerId, SessionConfig};
 
-/// Lines waiting for one peer's session to take them. A peer that takes none (its link is
-/// stalled) misses what is typed beyond, and stderr says so; the others are not held up. Also
-/// how many lines typed while no peer is connected are kept for the next to connect (as when
-/// stdin waited for the one peer a `tern recv` served), the oldest dropped first.
-const PEER_LINES: usize = 1024;
-/// Sessions served at once, at most: each holds buffers and a disk thread, and a flood of
-/// connections must not take every byte of memory. Beyond, connections wait in the system's
-/// queue until one ends.
-const MAX_SESSIONS: usize = 64;
+/// Lines typed while no peer is connected, kept for the next to connect (as when stdin waited
+/// for the one peer a `tern recv` served), the oldest dropped first. A connected peer's share
+/// is bounded by the connection layer ([`COMMANDS_PER_PEER`]): a peer that takes none (its
+/// link is stalled) misses what is typed beyond, and stderr says so; the others are not held
+/// up.
+const HELD_LINES: usize = 1024;
+/// How long peers have to say goodbye once we are asked to end.
+const GOODBYE: Duration = Duration::from_secs(3);
+
+/// A peer being served: where it came from, and what its session printed and counted.
+struct Served {
+    addr: SocketAddr,
+    driver: Driver,
+}
 
 /// `tern recv [--bind ADDR] [--port N] [--once] [--json]`.
 pub async fn recv(
@@ -52,132 +57,161 @@ pub async fn recv(
     let style = Style {
         json,
         connected: Some(Arc::clone(&connected)),
-        history,
+        // The connection layer keeps the history.
+        history: None,
         encoding: config.encoding.unwrap_or_default(),
     };
+    let mut net = Net::start(Some(listener), config, history);
+    let mut server = Server {
+        style,
+        connected,
+        peers: HashMap::new(),
+        held: VecDeque::new(),
+        first: None,
+        first_left: false,
+        failed: false,
+    };
     let mut stdin = Lines::stdin();
-    let mut held: VecDeque<String> = VecDeque::new();
-    // Each connected peer's share of stdin, by peer.
-    let mut peers: HashMap<PeerId, (SocketAddr, mpsc::Sender<String>)> = HashMap::new();
-    let mut sessions: JoinSet<(PeerId, SocketAddr, Outcome)> = JoinSet::new();
-    let mut first: Option<PeerId> = None;
-    let mut first_left = false;
-    let mut failed = false;
-    let mut stopping = false;
+    let mut stopping: Option<tokio::time::Instant> = None;
     loop {
-        if stopping && sessions.is_empty() {
-            break;
-        }
-        if once && first_left && sessions.is_empty() {
+        if server.peers.is_empty() && (stopping.is_some() || (once && server.first_left)) {
             break;
         }
         tokio::select! {
-            accepted = listener.accept(), if !shutdown.is_cancelled() && sessions.len() < MAX_SESSIONS => {
-                let (stream, addr) = match accepted {
-                    Ok(accepted) => accepted,
-                    // Out of descriptors, a connection reset before it was taken: the others
-                    // go on, and the next try waits a moment rather than spin.
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        note(format!("cannot accept a connection: {e}"));
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                        continue;
+            report = net.reports.recv() => {
+                let Some(report) = report else { break };
+                BATCHING.store(true, Ordering::Relaxed);
+                let mut orders = server.on_report(report);
+                // Whatever else is queued, in the same turn: one stderr write for the lot.
+                for _ in 0..EVENT_BURST {
+                    match net.reports.try_recv() {
+                        Ok(report) => orders.extend(server.on_report(report)),
+                        Err(_) => break,
                     }
-                };
-                let peer = PeerId::next();
-                connected.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(%addr, %peer, "accepted");
-                first.get_or_insert(peer);
-                let (tx, mut lines) = Lines::channel(PEER_LINES);
-                // What was typed while nobody was there goes to the first who comes.
-                for line in held.drain(..) {
-                    if tx.try_send(line).is_err() {
+                }
+                BATCHING.store(false, Ordering::Relaxed);
+                flush_notes();
+                for order in orders {
+                    if net.orders.send(order).await.is_err() {
                         break;
                     }
                 }
-                if stdin.ended {
-                    // Its share ends with what was held.
-                    drop(tx);
-                } else {
-                    peers.insert(peer, (addr, tx));
-                }
-                let stop = shutdown.child_token();
-                let session = Session::start(stream, Role::Listener, config.clone(), &stop);
-                let shutdown = shutdown.clone();
-                let style = style.clone();
-                sessions.spawn(async move {
-                    let outcome = drive(
-                        session,
-                        &mut lines,
-                        Finish::WhenPeerLeaves,
-                        0,
-                        style,
-                        &shutdown,
-                        &stop,
-                    )
-                    .await;
-                    (peer, addr, outcome)
-                });
             }
             line = stdin.rx.recv(), if !stdin.ended => match line {
-                Some(line) => say_to_all(&mut peers, &mut held, line),
-                None => {
-                    stdin.ended = true;
-                    // Each session sees its share end once it has said what is queued; what is
-                    // held still goes to the next peer.
-                    peers.clear();
-                }
-            },
-            Some(done) = sessions.join_next() => {
-                connected.fetch_sub(1, Ordering::Relaxed);
-                let (peer, addr, outcome) = match done {
-                    Ok(done) => done,
-                    Err(e) => {
-                        tracing::error!(error = %e, "a session task failed");
-                        note(format!("a session ended abnormally: {e}"));
-                        failed = true;
-                        continue;
+                Some(line) => {
+                    for order in server.say_to_all(line) {
+                        if net.orders.send(order).await.is_err() {
+                            break;
+                        }
                     }
-                };
-                peers.remove(&peer);
-                note(format!("{addr} left"));
-                failed |= outcome.exit_code() != ExitCode::SUCCESS;
-                first_left |= first == Some(peer);
+                }
+                // Each peer's session goes on: a receiver serves until its peers leave.
+                None => stdin.ended = true,
+            },
+            // Every peer is asked to close; the loop waits for them, a while.
+            () = shutdown.cancelled(), if stopping.is_none() => {
+                stopping = Some(tokio::time::Instant::now() + GOODBYE);
+                for (peer, served) in &mut server.peers {
+                    served.driver.interrupted();
+                    let _ = net.orders.send(Order::Close(*peer)).await;
+                }
+                flush_notes();
             }
-            // Every session closes on the same token: the loop waits for them, then ends.
-            () = shutdown.cancelled(), if !stopping => stopping = true,
+            () = sleep_until(stopping) => break,
         }
     }
-    Ok(if failed {
+    flush_notes();
+    net.shut_down().await;
+    Ok(if server.failed || !server.peers.is_empty() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
 }
 
-/// Queue `line` for every connected peer, or hold it for the next to connect.
-fn say_to_all(
-    peers: &mut HashMap<PeerId, (SocketAddr, mpsc::Sender<String>)>,
-    held: &mut VecDeque<String>,
-    line: String,
-) {
-    if peers.is_empty() {
-        if held.len() == PEER_LINES {
-            held.pop_front();
-        }
-        held.push_back(line);
-        return;
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
-    for (addr, tx) in peers.values() {
-        match tx.try_send(line.clone()) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                note(format!(
-                    "a line was not said to {addr}: it has {PEER_LINES} waiting already"
-                ));
+}
+
+/// What `recv` keeps across its peers.
+struct Server {
+    style: Style,
+    /// How many peers are connected, for notes that name their peer while several are.
+    connected: Arc<AtomicUsize>,
+    peers: HashMap<PeerId, Served>,
+    held: VecDeque<String>,
+    /// The first peer to connect (for `--once`), and whether it has left.
+    first: Option<PeerId>,
+    first_left: bool,
+    failed: bool,
+}
+
+impl Server {
+    /// Print what `report` says; returns what to tell the connection layer.
+    fn on_report(&mut self, report: Report) -> Vec<Order> {
+        let Report { peer, what } = report;
+        match what {
+            PeerReport::Accepted(addr) => {
+                self.connected.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(%addr, %peer, "accepted");
+                self.first.get_or_insert(peer);
+                self.peers.insert(
+                    peer,
+                    Served {
+                        addr,
+                        driver: Driver::new(self.style.clone()),
+                    },
+                );
+                // What was typed while nobody was there goes to the first who comes.
+                self.held
+                    .drain(..)
+                    .map(|line| Order::To(peer, Command::Text(line)))
+                    .collect()
             }
-            // Its session is ending; `join_next` removes it.
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+            PeerReport::Event(event) => {
+                let closed = match self.peers.get_mut(&peer) {
+                    Some(served) => served.driver.on_event(event),
+                    None => false,
+                };
+                if closed && let Some(served) = self.peers.remove(&peer) {
+                    self.connected.fetch_sub(1, Ordering::Relaxed);
+                    note(format!("{} left", served.addr));
+                    self.failed |= served.driver.outcome.exit_code() != ExitCode::SUCCESS;
+                    self.first_left |= self.first == Some(peer);
+                }
+                Vec::new()
+            }
+            PeerReport::Refused(Command::Text(_)) => {
+                if let Some(served) = self.peers.get(&peer) {
+                    note(format!(
+                        "a line was not said to {}: it has {COMMANDS_PER_PEER} waiting already",
+                        served.addr
+                    ));
+                }
+                Vec::new()
+            }
+            // Only a listener's peers are served here: no dials, nothing else is ordered.
+            PeerReport::Reached(_) | PeerReport::DialFailed(_) | PeerReport::Refused(_) => {
+                Vec::new()
+            }
         }
+    }
+
+    /// `line` for every connected peer, or held for the next to connect.
+    fn say_to_all(&mut self, line: String) -> Vec<Order> {
+        if self.peers.is_empty() {
+            if self.held.len() == HELD_LINES {
+                self.held.pop_front();
+            }
+            self.held.push_back(line);
+            return Vec::new();
+        }
+        self.peers
+            .keys()
+            .map(|&peer| Order::To(peer, Command::Text(line.clone())))
+            .collect()
     }
 }

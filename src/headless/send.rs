@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use super::driver::{Finish, Style, drive};
+use super::driver::{Style, drive};
 use super::lines::Lines;
 use super::notes::note;
 use super::watch_signals;
@@ -104,7 +104,6 @@ pub async fn send(
         let outcome = drive(
             session,
             &mut lines,
-            Finish::WhenDone,
             remaining.len(),
             Style {
                 json,

@@ -31,7 +31,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "scroll messages (↑ ↓ Home End in their pane)",
     ),
     ("Ctrl-End", "back to the newest message, from any pane"),
-    ("↑ ↓ → ← (files)", "select; show a folder's files; r retries"),
+    (
+        "↑ ↓ → ← (files)",
+        "select; show a folder's files; r retries",
+    ),
     (
         "a / Enter (files)",
         "accept the selected offer (asks y / n)",
