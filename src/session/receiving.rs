@@ -16,9 +16,15 @@ use super::retired::Retired;
 use super::{OfferPolicy, SessionConfig, SessionEvent};
 use crate::protocol::Frame;
 use crate::text::Shown;
-use crate::transfer::disk::{DiskEvent, DiskJob, DiskWorker, SaveGate};
+use crate::transfer::disk::{DiskEvent, DiskJob, DiskWorker};
 use crate::transfer::names::SafePath;
 use crate::transfer::{Progress, TransferId, TransferState, TransferUpdate, human_size};
+
+mod frames;
+mod incoming;
+mod to_disk;
+
+use incoming::Incoming;
 
 /// File data the sender may have in flight or queued for our disk, all transfers together,
 /// while nobody is chatting: enough to keep a fast disk busy. Measured (benches/compare.sh,
@@ -40,48 +46,6 @@ pub const MAX_OPEN_OFFERS: usize = 4096;
 const MAX_DISK_BACKLOG: usize = 8 * 1024 * 1024;
 /// Characters of an offered path kept for the screen.
 const MAX_SHOWN_PATH: usize = 300;
-
-struct Incoming {
-    tid: TransferId,
-    /// As shown on a terminal.
-    path: Shown,
-    safe: Option<SafePath>,
-    size: u64,
-    state: TransferState,
-    /// Bytes handed to the disk thread (the next chunk's offset).
-    received: u64,
-    /// Bytes the disk thread has written.
-    written: u64,
-    /// Its share of the credit (with FLOW).
-    credit: Account,
-    /// Accepted, waiting for the disk thread to say where to resume.
-    awaiting_offset: bool,
-    /// `FileEnd` arrived; the disk thread is checking the hash.
-    finishing: bool,
-    /// The BLAKE3 the peer's `FileEnd` gave.
-    hash: Option<[u8; 32]>,
-    saved_as: Option<PathBuf>,
-    last_event: Instant,
-    /// Its end was counted (it left the open offers and went to `retired`).
-    ended: bool,
-    /// Once every byte arrived: whether a stop still comes in time to keep the file unnamed.
-    gate: Arc<SaveGate>,
-}
-
-impl Incoming {
-    /// Every byte arrived and the disk thread is already naming the file: the transfer can no
-    /// longer be stopped. Otherwise it is withdrawn from the disk thread, which will not name
-    /// it.
-    fn too_late_to_stop(&self) -> bool {
-        self.finishing && !self.gate.withdraw()
-    }
-}
-
-impl AsMut<Account> for Incoming {
-    fn as_mut(&mut self) -> &mut Account {
-        &mut self.credit
-    }
-}
 
 pub(super) struct Receiving {
     download_dir: PathBuf,
@@ -152,25 +116,6 @@ impl Receiving {
         self.incoming.values().filter(busy).count()
     }
 
-    /// File data waiting for the disk: past a bound, the actor stops reading the socket.
-    pub(super) fn disk_backed_up(&self) -> bool {
-        self.disk
-            .as_ref()
-            .is_some_and(|d| d.backlog() >= MAX_DISK_BACKLOG)
-    }
-
-    /// Queue a job for the disk thread, starting it on first use. Jobs go out in batches
-    /// (`flush_disk`): a wake-up per job would cost more than the job for small files.
-    fn disk(&mut self, job: DiskJob) -> Result<(), String> {
-        if self.disk.is_none() {
-            let worker = DiskWorker::start(self.download_dir.clone(), self.disk_tx.clone())
-                .map_err(|e| format!("cannot start the disk thread: {e}"))?;
-            self.disk = Some(worker);
-        }
-        self.disk_jobs.push(job);
-        Ok(())
-    }
-
     /// A message went out or came in.
     pub(super) fn note_chat(&mut self) {
         self.last_chat = Some(Instant::now());
@@ -186,23 +131,6 @@ impl Receiving {
             CHAT_WINDOW
         } else {
             BULK_WINDOW
-        }
-    }
-
-    /// Hand the gathered jobs to the disk thread, in order. If the thread is gone, every
-    /// transfer they touch fails.
-    pub(super) fn flush_disk(&mut self, out: &mut BytesMut, events: &mut EventQueue) {
-        if self.disk_jobs.is_empty() {
-            return;
-        }
-        let jobs = std::mem::take(&mut self.disk_jobs);
-        let tids: Vec<TransferId> = jobs.iter().map(DiskJob::tid).collect();
-        if !self.disk.as_ref().is_some_and(|worker| worker.send(jobs)) {
-            for tid in tids {
-                if let Some(id) = self.live(tid) {
-                    self.fail_and_stop(id, "the disk thread stopped".into(), out, events);
-                }
-            }
         }
     }
 
@@ -585,213 +513,6 @@ impl Receiving {
             },
         );
         self.emit(id, events);
-    }
-
-    pub(super) fn on_chunk(
-        &mut self,
-        id: u32,
-        offset: u64,
-        data: Bytes,
-        out: &mut BytesMut,
-        events: &mut EventQueue,
-    ) {
-        let flow = self.flow;
-        let Some(t) = self.incoming.get_mut(&id) else {
-            events.push(SessionEvent::Notice(Shown::new(format!(
-                "the peer sent data for unknown transfer #{id}; ignored"
-            ))));
-            let reason = "data for a transfer that was never offered".into();
-            return push_frame(
-                out,
-                &Frame::Cancel {
-                    id,
-                    by_sender: false,
-                    reason,
-                },
-            );
-        };
-        if t.state.is_final() {
-            // Chunks already in flight when we cancelled or failed it.
-            return;
-        }
-        if t.state != TransferState::Transferring || t.awaiting_offset || t.finishing {
-            let reason = "data arrived before the offer was accepted".to_string();
-            return self.fail_and_stop(id, reason, out, events);
-        }
-        let end = t.received + data.len() as u64;
-        let problem = if offset != t.received {
-            Some(format!("chunk at offset {offset}, expected {}", t.received))
-        } else if end > t.size {
-            Some(format!(
-                "the peer sent more than the {} it offered",
-                human_size(t.size)
-            ))
-        } else if flow && end > t.credit.granted() {
-            Some(format!(
-                "the peer sent past its credit (byte {end} of {})",
-                t.credit.granted()
-            ))
-        } else {
-            None
-        };
-        if let Some(reason) = problem {
-            return self.fail_and_stop(id, reason, out, events);
-        }
-        t.received = end;
-        let tid = t.tid;
-        if let Err(reason) = self.disk(DiskJob::Write { tid, data }) {
-            self.fail_and_stop(id, reason, out, events);
-        }
-    }
-
-    pub(super) fn on_file_end(
-        &mut self,
-        id: u32,
-        hash: [u8; 32],
-        out: &mut BytesMut,
-        events: &mut EventQueue,
-    ) {
-        let Some(t) = self.incoming.get_mut(&id) else {
-            return;
-        };
-        if t.state != TransferState::Transferring || t.awaiting_offset || t.finishing {
-            return;
-        }
-        if t.received != t.size {
-            let reason = format!(
-                "truncated: the peer sent {} of {} bytes",
-                t.received, t.size
-            );
-            let tid = t.tid;
-            let _ = self.disk(DiskJob::Abandon {
-                tid,
-                discard: false,
-            });
-            return self.verdict_fail(id, reason, out, events);
-        }
-        t.finishing = true;
-        t.hash = Some(hash);
-        let tid = t.tid;
-        if let Err(reason) = self.disk(DiskJob::Finish { tid, hash }) {
-            self.verdict_fail(id, reason, out, events);
-        }
-    }
-
-    /// The sender stopped its transfer: the partial file goes. Too late once every byte is
-    /// here and the file is being named.
-    pub(super) fn on_cancel(&mut self, id: u32, reason: String, events: &mut EventQueue) {
-        let Some(t) = self.incoming.get_mut(&id) else {
-            return;
-        };
-        if t.state.is_final() {
-            return;
-        }
-        if t.too_late_to_stop() {
-            events.push(SessionEvent::Notice(Shown::new(format!(
-                "{}: the peer cancelled it after every byte had arrived; it is kept",
-                t.path
-            ))));
-            return;
-        }
-        let started = t.state != TransferState::AwaitingDecision;
-        t.state = TransferState::cancelled(reason);
-        let tid = t.tid;
-        if started {
-            let _ = self.disk(DiskJob::Abandon { tid, discard: true });
-        }
-        self.emit(id, events);
-    }
-
-    /// What the disk thread did, in order.
-    pub(super) fn on_disk(
-        &mut self,
-        batch: Vec<DiskEvent>,
-        out: &mut BytesMut,
-        events: &mut EventQueue,
-    ) {
-        for event in batch {
-            self.on_disk_event(event, out, events);
-        }
-    }
-
-    fn on_disk_event(&mut self, event: DiskEvent, out: &mut BytesMut, events: &mut EventQueue) {
-        match event {
-            DiskEvent::Ready { tid, offset } => {
-                let Some(id) = self.live(tid) else {
-                    return;
-                };
-                let Some(t) = self.incoming.get(&id).filter(|t| t.awaiting_offset) else {
-                    return;
-                };
-                if offset > 0 {
-                    events.push(SessionEvent::Notice(Shown::new(format!(
-                        "{}: {} already here from an earlier attempt; resuming",
-                        t.path,
-                        human_size(offset)
-                    ))));
-                }
-                self.start_at(id, offset, out);
-                self.emit(id, events);
-            }
-            DiskEvent::Written { tid, total } => {
-                let Some(id) = self.current(tid) else {
-                    return;
-                };
-                let Some(t) = self.incoming.get_mut(&id) else {
-                    return;
-                };
-                // One thread writes and reports in order; a total no larger than the last is
-                // nothing new.
-                if total <= t.written {
-                    return;
-                }
-                self.credit.written(&mut t.credit, total - t.written);
-                t.written = total;
-                if t.state.is_final() {
-                    return;
-                }
-                if t.last_event.elapsed() >= PROGRESS_EVERY {
-                    self.emit(id, events);
-                }
-            }
-            DiskEvent::Saved { tid, path } => {
-                let message = path
-                    .strip_prefix(&self.download_dir)
-                    .unwrap_or(&path)
-                    .display()
-                    .to_string();
-                // Only a transfer whose gate let it be saved: it cannot have ended otherwise.
-                let Some(id) = self.current(tid) else {
-                    return;
-                };
-                let Some(t) = self.incoming.get_mut(&id) else {
-                    return;
-                };
-                t.state = TransferState::Verified;
-                t.written = t.size;
-                t.saved_as = Some(path);
-                push_frame(
-                    out,
-                    &Frame::Verdict {
-                        id,
-                        ok: true,
-                        message: short(message),
-                    },
-                );
-                self.emit(id, events);
-            }
-            DiskEvent::Failed { tid, reason } => {
-                let Some(id) = self.live(tid) else {
-                    return;
-                };
-                let finishing = self.incoming.get(&id).is_some_and(|t| t.finishing);
-                if finishing {
-                    self.verdict_fail(id, reason, out, events);
-                } else {
-                    self.fail_and_stop(id, reason, out, events);
-                }
-            }
-        }
     }
 }
 
