@@ -13,6 +13,7 @@ pub mod parts;
 pub mod pool;
 pub mod reader;
 pub mod walk;
+pub mod worker;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};

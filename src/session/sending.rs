@@ -174,7 +174,7 @@ impl Sending {
             return;
         }
         if self.reader.is_none() {
-            match ReadWorker::start(self.read_tx.clone()) {
+            match crate::transfer::reader::start(self.read_tx.clone()) {
                 Ok(worker) => self.reader = Some(worker),
                 Err(e) => tracing::error!(error = %e, "cannot start the reader thread"),
             }

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,6 +17,7 @@ use super::folder::FolderCache;
 use super::incoming::PartFile;
 use super::names::SafePath;
 use super::parts::PartIndex;
+use super::worker::{Work, Worker};
 
 /// Decides, once, whether a transfer whose every byte arrived is named or withdrawn: the
 /// session may stop a transfer (the peer's `Cancel`, the user, a lost connection) while the
@@ -130,27 +131,23 @@ struct Shared {
 
 /// The sending end of a disk thread; dropping it lets the thread finish its queue and end.
 pub struct DiskWorker {
-    jobs: mpsc::Sender<Vec<DiskJob>>,
+    worker: Worker<DiskJob>,
     shared: Arc<Shared>,
 }
 
 impl DiskWorker {
     /// Start the thread for files under `root`; its reports go to `events`.
     pub fn start(root: PathBuf, events: UnboundedSender<Vec<DiskEvent>>) -> std::io::Result<Self> {
-        let (jobs, queue) = mpsc::channel();
         let shared = Arc::new(Shared {
             root,
             disk: Mutex::new(Disk::default()),
             backlog: AtomicUsize::new(0),
         });
-        let theirs = Arc::clone(&shared);
-        std::thread::Builder::new()
-            .name("tern-disk".into())
-            .spawn(move || {
-                crate::platform::sched::bulk_thread();
-                run(&theirs, &queue, &events);
-            })?;
-        Ok(Self { jobs, shared })
+        let work = DiskWork {
+            shared: Arc::clone(&shared),
+        };
+        let worker = Worker::start("tern-disk", work, events)?;
+        Ok(Self { worker, shared })
     }
 
     /// Queue jobs, in order. `false` if the thread is gone (it never stops while we hold the
@@ -158,7 +155,7 @@ impl DiskWorker {
     pub fn send(&self, jobs: Vec<DiskJob>) -> bool {
         let bytes = data_bytes(&jobs);
         self.shared.backlog.fetch_add(bytes, Ordering::AcqRel);
-        let sent = self.jobs.send(jobs).is_ok();
+        let sent = self.worker.send(jobs);
         if !sent {
             self.shared.backlog.fetch_sub(bytes, Ordering::AcqRel);
         }
@@ -170,8 +167,8 @@ impl DiskWorker {
     #[cfg(test)]
     pub(crate) fn stall(&self) -> Stall {
         let shared = Arc::clone(&self.shared);
-        let (release, wait) = mpsc::channel::<()>();
-        let (held, holding) = mpsc::channel::<()>();
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let (held, holding) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
             let _guard = shared.disk.lock();
             let _ = held.send(());
@@ -194,7 +191,7 @@ impl DiskWorker {
 /// See [`DiskWorker::stall`].
 #[cfg(test)]
 pub(crate) struct Stall {
-    release: mpsc::Sender<()>,
+    release: std::sync::mpsc::Sender<()>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -236,46 +233,40 @@ impl Disk {
     }
 }
 
-fn run(
-    shared: &Shared,
-    queue: &mpsc::Receiver<Vec<DiskJob>>,
-    events: &UnboundedSender<Vec<DiskEvent>>,
-) {
-    loop {
-        let mut batch = match queue.recv_timeout(FOLDER_IDLE) {
-            Ok(batch) => batch,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                match shared.disk.lock() {
-                    Ok(mut disk) => disk.idle(),
-                    Err(_) => return,
-                }
-                match queue.recv() {
-                    Ok(batch) => batch,
-                    Err(_) => return,
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
-        };
-        // Take whatever else is queued too: one wake-up and one report for the lot.
-        while let Ok(more) = queue.try_recv() {
-            batch.extend(more);
-        }
-        let bytes = data_bytes(&batch);
-        let done: Vec<DiskEvent> = {
-            let Ok(mut disk) = shared.disk.lock() else {
-                return;
-            };
-            batch
+/// The disk thread's side.
+struct DiskWork {
+    shared: Arc<Shared>,
+}
+
+impl Work for DiskWork {
+    type Job = DiskJob;
+    type Event = DiskEvent;
+
+    fn batch(&mut self, jobs: Vec<DiskJob>) -> Option<Vec<DiskEvent>> {
+        let shared = &self.shared;
+        let bytes = data_bytes(&jobs);
+        let done: Vec<DiskEvent> = match shared.disk.lock() {
+            Ok(mut disk) => jobs
                 .into_iter()
                 .filter_map(|job| handle(&shared.root, &mut disk, job))
-                .collect()
+                .collect(),
+            // A panic while the lock was held: the transfers fail as the session finds the
+            // thread's reports stop.
+            Err(_) => Vec::new(),
         };
         shared.backlog.fetch_sub(bytes, Ordering::AcqRel);
         // Even with nothing to say, a batch of data is reported: the session may be waiting
-        // for the backlog to fall before it reads the socket again. The session may also be
-        // gone: the queue is finished anyway, so what arrived is on disk.
-        if !done.is_empty() || bytes > 0 {
-            let _ = events.send(done);
+        // for the backlog to fall before it reads the socket again.
+        (!done.is_empty() || bytes > 0).then_some(done)
+    }
+
+    fn idle_after(&self) -> Option<Duration> {
+        Some(FOLDER_IDLE)
+    }
+
+    fn idle(&mut self) {
+        if let Ok(mut disk) = self.shared.disk.lock() {
+            disk.idle();
         }
     }
 }

@@ -4,13 +4,13 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::mpsc;
 
 use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::outgoing::{FileReader, ReadStep};
 use super::pool::BufferPool;
+use super::worker::{Work, Worker};
 use crate::protocol::codec::CHUNK_HEADER_LEN;
 
 /// Room for the `FileEnd` frame that may follow the last chunk in the same buffer.
@@ -48,43 +48,31 @@ pub enum ReadEvent {
 }
 
 /// The sending end of a reader thread; dropping it ends the thread.
-pub struct ReadWorker {
-    jobs: mpsc::Sender<Vec<ReadJob>>,
+pub type ReadWorker = Worker<ReadJob>;
+
+/// Start a reader thread; its frames go to `events`.
+pub fn start(events: UnboundedSender<Vec<ReadEvent>>) -> std::io::Result<ReadWorker> {
+    Worker::start("tern-read", Reader::default(), events)
 }
 
-impl ReadWorker {
-    pub fn start(events: UnboundedSender<Vec<ReadEvent>>) -> std::io::Result<Self> {
-        let (jobs, queue) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("tern-read".into())
-            .spawn(move || {
-                crate::platform::sched::bulk_thread();
-                run(&queue, &events);
-            })?;
-        Ok(Self { jobs })
-    }
-
-    /// Queue jobs, in order; `false` if the thread is gone.
-    pub fn send(&self, jobs: Vec<ReadJob>) -> bool {
-        self.jobs.send(jobs).is_ok()
-    }
+/// What the reader thread keeps between jobs.
+#[derive(Default)]
+struct Reader {
+    readers: HashMap<u32, FileReader>,
+    /// The session drops each buffer once the socket took it; it comes back here.
+    pool: BufferPool,
 }
 
-fn run(queue: &mpsc::Receiver<Vec<ReadJob>>, events: &UnboundedSender<Vec<ReadEvent>>) {
-    let mut readers: HashMap<u32, FileReader> = HashMap::new();
-    // The session drops each buffer once the socket took it; it comes back here.
-    let pool = BufferPool::default();
-    while let Ok(mut batch) = queue.recv() {
-        while let Ok(more) = queue.try_recv() {
-            batch.extend(more);
-        }
-        let done: Vec<ReadEvent> = batch
+impl Work for Reader {
+    type Job = ReadJob;
+    type Event = ReadEvent;
+
+    fn batch(&mut self, jobs: Vec<ReadJob>) -> Option<Vec<ReadEvent>> {
+        let done: Vec<ReadEvent> = jobs
             .into_iter()
-            .filter_map(|job| handle(&mut readers, &pool, job))
+            .filter_map(|job| handle(&mut self.readers, &self.pool, job))
             .collect();
-        if !done.is_empty() && events.send(done).is_err() {
-            return;
-        }
+        (!done.is_empty()).then_some(done)
     }
 }
 
