@@ -6,6 +6,7 @@
 
 mod actor;
 mod credit;
+mod failure;
 mod files;
 mod handshake;
 mod inbound;
@@ -17,6 +18,7 @@ mod retired;
 mod sending;
 mod socket;
 
+pub use failure::{Failure, FailureKind};
 pub use outbox::Events;
 pub use peer_id::PeerId;
 pub use receiving::MAX_OPEN_OFFERS;
@@ -147,7 +149,7 @@ pub enum SessionEvent {
     /// Something worth telling the user that does not end the session.
     Notice(Shown),
     /// The session is over. `error` is `None` for a normal goodbye.
-    Closed { error: Option<Shown> },
+    Closed { error: Option<Failure> },
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -293,7 +293,8 @@ async fn a_handshake_sent_a_byte_at_a_time_runs_into_one_deadline() {
     })
     .await;
     let error = error.expect("an error");
-    assert!(error.contains("handshake"), "{error}");
+    assert_eq!(error.kind, tern::session::FailureKind::Handshake, "{error}");
+    assert!(error.text.contains("handshake"), "{error}");
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "{:?}",

@@ -237,3 +237,47 @@ fn once_waits_for_the_others_after_the_first_leaves_and_stdin_reaches_them_all()
     );
     Ok(())
 }
+
+#[test]
+fn a_peer_that_vanishes_mid_transfer_is_reported_left_with_the_reason() -> anyhow::Result<()> {
+    let src = tempfile::tempdir()?;
+    let inbox = tempfile::tempdir()?;
+    let (mut recv, port) = json_recv(inbox.path())?;
+    let mut seen = Vec::new();
+    let mut calm = json_send("calm", port, &[])?;
+    events_until(&mut recv, &mut seen, "the calm peer", |s| {
+        count(s, "connected", "calm") == 1
+    })?;
+    // Big enough to be still moving when it is killed.
+    let file = src.path().join("big.bin");
+    write_random_file(&file, 512 << 20, 9)?;
+    let mut gone = json_send("gone", port, &[&file])?;
+    events_until(&mut recv, &mut seen, "the offer", |s| {
+        count(s, "offer", "gone") == 1
+    })?;
+    gone.kill9()?;
+    events_until(&mut recv, &mut seen, "the vanished peer's end", |s| {
+        count(s, "left", "gone") == 1
+    })?;
+    let left = seen
+        .iter()
+        .find(|e| e["event"] == "left" && e["peer"] == "gone")
+        .cloned()
+        .unwrap_or_default();
+    ensure!(left["reason"] == "lost", "{left}");
+    ensure!(
+        left["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("connection")),
+        "{left}"
+    );
+    ensure!(count(&seen, "left", "calm") == 0, "{seen:?}");
+    calm.close_stdin();
+    calm.finish(TIMEOUT)?.ensure_success()?;
+    let out = recv.finish(TIMEOUT)?;
+    ensure!(
+        !out.status.success(),
+        "a transfer failed: recv exits 1\n{out}"
+    );
+    Ok(())
+}

@@ -9,8 +9,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use tern::net::{Net, Order, PeerReport, Report};
-use tern::session::{Command, OfferPolicy, PeerId, Role, Session, SessionConfig, SessionEvent};
-use tern::text::Shown;
+use tern::session::{
+    Command, Failure, OfferPolicy, PeerId, Role, Session, SessionConfig, SessionEvent,
+};
+
 use tern::transfer::outgoing::collect_files;
 use tern::transfer::{Direction, TransferState, TransferUpdate};
 use tokio::net::{TcpListener, TcpStream};
@@ -165,7 +167,7 @@ struct Heard {
     name: Option<String>,
     texts: Vec<String>,
     verified: Vec<TransferUpdate>,
-    closed: Option<Option<Shown>>,
+    closed: Option<Option<Failure>>,
 }
 
 #[tokio::test]

@@ -311,8 +311,7 @@ impl Driver {
                     self.note(error);
                 }
                 if self.style.json && self.connected {
-                    let error = error.as_ref().map(|e| e.to_string());
-                    json::print(&json::left(&self.peer, &self.addr, error.as_deref()));
+                    json::print(&json::left(&self.peer, &self.addr, error.as_ref()));
                 }
                 if self.outcome.error.is_none() {
                     self.outcome.error = error.map(|e| e.to_string());

@@ -1,11 +1,12 @@
 //! `--json`: one JSON object per line on stdout for every event a script may act on. The
 //! fields are a contract (README): `event`, `peer` (its display name, or its address for a raw
-//! peer), and per event `addr`, `text`, `encoding`, `name`, `size`, `path`, `error`.
+//! peer), and per event `addr`, `text`, `encoding`, `name`, `size`, `path`, `error`, `reason`.
 
 use std::io::Write;
 
 use serde_json::{Value, json};
 
+use crate::session::Failure;
 use crate::text::Encoding;
 use crate::transfer::TransferUpdate;
 
@@ -21,8 +22,17 @@ pub(super) fn connected(peer: &str, addr: &str, raw: bool) -> Value {
 }
 
 /// `error`: why the session ended, if not by a goodbye.
-pub(super) fn left(peer: &str, addr: &str, error: Option<&str>) -> Value {
-    json!({ "event": "left", "peer": peer, "addr": addr, "error": error })
+/// The peer's session ended: `error` is null for a goodbye; else its words, and `reason`, what
+/// kind of failure it was (`lost`, `protocol`, `peer-left`, `cancelled`, `handshake`,
+/// `abnormal`).
+pub(super) fn left(peer: &str, addr: &str, error: Option<&Failure>) -> Value {
+    json!({
+        "event": "left",
+        "peer": peer,
+        "addr": addr,
+        "error": error.map(|e| e.text.as_str()),
+        "reason": error.map(|e| e.kind.name()),
+    })
 }
 
 pub(super) fn message(peer: &str, addr: &str, text: &str, encoding: Encoding) -> Value {

@@ -5,8 +5,8 @@ use tokio::sync::mpsc;
 
 use super::{PeerReport, Report};
 use crate::history::{History, Recorder};
-use crate::session::{Command, PeerId, Session, SessionEvent};
-use crate::text::{Encoding, Shown};
+use crate::session::{Command, Failure, FailureKind, PeerId, Session, SessionEvent};
+use crate::text::Encoding;
 
 /// Commands queued for one peer beyond its session's own queue. Past this, a command is
 /// refused (the UI says so) instead of growing memory behind a stalled link.
@@ -48,7 +48,7 @@ pub(super) async fn serve(
                         (event, last)
                     }
                     // The actor ended without a word (it panicked): say so, as its last event.
-                    None => (SessionEvent::Closed { error: Some(Shown::new("the session ended abnormally")) }, true),
+                    None => (SessionEvent::Closed { error: Some(Failure::new(FailureKind::Abnormal, "the session ended abnormally")) }, true),
                 };
                 recorder.on_event(&event);
                 out.send(PeerReport::Event(event)).await;

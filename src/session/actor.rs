@@ -22,7 +22,10 @@ use super::handshake::{self, Identified, Role};
 use super::inbound::Inbound;
 use super::outbox::EventQueue;
 use super::socket::UnsentLimit;
-use super::{Command, PeerInfo, SessionConfig, SessionError, SessionEvent, Transport, raw};
+use super::{
+    Command, Failure, FailureKind, PeerInfo, SessionConfig, SessionError, SessionEvent, Transport,
+    raw,
+};
 use crate::protocol::{Frame, ProtocolError, caps};
 use crate::text::{self, Encoding, PeerText, Shown};
 use crate::transfer::pool::BufferPool;
@@ -69,7 +72,7 @@ pub(super) async fn run<S: Transport>(
         Err(e) => {
             tracing::warn!(error = %e, "handshake failed");
             queue.push(SessionEvent::Closed {
-                error: Some(Shown::new(e.to_string())),
+                error: Some(Failure::new(FailureKind::Handshake, e.to_string())),
             });
         }
         Ok(Identified::Tern {
@@ -103,7 +106,7 @@ pub(super) async fn run<S: Transport>(
                 pinged: false,
                 nonce: 0,
             };
-            let error = actor.run().await.map(Shown::new);
+            let error = actor.run().await;
             actor.events.push(SessionEvent::Closed { error });
             queue = actor.events;
         }
@@ -116,7 +119,7 @@ pub(super) async fn run<S: Transport>(
             }));
             let error = raw::run(stream, first, &config, commands, &mut queue, cancel).await;
             queue.push(SessionEvent::Closed {
-                error: error.map(Shown::new),
+                error: error.map(|e| Failure::new(FailureKind::Lost, e)),
             });
         }
     }
@@ -135,8 +138,14 @@ async fn write_some<W: AsyncWrite + Unpin>(
 /// Why reading from the peer stopped, for the user: a broken connection is not bad data.
 fn read_failed(e: ProtocolError) -> Stop {
     match e {
-        ProtocolError::Io(e) => Stop::Error(format!("connection lost: {e}")),
-        e => Stop::Error(format!("bad data from the peer: {e}")),
+        ProtocolError::Io(e) => Stop::Error(Failure::new(
+            FailureKind::Lost,
+            format!("connection lost: {e}"),
+        )),
+        e => Stop::Error(Failure::new(
+            FailureKind::Protocol,
+            format!("bad data from the peer: {e}"),
+        )),
     }
 }
 
@@ -172,12 +181,12 @@ enum Stop {
     /// The peer closed the connection.
     Eof,
     /// Something broke; the string is for the user.
-    Error(String),
+    Error(Failure),
 }
 
 impl<S: Transport> FramedActor<S> {
     /// Run until the session ends; the result is the error to report, if any.
-    async fn run(&mut self) -> Option<String> {
+    async fn run(&mut self) -> Option<Failure> {
         match self.main_loop().await {
             Stop::Close => {
                 self.transfers.cancel_all(&mut self.out, &mut self.events);
@@ -197,9 +206,15 @@ impl<S: Transport> FramedActor<S> {
                     .fail_all("the peer left before it finished", &mut self.events);
                 self.finish().await;
                 if !reason.is_empty() {
-                    Some(format!("the peer closed the session: {reason}"))
+                    Some(Failure::new(
+                        FailureKind::PeerLeft,
+                        format!("the peer closed the session: {reason}"),
+                    ))
                 } else if unfinished {
-                    Some("the peer left while transfers were unfinished".into())
+                    Some(Failure::new(
+                        FailureKind::PeerLeft,
+                        "the peer left while transfers were unfinished",
+                    ))
                 } else {
                     None
                 }
@@ -212,7 +227,10 @@ impl<S: Transport> FramedActor<S> {
                     .receiving
                     .flush_disk(&mut self.out, &mut self.events);
                 if unfinished > 0 {
-                    Some("connection lost: the peer closed the connection mid-transfer".into())
+                    Some(Failure::new(
+                        FailureKind::Lost,
+                        "connection lost: the peer closed the connection mid-transfer",
+                    ))
                 } else {
                     self.events.push(SessionEvent::Notice(Shown::new(
                         "the peer closed the connection without saying goodbye",
@@ -222,11 +240,11 @@ impl<S: Transport> FramedActor<S> {
             }
             Stop::Error(error) => {
                 self.settle_disk().await;
-                self.transfers.fail_all(&error, &mut self.events);
+                self.transfers.fail_all(&error.text, &mut self.events);
                 push_frame(
                     &mut self.out,
                     &Frame::Bye {
-                        reason: error.clone(),
+                        reason: error.text.to_string(),
                     },
                 );
                 self.finish().await;
@@ -321,7 +339,7 @@ impl<S: Transport> FramedActor<S> {
                 };
             tokio::select! {
                 biased;
-                () = self.cancel.cancelled() => return Stop::Error("cancelled".into()),
+                () = self.cancel.cancelled() => return Stop::Error(Failure::new(FailureKind::Cancelled, "cancelled")),
                 alive = self.events.send_one(), if self.events.has_pending() => {
                     if !alive {
                         // Nobody listens any more: close politely.
@@ -378,12 +396,12 @@ impl<S: Transport> FramedActor<S> {
                 written = write_some(&mut self.writer, &self.wire), if !self.wire.is_empty() => match written {
                     Ok(0) => return Stop::Eof,
                     Ok(n) => self.consume(n),
-                    Err(e) => return Stop::Error(format!("connection error: {e}")),
+                    Err(e) => return Stop::Error(Failure::new(FailureKind::Lost, format!("connection error: {e}"))),
                 },
                 () = sleep_until(deadline) => {
                     if self.pinged {
                         let e = SessionError::PeerNotResponding(self.config.dead_after);
-                        return Stop::Error(e.to_string());
+                        return Stop::Error(Failure::new(FailureKind::Lost, e.to_string()));
                     }
                     self.nonce += 1;
                     push_frame(&mut self.out, &Frame::Ping { nonce: self.nonce });
@@ -522,9 +540,10 @@ impl<S: Transport> FramedActor<S> {
             Frame::Pong { .. } => {}
             Frame::Bye { reason } => return Some(Stop::PeerBye(reason)),
             Frame::Hello { .. } => {
-                return Some(Stop::Error(
-                    "protocol violation: a second Hello from the peer".into(),
-                ));
+                return Some(Stop::Error(Failure::new(
+                    FailureKind::Protocol,
+                    "protocol violation: a second Hello from the peer",
+                )));
             }
         }
         None

@@ -25,7 +25,7 @@ fn weight(event: &SessionEvent) -> usize {
         SessionEvent::Transfer(update) => update.path.len(),
         SessionEvent::Connected(peer) => peer.name.len(),
         SessionEvent::PeerRenamed(name) => name.len(),
-        SessionEvent::Closed { error } => error.as_ref().map_or(0, |e| e.len()),
+        SessionEvent::Closed { error } => error.as_ref().map_or(0, |e| e.text.len()),
         SessionEvent::EncodingChanged(_) => 0,
     }
 }

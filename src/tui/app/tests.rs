@@ -434,7 +434,10 @@ fn retry_after_a_lost_connection_dials_the_peer_again() {
     app.update(from(
         first,
         SessionEvent::Closed {
-            error: Some("connection lost".into()),
+            error: Some(crate::session::Failure::new(
+                crate::session::FailureKind::Lost,
+                "connection lost",
+            )),
         },
     ));
     app.focus = Focus::Queue;
