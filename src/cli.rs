@@ -63,7 +63,7 @@ pub struct BareOptions {
 
 #[derive(Debug, Subcommand)]
 pub enum Mode {
-    /// Open the terminal UI and wait for one peer.
+    /// Open the terminal UI and serve any number of peers (up to 64 at once).
     Listen {
         #[command(flatten)]
         listen: ListenArgs,

@@ -91,7 +91,7 @@ pub fn layout(msg: &Message, index: usize, total_width: usize) -> Vec<VisualLine
 /// Messages kept; the oldest go beyond (see `Transcript::forget_oldest`).
 const KEEP_MESSAGES: usize = 100_000;
 /// Bytes of message text kept.
-const KEEP_BYTES: usize = 16 * 1024 * 1024;
+const KEEP_BYTES: usize = 8 * 1024 * 1024;
 
 #[derive(Debug, Default)]
 pub struct Transcript {
