@@ -151,6 +151,9 @@ pub enum Mode {
         #[arg(long)]
         json: bool,
     },
+    /// Print this machine's fingerprint (made on first use) on the first line, then where its
+    /// key is kept.
+    Id,
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -233,6 +236,7 @@ pub enum Action {
         search: Option<String>,
         json: bool,
     },
+    Id,
 }
 
 /// Every session option of one invocation, whatever command it came with.
@@ -401,6 +405,15 @@ impl Cli {
                     receive: false,
                 },
             ),
+            Mode::Id => (
+                "id",
+                Takes {
+                    talk: false,
+                    listen: false,
+                    raw: false,
+                    receive: false,
+                },
+            ),
         };
         if let Some(flag) = before.misplaced(takes) {
             return Err(Cli::command().error(
@@ -460,6 +473,7 @@ impl Cli {
                 },
                 Options::default(),
             ),
+            Mode::Id => (Action::Id, Options::default()),
             Mode::Send {
                 target,
                 paths,

@@ -3,6 +3,7 @@
 //! Dependencies point one way: `text ← protocol ← transfer ← session ← {headless, tui, demo} ← main`.
 //!
 //! - [`text`]: encodings (UTF-8, GBK) at the edge, cell widths.
+//! - [`crypto`]: this machine's identity (key pair, fingerprint).
 //! - [`protocol`]: the wire format: preamble, frames, codec. No I/O.
 //! - [`transfer`]: transfer states; reading files out, writing `.part` files in, safe names.
 //! - [`session`]: one actor per connection, owning the socket; handles and events.
@@ -15,6 +16,7 @@
 //! - [`platform`]: what differs between Linux, macOS and Windows, one module per concern.
 
 pub mod cli;
+pub mod crypto;
 pub mod demo;
 pub mod harness;
 pub mod headless;

@@ -55,10 +55,23 @@ async fn run(action: Action, options: Options) -> anyhow::Result<ExitCode> {
     // Opened before any session; written off the session thread from then on. Not for the
     // demo's made-up peer.
     let (mut history, writer) = match (&action, options.no_history) {
-        (Action::History { .. } | Action::Demo, _) | (_, true) => (None, None),
+        (Action::History { .. } | Action::Demo | Action::Id, _) | (_, true) => (None, None),
         _ => open_history(),
     };
     let code = match action {
+        Action::Id => {
+            let dir = tern::crypto::identity::default_dir()
+                .ok_or_else(|| anyhow::anyhow!("no config folder for the identity here"))?;
+            let (identity, made) = tern::crypto::Identity::load_or_create(&dir)?;
+            let path = dir.join(tern::crypto::identity::FILE_NAME);
+            println!("{}", identity.fingerprint());
+            if made {
+                println!("identity: {} (made now)", path.display());
+            } else {
+                println!("identity: {}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Action::History {
             peer,
             limit,

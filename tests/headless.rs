@@ -259,7 +259,7 @@ fn each_help_lists_exactly_the_options_its_command_takes() -> anyhow::Result<()>
     let talk = ["--name", "--encoding", "--no-history"];
     let receive = ["--download-dir", "--yes", "--max-file-size", "--max-total"];
     let listen = ["--bind", "--port"];
-    let cases: [(&[&str], Vec<&str>); 7] = [
+    let cases: [(&[&str], Vec<&str>); 8] = [
         (
             &["--help"],
             [&listen[..], &talk, &["--raw"], &receive].concat(),
@@ -292,6 +292,7 @@ fn each_help_lists_exactly_the_options_its_command_takes() -> anyhow::Result<()>
             &["history", "--help"],
             vec!["--limit", "--search", "--json"],
         ),
+        (&["id", "--help"], vec![]),
     ];
     for (args, expected) in cases {
         let out = run_tern(args, b"", TIMEOUT)?;

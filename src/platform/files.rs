@@ -131,3 +131,54 @@ fn shorter() -> io::Error {
         "the file became shorter while it was being sent",
     )
 }
+
+/// Write `bytes` to a new file at `path` that only its owner can read (mode 0600 on Unix; on
+/// Windows the user's profile folders are private to the user already). Whole or not at all:
+/// written aside, then linked in place. `false` when `path` exists already (it is left alone).
+pub fn create_private(path: &std::path::Path, bytes: &[u8]) -> io::Result<bool> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or_else(|| std::path::Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let aside = dir.join(format!(".{name}.{}.new", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let written = options.open(&aside).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&aside);
+        return Err(e);
+    }
+    let linked = std::fs::hard_link(&aside, path);
+    let _ = std::fs::remove_file(&aside);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Make sure only the owner can read `path`: a private file others could read is made private
+/// again (as it should have been), and the log says so.
+#[cfg(unix)]
+pub fn keep_private(path: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "a private file others could read: made private");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
+/// On Windows a file in the user's profile inherits the profile's owner-only access.
+#[cfg(not(unix))]
+pub fn keep_private(_path: &std::path::Path) -> io::Result<()> {
+    Ok(())
+}
