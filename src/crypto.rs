@@ -1,7 +1,12 @@
-//! Who this machine is, cryptographically: its long-term key pair and the fingerprint people
-//! compare. (The Noise handshake and the record layer come here next: no sockets, bytes in and
-//! out.)
+//! Who this machine is, and the encrypted channel of protocol version 2, with no sockets:
+//! bytes in, bytes out.
+//!
+//! - [`identity`]: the long-term key pair and the fingerprint people compare.
+//! - [`noise`]: the Noise XX handshake (both static keys authenticated, the preambles bound in).
+//! - [`record`]: the records everything travels in after it.
 
 pub mod identity;
+pub mod noise;
+pub mod record;
 
 pub use identity::{Fingerprint, Identity, IdentityError};
