@@ -22,7 +22,9 @@ fn pair() -> (Secured, Secured) {
 }
 
 fn records(c: &mut Criterion) {
-    let data: Vec<u8> = (0..1 << 20).map(|i: u32| (i * 2_654_435_761 >> 24) as u8).collect();
+    let data: Vec<u8> = (0..1 << 20)
+        .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
     let mut group = c.benchmark_group("1 MiB");
     group.throughput(Throughput::Bytes(data.len() as u64));
     let (mut a, mut b) = pair();

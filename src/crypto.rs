@@ -2,10 +2,12 @@
 //! bytes in, bytes out.
 //!
 //! - [`identity`]: the long-term key pair and the fingerprint people compare.
+//! - [`known`]: the peers met, by key (trust on first use).
 //! - [`noise`]: the Noise XX handshake (both static keys authenticated, the preambles bound in).
 //! - [`record`]: the records everything travels in after it.
 
 pub mod identity;
+pub mod known;
 pub mod noise;
 pub mod record;
 
