@@ -1,0 +1,334 @@
+//! A byte stream through the record layer: what is written is sealed into records and goes out
+//! on the inner stream; what comes in is opened and read as plain bytes. The session's frame
+//! codec runs on top unchanged.
+//!
+//! Like a `BufWriter`, a write may leave sealed bytes waiting for the inner stream (a record
+//! cannot be taken back once sealed): whoever writes must flush when it stops writing, or
+//! watch [`Encrypted::has_pending`]. What waits is bounded: past [`PENDING_LIMIT`] a write
+//! waits for the inner stream instead of sealing more.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::record::{MAX_PLAINTEXT, MAX_RECORD, Opener, Sealer};
+
+/// Sealed bytes that may wait for the inner stream before a write waits too.
+pub const PENDING_LIMIT: usize = 4 * (MAX_RECORD + 2);
+
+pub struct Encrypted<S> {
+    inner: S,
+    sealer: Sealer,
+    opener: Opener,
+    /// Ciphertext read, not yet opened.
+    input: BytesMut,
+    /// Plaintext opened, not yet read.
+    plain: BytesMut,
+    /// Sealed, not yet taken by the inner stream.
+    out: BytesMut,
+    eof: bool,
+}
+
+impl<S> Encrypted<S> {
+    pub fn new(inner: S, sealer: Sealer, opener: Opener) -> Self {
+        Self {
+            inner,
+            sealer,
+            opener,
+            input: BytesMut::with_capacity(2 * MAX_RECORD),
+            plain: BytesMut::with_capacity(MAX_PLAINTEXT),
+            out: BytesMut::with_capacity(PENDING_LIMIT),
+            eof: false,
+        }
+    }
+
+    /// Sealed bytes wait for the inner stream: a flush would send them.
+    pub fn has_pending(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+fn invalid(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+impl<S: AsyncWrite + Unpin> Encrypted<S> {
+    /// Hand the inner stream what is sealed, until it is all taken or the stream is full.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.out.is_empty() {
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.out))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.out.advance(n);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Encrypted<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if !this.plain.is_empty() {
+                let n = this.plain.len().min(buf.remaining());
+                buf.put_slice(&this.plain[..n]);
+                this.plain.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            if this
+                .opener
+                .open(&mut this.input, &mut this.plain)
+                .map_err(invalid)?
+            {
+                continue;
+            }
+            if this.eof {
+                if this.input.is_empty() {
+                    return Poll::Ready(Ok(()));
+                }
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the connection ended in the middle of an encrypted record",
+                )));
+            }
+            if this.input.capacity() - this.input.len() < MAX_RECORD {
+                this.input.reserve(MAX_RECORD);
+            }
+            let n = ready!(tokio_util::io::poll_read_buf(
+                Pin::new(&mut this.inner),
+                cx,
+                &mut this.input
+            ))?;
+            if n == 0 {
+                this.eof = true;
+            }
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Encrypted<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.out.len() >= PENDING_LIMIT {
+            ready!(this.poll_drain(cx))?;
+        }
+        let take = buf.len().min(
+            PENDING_LIMIT
+                .saturating_sub(this.out.len())
+                .max(MAX_PLAINTEXT),
+        );
+        this.sealer
+            .seal(&buf[..take], &mut this.out)
+            .map_err(invalid)?;
+        // Out as far as the inner stream takes it now; the rest waits for the next write or a
+        // flush (the waker is registered either way).
+        if let Poll::Ready(Err(e)) = this.poll_drain(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Poll::Ready(Ok(take))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.out.len() >= PENDING_LIMIT {
+            ready!(this.poll_drain(cx))?;
+        }
+        // Small slices sealed together: a record per slice would cost a tag and a length each.
+        let mut taken = 0;
+        let mut batch = BytesMut::new();
+        for slice in bufs {
+            let room = PENDING_LIMIT.saturating_sub(this.out.len() + batch.len());
+            if room == 0 {
+                break;
+            }
+            let n = slice.len().min(room);
+            batch.extend_from_slice(&slice[..n]);
+            taken += n;
+            if n < slice.len() {
+                break;
+            }
+        }
+        this.sealer.seal(&batch, &mut this.out).map_err(invalid)?;
+        if let Poll::Ready(Err(e)) = this.poll_drain(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Poll::Ready(Ok(taken))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::crypto::Identity;
+    use crate::crypto::noise::{Handshake, prologue};
+
+    /// Two ends of an in-memory pipe of `capacity` bytes, encrypted.
+    fn pair(
+        capacity: usize,
+    ) -> anyhow::Result<(
+        Encrypted<tokio::io::DuplexStream>,
+        Encrypted<tokio::io::DuplexStream>,
+    )> {
+        let (ana, bo) = (Identity::generate()?, Identity::generate()?);
+        let p = prologue(b"c", b"l");
+        let mut a = Handshake::initiator(&ana, &p)?;
+        let mut b = Handshake::responder(&bo, &p)?;
+        b.read(&a.write()?)?;
+        a.read(&b.write()?)?;
+        b.read(&a.write()?)?;
+        let (a, b) = (a.finish()?, b.finish()?);
+        let (x, y) = tokio::io::duplex(capacity);
+        Ok((
+            Encrypted::new(x, a.sealer, a.opener),
+            Encrypted::new(y, b.sealer, b.opener),
+        ))
+    }
+
+    #[tokio::test]
+    async fn bytes_written_on_one_end_are_read_whole_on_the_other() -> anyhow::Result<()> {
+        let (mut a, mut b) = pair(64 * 1024)?;
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+        let sent = data.clone();
+        let writer = tokio::spawn(async move {
+            a.write_all(&sent).await?;
+            a.write_all(b"").await?;
+            a.shutdown().await?;
+            anyhow::Ok(a)
+        });
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).await?;
+        assert_eq!(got.len(), data.len());
+        assert!(got == data);
+        let a = writer.await??;
+        assert!(!a.has_pending());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn vectored_writes_of_small_pieces_arrive_in_order() -> anyhow::Result<()> {
+        let (mut a, mut b) = pair(1 << 20)?;
+        let pieces: Vec<Vec<u8>> = (0..100u8).map(|i| vec![i; usize::from(i) + 1]).collect();
+        let mut written = 0;
+        let total: usize = pieces.iter().map(Vec::len).sum();
+        while written < total {
+            // Re-slice what is left (the writer may take part of it).
+            let mut left = Vec::new();
+            let mut skip = written;
+            for p in &pieces {
+                if skip >= p.len() {
+                    skip -= p.len();
+                    continue;
+                }
+                left.push(io::IoSlice::new(&p[skip..]));
+                skip = 0;
+            }
+            written += a.write_vectored(&left).await?;
+        }
+        a.flush().await?;
+        let mut got = vec![0u8; total];
+        b.read_exact(&mut got).await?;
+        assert_eq!(got, pieces.concat());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_wire_carries_no_plaintext() -> anyhow::Result<()> {
+        let (ana, bo) = (Identity::generate()?, Identity::generate()?);
+        let p = prologue(b"c", b"l");
+        let mut a = Handshake::initiator(&ana, &p)?;
+        let mut b = Handshake::responder(&bo, &p)?;
+        b.read(&a.write()?)?;
+        a.read(&b.write()?)?;
+        b.read(&a.write()?)?;
+        let a = a.finish()?;
+        let (x, mut y) = tokio::io::duplex(1 << 20);
+        let mut enc = Encrypted::new(x, a.sealer, a.opener);
+        enc.write_all(b"secret marker 7f3a").await?;
+        enc.flush().await?;
+        drop(enc);
+        let mut wire = Vec::new();
+        y.read_to_end(&mut wire).await?;
+        assert!(!wire.windows(6).any(|w| w == b"secret"), "{wire:?}");
+        assert_eq!(wire.len(), 2 + 18 + 16);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_stream_cut_inside_a_record_or_tampered_with_is_an_error() -> anyhow::Result<()> {
+        // Cut.
+        let (ana, bo) = (Identity::generate()?, Identity::generate()?);
+        let p = prologue(b"c", b"l");
+        let mut a = Handshake::initiator(&ana, &p)?;
+        let mut b = Handshake::responder(&bo, &p)?;
+        b.read(&a.write()?)?;
+        a.read(&b.write()?)?;
+        b.read(&a.write()?)?;
+        let (mut a, b) = (a.finish()?, b.finish()?);
+        let mut sealed = BytesMut::new();
+        a.sealer.seal(b"hello there", &mut sealed)?;
+        let (mut x, y) = tokio::io::duplex(1 << 16);
+        x.write_all(&sealed[..sealed.len() - 3]).await?;
+        drop(x);
+        let mut dec = Encrypted::new(y, b.sealer, b.opener);
+        let mut got = Vec::new();
+        let e = dec.read_to_end(&mut got).await.expect_err("cut");
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+
+        // Tampered.
+        let (ana, bo) = (Identity::generate()?, Identity::generate()?);
+        let mut a = Handshake::initiator(&ana, &p)?;
+        let mut b = Handshake::responder(&bo, &p)?;
+        b.read(&a.write()?)?;
+        a.read(&b.write()?)?;
+        b.read(&a.write()?)?;
+        let (mut a, b) = (a.finish()?, b.finish()?);
+        let mut sealed = BytesMut::new();
+        a.sealer.seal(b"pay 10", &mut sealed)?;
+        sealed[4] ^= 1;
+        let (mut x, y) = tokio::io::duplex(1 << 16);
+        x.write_all(&sealed).await?;
+        let mut dec = Encrypted::new(y, b.sealer, b.opener);
+        let mut got = [0u8; 6];
+        let e = dec.read_exact(&mut got).await.expect_err("tampered");
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        Ok(())
+    }
+}
