@@ -1,11 +1,12 @@
-//! A byte stream through the record layer: what is written is sealed into records and goes out
-//! on the inner stream; what comes in is opened and read as plain bytes. The session's frame
-//! codec runs on top unchanged.
+//! A byte stream through the record layer, as two halves: what is written to the
+//! [`EncryptedWriter`] is sealed into records and goes out on its inner stream; what the
+//! [`EncryptedReader`] reads from its inner stream is opened and read as plain bytes. The
+//! session's frame codec runs on top unchanged.
 //!
 //! Like a `BufWriter`, a write may leave sealed bytes waiting for the inner stream (a record
 //! cannot be taken back once sealed): whoever writes must flush when it stops writing, or
-//! watch [`Encrypted::has_pending`]. What waits is bounded: past [`PENDING_LIMIT`] a write
-//! waits for the inner stream instead of sealing more.
+//! watch [`EncryptedWriter::has_pending`]. What waits is bounded: past [`PENDING_LIMIT`] a
+//! write waits for the inner stream instead of sealing more.
 
 use std::io;
 use std::pin::Pin;
@@ -19,29 +20,64 @@ use super::record::{MAX_PLAINTEXT, MAX_RECORD, Opener, Sealer};
 /// Sealed bytes that may wait for the inner stream before a write waits too.
 pub const PENDING_LIMIT: usize = 4 * (MAX_RECORD + 2);
 
-pub struct Encrypted<S> {
-    inner: S,
-    sealer: Sealer,
+/// The receiving half: ciphertext in from `R`, plaintext out.
+pub struct EncryptedReader<R> {
+    inner: R,
     opener: Opener,
     /// Ciphertext read, not yet opened.
     input: BytesMut,
     /// Plaintext opened, not yet read.
     plain: BytesMut,
-    /// Sealed, not yet taken by the inner stream.
-    out: BytesMut,
     eof: bool,
 }
 
-impl<S> Encrypted<S> {
-    pub fn new(inner: S, sealer: Sealer, opener: Opener) -> Self {
+/// The sending half: plaintext in, records out to `W`.
+pub struct EncryptedWriter<W> {
+    inner: W,
+    sealer: Sealer,
+    /// Sealed, not yet taken by the inner stream.
+    out: BytesMut,
+}
+
+/// Both halves over one stream: the reader and the writer each own their half of the stream
+/// and their half of the keys, so nothing is shared between them.
+pub fn split<S: AsyncRead + AsyncWrite>(
+    stream: S,
+    sealer: Sealer,
+    opener: Opener,
+    leftover: BytesMut,
+) -> (
+    EncryptedReader<tokio::io::ReadHalf<S>>,
+    EncryptedWriter<tokio::io::WriteHalf<S>>,
+) {
+    let (read, write) = tokio::io::split(stream);
+    (
+        EncryptedReader::new(read, opener, leftover),
+        EncryptedWriter::new(write, sealer),
+    )
+}
+
+impl<R> EncryptedReader<R> {
+    /// `leftover`: ciphertext already read past the handshake.
+    pub fn new(inner: R, opener: Opener, leftover: BytesMut) -> Self {
+        let mut input = leftover;
+        input.reserve(2 * MAX_RECORD);
+        Self {
+            inner,
+            opener,
+            input,
+            plain: BytesMut::with_capacity(MAX_PLAINTEXT),
+            eof: false,
+        }
+    }
+}
+
+impl<W> EncryptedWriter<W> {
+    pub fn new(inner: W, sealer: Sealer) -> Self {
         Self {
             inner,
             sealer,
-            opener,
-            input: BytesMut::with_capacity(2 * MAX_RECORD),
-            plain: BytesMut::with_capacity(MAX_PLAINTEXT),
             out: BytesMut::with_capacity(PENDING_LIMIT),
-            eof: false,
         }
     }
 
@@ -49,17 +85,13 @@ impl<S> Encrypted<S> {
     pub fn has_pending(&self) -> bool {
         !self.out.is_empty()
     }
-
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
 }
 
 fn invalid(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
-impl<S: AsyncWrite + Unpin> Encrypted<S> {
+impl<W: AsyncWrite + Unpin> EncryptedWriter<W> {
     /// Hand the inner stream what is sealed, until it is all taken or the stream is full.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while !self.out.is_empty() {
@@ -73,7 +105,7 @@ impl<S: AsyncWrite + Unpin> Encrypted<S> {
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Encrypted<S> {
+impl<R: AsyncRead + Unpin> AsyncRead for EncryptedReader<R> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -118,30 +150,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for Encrypted<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Encrypted<S> {
+impl<W: AsyncWrite + Unpin> AsyncWrite for EncryptedWriter<W> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if this.out.len() >= PENDING_LIMIT {
-            ready!(this.poll_drain(cx))?;
-        }
-        let take = buf.len().min(
-            PENDING_LIMIT
-                .saturating_sub(this.out.len())
-                .max(MAX_PLAINTEXT),
-        );
-        this.sealer
-            .seal(&buf[..take], &mut this.out)
-            .map_err(invalid)?;
-        // Out as far as the inner stream takes it now; the rest waits for the next write or a
-        // flush (the waker is registered either way).
-        if let Poll::Ready(Err(e)) = this.poll_drain(cx) {
-            return Poll::Ready(Err(e));
-        }
-        Poll::Ready(Ok(take))
+        self.poll_write_vectored(cx, &[io::IoSlice::new(buf)])
     }
 
     fn poll_write_vectored(
@@ -153,26 +168,27 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Encrypted<S> {
         if this.out.len() >= PENDING_LIMIT {
             ready!(this.poll_drain(cx))?;
         }
-        // Small slices sealed together: a record per slice would cost a tag and a length each.
-        let mut taken = 0;
+        // The slices sealed together, as full records: a record per small slice would cost a
+        // tag and a length each.
+        let mut room = PENDING_LIMIT
+            .saturating_sub(this.out.len())
+            .max(MAX_PLAINTEXT);
         let mut batch = BytesMut::new();
         for slice in bufs {
-            let room = PENDING_LIMIT.saturating_sub(this.out.len() + batch.len());
-            if room == 0 {
-                break;
-            }
             let n = slice.len().min(room);
             batch.extend_from_slice(&slice[..n]);
-            taken += n;
-            if n < slice.len() {
+            room -= n;
+            if room == 0 {
                 break;
             }
         }
         this.sealer.seal(&batch, &mut this.out).map_err(invalid)?;
+        // Out as far as the inner stream takes it now; the rest waits for the next write or a
+        // flush (the waker is registered either way).
         if let Poll::Ready(Err(e)) = this.poll_drain(cx) {
             return Poll::Ready(Err(e));
         }
-        Poll::Ready(Ok(taken))
+        Poll::Ready(Ok(batch.len()))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -200,13 +216,12 @@ mod tests {
     use crate::crypto::Identity;
     use crate::crypto::noise::{Handshake, prologue};
 
-    /// Two ends of an in-memory pipe of `capacity` bytes, encrypted.
-    fn pair(
-        capacity: usize,
-    ) -> anyhow::Result<(
-        Encrypted<tokio::io::DuplexStream>,
-        Encrypted<tokio::io::DuplexStream>,
-    )> {
+    type Reader = EncryptedReader<tokio::io::ReadHalf<tokio::io::DuplexStream>>;
+    type Writer = EncryptedWriter<tokio::io::WriteHalf<tokio::io::DuplexStream>>;
+
+    /// Two ends of an in-memory pipe of `capacity` bytes, encrypted: ana's writer and bo's
+    /// reader.
+    fn pair(capacity: usize) -> anyhow::Result<(Writer, Reader)> {
         let (ana, bo) = (Identity::generate()?, Identity::generate()?);
         let p = prologue(b"c", b"l");
         let mut a = Handshake::initiator(&ana, &p)?;
@@ -216,10 +231,9 @@ mod tests {
         b.read(&a.write()?)?;
         let (a, b) = (a.finish()?, b.finish()?);
         let (x, y) = tokio::io::duplex(capacity);
-        Ok((
-            Encrypted::new(x, a.sealer, a.opener),
-            Encrypted::new(y, b.sealer, b.opener),
-        ))
+        let (_, a_writer) = split(x, a.sealer, a.opener, BytesMut::new());
+        let (b_reader, _) = split(y, b.sealer, b.opener, BytesMut::new());
+        Ok((a_writer, b_reader))
     }
 
     #[tokio::test]
@@ -280,7 +294,7 @@ mod tests {
         b.read(&a.write()?)?;
         let a = a.finish()?;
         let (x, mut y) = tokio::io::duplex(1 << 20);
-        let mut enc = Encrypted::new(x, a.sealer, a.opener);
+        let mut enc = EncryptedWriter::new(x, a.sealer);
         enc.write_all(b"secret marker 7f3a").await?;
         enc.flush().await?;
         drop(enc);
@@ -307,7 +321,7 @@ mod tests {
         let (mut x, y) = tokio::io::duplex(1 << 16);
         x.write_all(&sealed[..sealed.len() - 3]).await?;
         drop(x);
-        let mut dec = Encrypted::new(y, b.sealer, b.opener);
+        let mut dec = EncryptedReader::new(y, b.opener, BytesMut::new());
         let mut got = Vec::new();
         let e = dec.read_to_end(&mut got).await.expect_err("cut");
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
@@ -324,8 +338,9 @@ mod tests {
         a.sealer.seal(b"pay 10", &mut sealed)?;
         sealed[4] ^= 1;
         let (mut x, y) = tokio::io::duplex(1 << 16);
-        x.write_all(&sealed).await?;
-        let mut dec = Encrypted::new(y, b.sealer, b.opener);
+        x.write_all(&sealed[2..]).await?;
+        // The first two bytes arrive as if left over from the handshake.
+        let mut dec = EncryptedReader::new(y, b.opener, BytesMut::from(&sealed[..2]));
         let mut got = [0u8; 6];
         let e = dec.read_exact(&mut got).await.expect_err("tampered");
         assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
