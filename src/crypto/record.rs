@@ -270,3 +270,23 @@ mod tests {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn untrusted_bytes_never_panic_and_never_grow(data in proptest::collection::vec(any::<u8>(), 0..3000), sealed in any::<bool>()) {
+            let plain = crate::harness::open_records(&data, sealed);
+            prop_assert!(plain <= data.len());
+        }
+
+        #[test]
+        fn untrusted_handshake_messages_never_panic(data in proptest::collection::vec(any::<u8>(), 0..600)) {
+            crate::harness::handshake_messages(&data);
+        }
+    }
+}
