@@ -1,9 +1,12 @@
-//! tern: chat and move files between two machines over one TCP connection.
+//! tern: chat and move files between people on a LAN, many peers at once, a TCP connection each.
 //!
-//! Dependencies point one way: `text ← protocol ← transfer ← session ← {headless, tui, demo} ← main`.
+//! Dependencies point one way:
+//! `text ← protocol ← {crypto, transfer} ← session ← net ← {headless, tui, demo} ← main`,
+//! with `history` beside `net`.
 //!
 //! - [`text`]: encodings (UTF-8, GBK) at the edge, cell widths.
-//! - [`crypto`]: this machine's identity (key pair, fingerprint).
+//! - [`crypto`]: this machine's identity, the known peers, version 2's Noise handshake and
+//!   records (not yet used by sessions).
 //! - [`protocol`]: the wire format: preamble, frames, codec. No I/O.
 //! - [`transfer`]: transfer states; reading files out, writing `.part` files in, safe names.
 //! - [`session`]: one actor per connection, owning the socket; handles and events.
@@ -11,7 +14,9 @@
 //! - [`headless`]: `tern send` / `tern recv`, driven by stdin and stdout.
 //! - [`tui`]: the terminal UI: app state + update, views, the async loop.
 //! - [`demo`]: a built-in peer for `tern demo`.
-//! - [`harness`]: untrusted bytes into the decoder and a whole session (fuzzing, properties).
+//! - [`history`]: conversations kept in SQLite, written off the session thread.
+//! - [`harness`]: untrusted bytes into the decoder, a whole session and the record layer
+//!   (fuzzing, properties).
 //! - [`cli`]: the command-line contract.
 //! - [`platform`]: what differs between Linux, macOS and Windows, one module per concern.
 

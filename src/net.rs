@@ -2,7 +2,7 @@
 //! [`PeerId`]. The only place that knows how many peers there are. A UI drives it with
 //! [`Order`]s and reads [`Report`]s, one bounded channel each way; every report names its peer.
 //!
-//! Each session is served by a task of its own ([`peer::serve`]) that forwards its events and
+//! Each session is served by a task of its own (`peer::serve`) that forwards its events and
 //! feeds it commands in order, so one peer whose link is stalled holds up nobody else's
 //! commands, and the reports of all peers share the one channel in turn.
 
