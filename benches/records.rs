@@ -4,21 +4,10 @@
 
 use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use tern::crypto::Identity;
-use tern::crypto::noise::{Handshake, Secured, prologue};
+use tern::crypto::noise::Secured;
 
 fn pair() -> (Secured, Secured) {
-    let (ana, bo) = (
-        Identity::generate().expect("key"),
-        Identity::generate().expect("key"),
-    );
-    let p = prologue(b"c", b"l");
-    let mut a = Handshake::initiator(&ana, &p).expect("initiator");
-    let mut b = Handshake::responder(&bo, &p).expect("responder");
-    b.read(&a.write().expect("1")).expect("1");
-    a.read(&b.write().expect("2")).expect("2");
-    b.read(&a.write().expect("3")).expect("3");
-    (a.finish().expect("a"), b.finish().expect("b"))
+    tern::harness::secured_pair()
 }
 
 fn records(c: &mut Criterion) {

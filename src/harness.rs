@@ -102,22 +102,31 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     .block_on(future)
 }
 
+/// A version 2 handshake run to its end between `connector` and `listener`, each with its
+/// own prologue (equal, unless a test wants them to differ).
+pub fn handshake(
+    connector: &crate::crypto::Identity,
+    listener: &crate::crypto::Identity,
+    prologues: (&[u8], &[u8]),
+) -> Result<
+    (crate::crypto::noise::Secured, crate::crypto::noise::Secured),
+    crate::crypto::noise::NoiseError,
+> {
+    use crate::crypto::noise::Handshake;
+    let mut a = Handshake::initiator(connector, prologues.0)?;
+    let mut b = Handshake::responder(listener, prologues.1)?;
+    b.read(&a.write()?)?;
+    a.read(&b.write()?)?;
+    b.read(&a.write()?)?;
+    Ok((a.finish()?, b.finish()?))
+}
+
 /// Two ends of a finished version 2 handshake between two new identities.
 pub fn secured_pair() -> (crate::crypto::noise::Secured, crate::crypto::noise::Secured) {
     use crate::crypto::Identity;
-    use crate::crypto::noise::{Handshake, prologue};
     let key = || Identity::generate().expect("a key pair from the system's randomness");
-    let (ana, bo) = (key(), key());
-    let p = prologue(b"connector", b"listener");
-    let run = || -> Result<_, crate::crypto::noise::NoiseError> {
-        let mut a = Handshake::initiator(&ana, &p)?;
-        let mut b = Handshake::responder(&bo, &p)?;
-        b.read(&a.write()?)?;
-        a.read(&b.write()?)?;
-        b.read(&a.write()?)?;
-        Ok((a.finish()?, b.finish()?))
-    };
-    run().expect("a handshake between two honest sides")
+    let p = crate::crypto::noise::prologue(b"connector", b"listener");
+    handshake(&key(), &key(), (&p, &p)).expect("a handshake between two honest sides")
 }
 
 /// Untrusted bytes into a record opener, in pieces whose sizes the bytes choose: whatever comes

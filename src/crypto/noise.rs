@@ -185,19 +185,7 @@ impl Handshake {
 mod tests {
     use super::*;
 
-    /// Run the three messages between two sides; both finished.
-    pub(crate) fn handshake(
-        connector: &Identity,
-        listener: &Identity,
-        prologues: (&[u8], &[u8]),
-    ) -> Result<(Secured, Secured), NoiseError> {
-        let mut a = Handshake::initiator(connector, prologues.0)?;
-        let mut b = Handshake::responder(listener, prologues.1)?;
-        b.read(&a.write()?)?;
-        a.read(&b.write()?)?;
-        b.read(&a.write()?)?;
-        Ok((a.finish()?, b.finish()?))
-    }
+    use crate::harness::handshake;
 
     #[test]
     fn both_sides_learn_the_others_key_and_agree_on_the_hash() -> anyhow::Result<()> {

@@ -138,18 +138,10 @@ impl Opener {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::Identity;
-    use crate::crypto::noise::{Handshake, Secured, prologue};
+    use crate::crypto::noise::Secured;
 
     fn pair() -> anyhow::Result<(Secured, Secured)> {
-        let (ana, bo) = (Identity::generate()?, Identity::generate()?);
-        let p = prologue(b"c", b"l");
-        let mut a = Handshake::initiator(&ana, &p)?;
-        let mut b = Handshake::responder(&bo, &p)?;
-        b.read(&a.write()?)?;
-        a.read(&b.write()?)?;
-        b.read(&a.write()?)?;
-        Ok((a.finish()?, b.finish()?))
+        Ok(crate::harness::secured_pair())
     }
 
     fn open_all(opener: &mut Opener, wire: &mut BytesMut) -> Result<Vec<u8>, RecordError> {

@@ -213,8 +213,6 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
-    use crate::crypto::Identity;
-    use crate::crypto::noise::{Handshake, prologue};
 
     type Reader = EncryptedReader<tokio::io::ReadHalf<tokio::io::DuplexStream>>;
     type Writer = EncryptedWriter<tokio::io::WriteHalf<tokio::io::DuplexStream>>;
@@ -222,14 +220,7 @@ mod tests {
     /// Two ends of an in-memory pipe of `capacity` bytes, encrypted: ana's writer and bo's
     /// reader.
     fn pair(capacity: usize) -> anyhow::Result<(Writer, Reader)> {
-        let (ana, bo) = (Identity::generate()?, Identity::generate()?);
-        let p = prologue(b"c", b"l");
-        let mut a = Handshake::initiator(&ana, &p)?;
-        let mut b = Handshake::responder(&bo, &p)?;
-        b.read(&a.write()?)?;
-        a.read(&b.write()?)?;
-        b.read(&a.write()?)?;
-        let (a, b) = (a.finish()?, b.finish()?);
+        let (a, b) = crate::harness::secured_pair();
         let (x, y) = tokio::io::duplex(capacity);
         let (_, a_writer) = split(x, a.sealer, a.opener, BytesMut::new());
         let (b_reader, _) = split(y, b.sealer, b.opener, BytesMut::new());
@@ -285,14 +276,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_wire_carries_no_plaintext() -> anyhow::Result<()> {
-        let (ana, bo) = (Identity::generate()?, Identity::generate()?);
-        let p = prologue(b"c", b"l");
-        let mut a = Handshake::initiator(&ana, &p)?;
-        let mut b = Handshake::responder(&bo, &p)?;
-        b.read(&a.write()?)?;
-        a.read(&b.write()?)?;
-        b.read(&a.write()?)?;
-        let a = a.finish()?;
+        let (a, _) = crate::harness::secured_pair();
         let (x, mut y) = tokio::io::duplex(1 << 20);
         let mut enc = EncryptedWriter::new(x, a.sealer);
         enc.write_all(b"secret marker 7f3a").await?;
@@ -308,14 +292,7 @@ mod tests {
     #[tokio::test]
     async fn a_stream_cut_inside_a_record_or_tampered_with_is_an_error() -> anyhow::Result<()> {
         // Cut.
-        let (ana, bo) = (Identity::generate()?, Identity::generate()?);
-        let p = prologue(b"c", b"l");
-        let mut a = Handshake::initiator(&ana, &p)?;
-        let mut b = Handshake::responder(&bo, &p)?;
-        b.read(&a.write()?)?;
-        a.read(&b.write()?)?;
-        b.read(&a.write()?)?;
-        let (mut a, b) = (a.finish()?, b.finish()?);
+        let (mut a, b) = crate::harness::secured_pair();
         let mut sealed = BytesMut::new();
         a.sealer.seal(b"hello there", &mut sealed)?;
         let (mut x, y) = tokio::io::duplex(1 << 16);
@@ -327,13 +304,7 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
 
         // Tampered.
-        let (ana, bo) = (Identity::generate()?, Identity::generate()?);
-        let mut a = Handshake::initiator(&ana, &p)?;
-        let mut b = Handshake::responder(&bo, &p)?;
-        b.read(&a.write()?)?;
-        a.read(&b.write()?)?;
-        b.read(&a.write()?)?;
-        let (mut a, b) = (a.finish()?, b.finish()?);
+        let (mut a, b) = crate::harness::secured_pair();
         let mut sealed = BytesMut::new();
         a.sealer.seal(b"pay 10", &mut sealed)?;
         sealed[4] ^= 1;
