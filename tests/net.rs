@@ -8,6 +8,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+#[path = "support/fake_peer.rs"]
+mod fake_peer;
+
+use fake_peer::pseudo_random;
 use tern::net::{Net, Order, PeerReport, Report};
 use tern::session::{
     Command, Failure, OfferPolicy, PeerId, Role, Session, SessionConfig, SessionEvent,
@@ -27,18 +31,6 @@ fn config(name: &str, dir: &Path, offers: OfferPolicy) -> SessionConfig {
     let mut c = SessionConfig::new(name, dir.to_path_buf());
     c.offers = offers;
     c
-}
-
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// The next report from the layer, failing the test if none comes in time.
@@ -440,17 +432,22 @@ async fn a_dial_that_nobody_answers_fails_with_a_reason() {
         other => panic!("expected DialFailed, got {other:?}"),
     }
     // The failed dial left no session behind to take commands.
+    expect_refused(&mut net, peer, "anyone?").await;
+    net.shut_down().await;
+}
+
+/// Say `text` to `peer`, which has no session: it comes back refused.
+async fn expect_refused(net: &mut Net, peer: PeerId, text: &str) {
     net.orders
-        .send(Order::To(peer, Command::Text("anyone?".into())))
+        .send(Order::To(peer, Command::Text(text.into())))
         .await
         .expect("order");
-    let report = next_report(&mut net).await;
+    let report = next_report(net).await;
     assert_eq!(report.peer, peer);
     assert!(
-        matches!(&report.what, PeerReport::Refused(Command::Text(t)) if t == "anyone?"),
+        matches!(&report.what, PeerReport::Refused(Command::Text(t)) if t == text),
         "{report:?}"
     );
-    net.shut_down().await;
 }
 
 #[tokio::test]
@@ -458,16 +455,7 @@ async fn a_command_for_a_peer_that_is_gone_is_refused() {
     let dir = tempfile::tempdir().expect("tmp");
     let mut net = Net::start(None, config("net", dir.path(), OfferPolicy::Ask), None);
     let nobody = PeerId::next();
-    net.orders
-        .send(Order::To(nobody, Command::Text("hello?".into())))
-        .await
-        .expect("order");
-    let report = next_report(&mut net).await;
-    assert_eq!(report.peer, nobody);
-    assert!(
-        matches!(&report.what, PeerReport::Refused(Command::Text(t)) if t == "hello?"),
-        "{report:?}"
-    );
+    expect_refused(&mut net, nobody, "hello?").await;
     net.shut_down().await;
 }
 

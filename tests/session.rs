@@ -22,18 +22,6 @@ use tokio_util::sync::CancellationToken;
 mod fake_peer;
 use fake_peer::*;
 
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn chat_and_a_big_file_share_the_connection_between_real_sessions() {
     let rx_dir = tempfile::tempdir().expect("tmp");

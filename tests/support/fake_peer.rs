@@ -176,3 +176,16 @@ pub async fn frames_until_quiet(
     }
     frames
 }
+
+/// `len` bytes of xorshift noise from `seed`: files whose content differs per test.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
