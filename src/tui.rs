@@ -349,6 +349,10 @@ where
         app.set_viewport(w, h);
         app.queue_rows = view::inner(areas.queue).1;
         app.sidebar = areas.peers.is_some();
+        // The list folded away under the focus: the keys go back to the input line.
+        if !app.sidebar && app.focus == keymap::Focus::Peers {
+            app.focus = keymap::Focus::Input;
+        }
     }
     terminal.draw(|frame| view::draw(app, frame))?;
     Ok(())
