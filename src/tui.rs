@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::history::History;
 use crate::net::{Net, Order, PeerReport};
-use crate::session::{PeerId, SessionConfig, SessionEvent};
+use crate::session::{SessionConfig, SessionEvent};
 use crate::transfer::outgoing::collect_files;
 use app::{Action, App, Msg};
 
@@ -196,6 +196,11 @@ where
                     });
                 }
                 Action::Search(query) => search(history_path.clone(), query, &bg_tx),
+                Action::ReadPast { to, peer } => {
+                    if let Some(path) = &history_path {
+                        read_past(path.clone(), to, peer, &bg_tx);
+                    }
+                }
             }
         }
         if quit {
@@ -234,14 +239,6 @@ where
             },
             report = net.reports.recv() => {
                 let Some(report) = report else { break };
-                if let (Some(path), PeerReport::Event(SessionEvent::Connected(info))) = (&history_path, &report.what) {
-                    let name = if info.raw {
-                        info.addr.map(|a| a.to_string()).unwrap_or_default()
-                    } else {
-                        info.name.to_string()
-                    };
-                    read_past(path.clone(), report.peer, name, &bg_tx);
-                }
                 let connection = !matches!(report.what, PeerReport::Event(SessionEvent::Transfer(_)));
                 pending_actions = app.update(Msg::Peer(report));
                 dirty = true;
@@ -298,7 +295,7 @@ fn search(path: Option<PathBuf>, query: String, tx: &mpsc::Sender<Msg>) {
 }
 
 /// Read what the history holds of `peer` off the loop, and hand it to the UI.
-fn read_past(path: PathBuf, peer: PeerId, name: String, tx: &mpsc::Sender<Msg>) {
+fn read_past(path: PathBuf, to: app::ConvId, name: String, tx: &mpsc::Sender<Msg>) {
     let tx = tx.clone();
     tokio::spawn(async move {
         let read = tokio::task::spawn_blocking(move || {
@@ -307,7 +304,7 @@ fn read_past(path: PathBuf, peer: PeerId, name: String, tx: &mpsc::Sender<Msg>) 
         });
         match read.await {
             Ok(Ok(entries)) => {
-                let _ = tx.send(Msg::Past { peer, entries }).await;
+                let _ = tx.send(Msg::Past { to, entries }).await;
             }
             Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the history"),
             Err(e) => tracing::warn!(error = %e, "reading the history failed"),

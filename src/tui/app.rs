@@ -62,9 +62,9 @@ pub enum Msg {
         query: String,
         result: Result<Vec<crate::history::Entry>, String>,
     },
-    /// What the history holds of a peer just connected, oldest first.
+    /// What the history holds of a conversation's peer, oldest first.
     Past {
-        peer: PeerId,
+        to: ConvId,
         entries: Vec<crate::history::Entry>,
     },
     /// Peers the history knows, most recently seen first: name and last address.
@@ -95,6 +95,12 @@ pub enum Action {
     },
     /// Look for messages in the history (disk I/O: off the UI thread).
     Search(String),
+    /// Read what the history holds of `peer` for conversation `to` (disk I/O: off the UI
+    /// thread); it comes back as `Msg::Past`.
+    ReadPast {
+        to: ConvId,
+        peer: String,
+    },
     Quit,
 }
 
@@ -299,8 +305,8 @@ impl App {
                 self.show_found(&query, result);
                 Vec::new()
             }
-            Msg::Past { peer, entries } => {
-                self.show_past(peer, &entries);
+            Msg::Past { to, entries } => {
+                self.show_past(to, &entries);
                 Vec::new()
             }
             Msg::Known(peers) => {
@@ -431,22 +437,34 @@ impl App {
             Intent::Accept | Intent::Reject | Intent::Cancel | Intent::Retry => {
                 return self.file_intent(intent, None);
             }
-            Intent::OpenNumber(n) => self.open_number(n),
-            Intent::NextConversation => self.open_at(self.open + 1),
+            Intent::OpenNumber(n) => {
+                self.open_number(n);
+                return self.past_of_open();
+            }
+            Intent::NextConversation => {
+                self.open_at(self.open + 1);
+                return self.past_of_open();
+            }
             Intent::PrevConversation => {
                 let n = self.conversations.len();
                 self.open_at(self.open + n - 1);
+                return self.past_of_open();
             }
-            Intent::NextUnread => self.open_next_unread(),
+            Intent::NextUnread => {
+                self.open_next_unread();
+                return self.past_of_open();
+            }
             Intent::PeerUp => {
                 if self.open > 0 {
                     self.open_at(self.open - 1);
                 }
+                return self.past_of_open();
             }
             Intent::PeerDown => {
                 if self.open + 1 < self.conversations.len() {
                     self.open_at(self.open + 1);
                 }
+                return self.past_of_open();
             }
             Intent::DialOpen => return self.dial_open(),
             Intent::Expand => self.conv_mut().expand(true),

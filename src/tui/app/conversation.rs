@@ -140,8 +140,8 @@ pub struct Conversation {
     pub transcript: Transcript,
     /// Where the peer's earlier messages go when the history has been read.
     pub(super) past_mark: Option<usize>,
-    /// The history has been shown here already.
-    pub(super) past_shown: bool,
+    /// The history has been asked for (it is shown once).
+    pub(super) past_asked: bool,
     pub queue: Vec<Row>,
     pub selected: usize,
     /// Files queued while no tern peer was connected, offered when one is.
@@ -169,7 +169,7 @@ impl Conversation {
             link,
             transcript: Transcript::default(),
             past_mark: None,
-            past_shown: false,
+            past_asked: false,
             queue: Vec::new(),
             selected: 0,
             pending: Vec::new(),

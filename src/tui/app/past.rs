@@ -1,13 +1,26 @@
 //! What the history holds, shown: `/search` results, and a peer's earlier messages above the
 //! new ones when it connects.
 
-use super::App;
-use crate::session::PeerId;
+use super::{Action, App, ConvId};
 use crate::text::Shown;
 use crate::transfer::human_size;
 use crate::tui::transcript::{Message, MessageKind};
 
 impl App {
+    /// The history of the open conversation's peer, if it has not been asked for yet.
+    pub(super) fn past_of_open(&mut self) -> Vec<Action> {
+        let conv = self.conv_mut();
+        if conv.everyone || conv.past_asked {
+            return Vec::new();
+        }
+        conv.past_asked = true;
+        conv.past_mark.get_or_insert(conv.transcript.mark());
+        vec![Action::ReadPast {
+            to: conv.id,
+            peer: conv.name.clone(),
+        }]
+    }
+
     pub(super) fn show_found(
         &mut self,
         query: &str,
@@ -50,19 +63,14 @@ impl App {
     }
 
     /// The conversation's earlier messages and files, from the history, before the new ones.
-    pub(super) fn show_past(&mut self, peer: PeerId, entries: &[crate::history::Entry]) {
+    pub(super) fn show_past(&mut self, to: ConvId, entries: &[crate::history::Entry]) {
         use crate::history::{Direction, EntryKind};
-        let Some(i) = self
-            .conversations
-            .iter()
-            .position(|c| !c.everyone && c.peer == Some(peer))
-        else {
+        let Some(i) = self.index_of(to) else {
             return;
         };
-        if entries.is_empty() || self.conversations[i].past_shown {
+        if entries.is_empty() {
             return;
         }
-        self.conversations[i].past_shown = true;
         let peer_shown = Shown::new(self.conversations[i].name.as_str()).to_string();
         let now = (self.clock)();
         let note = |text: String| Message {

@@ -241,7 +241,10 @@ impl App {
         }
         conv.link = Link::Connected(info);
         // The peer's earlier messages, read from the history meanwhile, go here.
-        conv.past_mark = Some(conv.transcript.mark());
+        let asked = conv.past_asked;
+        if !asked {
+            conv.past_mark = Some(conv.transcript.mark());
+        }
         if raw {
             self.post_system(
                 i,
@@ -261,18 +264,26 @@ impl App {
                 self.bell = true;
             }
         }
+        let mut actions = Vec::new();
+        let conv = &mut self.conversations[i];
+        if !conv.past_asked {
+            conv.past_asked = true;
+            actions.push(Action::ReadPast {
+                to: conv.id,
+                peer: name,
+            });
+        }
         if raw {
-            return Vec::new();
+            return actions;
         }
         let mut files = self.conversations[i].take_pending();
         if alone {
             files.extend(self.conversations[0].take_pending());
         }
-        if files.is_empty() {
-            Vec::new()
-        } else {
-            self.offer(i, files)
+        if !files.is_empty() {
+            actions.extend(self.offer(i, files));
         }
+        actions
     }
 
     /// Offer `files` to conversation `i`'s peer.

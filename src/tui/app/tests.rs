@@ -222,7 +222,8 @@ fn files_queued_before_a_peer_are_offered_when_it_connects() {
         raw: false,
     })));
     assert!(
-        matches!(&actions[..], [Action::Session(_, Command::Offer(f))] if f == std::slice::from_ref(&file))
+        matches!(&actions[..], [Action::ReadPast { peer, .. }, Action::Session(_, Command::Offer(f))] if peer == "ana" && f == std::slice::from_ref(&file)),
+        "{actions:?}"
     );
     assert!(
         app.conv().queue.is_empty(),

@@ -239,3 +239,58 @@ fn the_list_stays_bounded_however_many_peers_come_and_go() {
     assert!(app.conversations.len() <= MAX_CONVERSATIONS);
     assert!(app.conversations[0].everyone);
 }
+
+#[test]
+fn the_history_is_read_once_per_conversation_on_connect_or_on_opening_a_known_peer() {
+    let mut app = listening();
+    app.update(Msg::Known(vec![(
+        "bo".into(),
+        Some("10.0.0.8:4000".into()),
+    )]));
+    // Opening bo, known from the history, asks for its past once.
+    let actions = app.update(Msg::Key(KeyEvent::new(
+        KeyCode::Char('1'),
+        KeyModifiers::ALT,
+    )));
+    let to = match &actions[..] {
+        [Action::ReadPast { to, peer }] if peer == "bo" => *to,
+        other => panic!("{other:?}"),
+    };
+    app.update(Msg::Key(KeyEvent::new(
+        KeyCode::Char('0'),
+        KeyModifiers::ALT,
+    )));
+    let again = app.update(Msg::Key(KeyEvent::new(
+        KeyCode::Char('1'),
+        KeyModifiers::ALT,
+    )));
+    assert!(again.is_empty(), "{again:?}");
+    let entry = crate::history::Entry {
+        time: "2026-12-01T10:00:00.000Z".into(),
+        peer: "bo".into(),
+        direction: crate::history::Direction::In,
+        kind: crate::history::EntryKind::Message {
+            text: "from last week".into(),
+            encoding: "utf-8".into(),
+        },
+    };
+    app.update(Msg::Past {
+        to,
+        entries: vec![entry],
+    });
+    assert!(texts(app.conv()).iter().any(|t| t == "bo: from last week"));
+    // bo connecting later does not read it again.
+    let actions = joins(&mut app, PeerId::next(), "bo");
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::ReadPast { .. })),
+        "{actions:?}"
+    );
+    // A new peer's history is asked for when it connects.
+    let actions = joins(&mut app, PeerId::next(), "cy");
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::ReadPast { peer, .. } if peer == "cy")),
+        "{actions:?}"
+    );
+}
