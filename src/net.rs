@@ -142,16 +142,9 @@ impl Layer {
                         Ok((stream, addr)) => {
                             let peer = PeerId::next();
                             tracing::info!(%addr, %peer, "accepted");
-                            let commands = self.enlist(peer);
-                            let session = session::Session::start(stream, Role::Listener, self.config.clone(), &self.root);
-                            let reports = self.reports.clone();
-                            let history = self.history.clone();
-                            let encoding = self.config.encoding.unwrap_or_default();
+                            let served = self.served(peer);
                             self.tasks.spawn(async move {
-                                // Served even when nobody listens any more: its goodbye is
-                                // still said, and its task ends with the layer's.
-                                let _ = reports.send(Report { peer, what: PeerReport::Accepted(addr) }).await;
-                                peer::serve(peer, session, commands, reports, history, encoding).await;
+                                served.run(stream, Role::Listener, PeerReport::Accepted(addr)).await;
                                 peer
                             });
                         }
@@ -178,11 +171,18 @@ impl Layer {
         self.shut_down().await;
     }
 
-    /// A command queue for `peer`, its receiving end for the peer's task.
-    fn enlist(&mut self, peer: PeerId) -> mpsc::Receiver<Command> {
-        let (tx, rx) = mpsc::channel(COMMANDS_PER_PEER);
+    /// A command queue for `peer`, and what its task needs to serve it.
+    fn served(&mut self, peer: PeerId) -> Served {
+        let (tx, commands) = mpsc::channel(COMMANDS_PER_PEER);
         self.peers.insert(peer, tx);
-        rx
+        Served {
+            peer,
+            commands,
+            config: self.config.clone(),
+            root: self.root.clone(),
+            reports: self.reports.clone(),
+            history: self.history.clone(),
+        }
     }
 
     async fn obey(&mut self, order: Order) {
@@ -199,11 +199,7 @@ impl Layer {
                     self.report(peer, PeerReport::DialFailed(why)).await;
                     return;
                 }
-                let commands = self.enlist(peer);
-                let config = self.config.clone();
-                let root = self.root.clone();
-                let reports = self.reports.clone();
-                let history = self.history.clone();
+                let served = self.served(peer);
                 self.tasks.spawn(async move {
                     let dialled = tokio::time::timeout(
                         DIAL_TIMEOUT,
@@ -216,33 +212,21 @@ impl Layer {
                             "timed out",
                         ))
                     });
-                    let what = match dialled {
-                        Err(e) => {
-                            PeerReport::DialFailed(format!("cannot connect to {target}: {e}"))
-                        }
+                    match dialled {
                         Ok(stream) => {
-                            let addr = stream.peer_addr().ok();
-                            let encoding = config.encoding.unwrap_or_default();
-                            let session =
-                                session::Session::start(stream, Role::Connector, config, &root);
-                            let reached = PeerReport::Reached(
-                                addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
-                            );
-                            if reports
-                                .send(Report {
-                                    peer,
-                                    what: reached,
-                                })
-                                .await
-                                .is_ok()
-                            {
-                                peer::serve(peer, session, commands, reports, history, encoding)
-                                    .await;
-                            }
-                            return peer;
+                            let addr = stream
+                                .peer_addr()
+                                .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+                            served
+                                .run(stream, Role::Connector, PeerReport::Reached(addr))
+                                .await;
                         }
-                    };
-                    let _ = reports.send(Report { peer, what }).await;
+                        Err(e) => {
+                            let what =
+                                PeerReport::DialFailed(format!("cannot connect to {target}: {e}"));
+                            let _ = served.reports.send(Report { peer, what }).await;
+                        }
+                    }
                     peer
                 });
             }
@@ -290,6 +274,36 @@ impl Layer {
             self.root.cancel();
             while self.tasks.join_next().await.is_some() {}
         }
+    }
+}
+
+/// One peer's task, before its connection is up.
+struct Served {
+    peer: PeerId,
+    commands: mpsc::Receiver<Command>,
+    config: SessionConfig,
+    root: CancellationToken,
+    reports: mpsc::Sender<Report>,
+    history: Option<History>,
+}
+
+impl Served {
+    /// Start the session on `stream`, say `first` (how it came), and serve it to its end, even
+    /// when nobody listens any more: its goodbye is still said, and its task ends with the
+    /// layer's.
+    async fn run(self, stream: tokio::net::TcpStream, role: Role, first: PeerReport) {
+        let Served {
+            peer,
+            commands,
+            config,
+            root,
+            reports,
+            history,
+        } = self;
+        let encoding = config.encoding.unwrap_or_default();
+        let session = session::Session::start(stream, role, config, &root);
+        let _ = reports.send(Report { peer, what: first }).await;
+        peer::serve(peer, session, commands, reports, history, encoding).await;
     }
 }
 

@@ -108,14 +108,6 @@ impl Chrome for Stdout {
     }
 }
 
-/// No bell, no title (tests that draw into a buffer).
-pub struct NoChrome;
-
-impl Chrome for NoChrome {
-    fn bell(&mut self) {}
-    fn title(&mut self, _: &str) {}
-}
-
 /// The loop, generic over the backend and the event source so it can run without a terminal.
 pub async fn run_loop<B, S>(
     terminal: &mut Terminal<B>,
@@ -274,6 +266,18 @@ fn order(net: &Net, order: Order) {
 /// Messages searched for: at most this many shown.
 const FOUND_SHOWN: usize = 100;
 
+/// Run `read` on the history at `path` on the blocking pool (SQLite is disk I/O: never on
+/// the loop); its error, or the task's, as words.
+async fn query_history<T: Send + 'static>(
+    path: PathBuf,
+    read: impl FnOnce(&crate::history::Store) -> rusqlite::Result<T> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(move || crate::history::Store::open(&path).and_then(|s| read(&s)))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+}
+
 /// Search the history off the loop, and hand the UI what matches.
 fn search(path: Option<PathBuf>, query: String, tx: &mpsc::Sender<Msg>) {
     let tx = tx.clone();
@@ -282,12 +286,7 @@ fn search(path: Option<PathBuf>, query: String, tx: &mpsc::Sender<Msg>) {
             None => Err("this run keeps no history (--no-history)".to_string()),
             Some(path) => {
                 let q = query.clone();
-                tokio::task::spawn_blocking(move || {
-                    crate::history::Store::open(&path).and_then(|s| s.search(&q, FOUND_SHOWN))
-                })
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()))
+                query_history(path, move |store| store.search(&q, FOUND_SHOWN)).await
             }
         };
         let _ = tx.send(Msg::Found { query, result }).await;
@@ -298,16 +297,11 @@ fn search(path: Option<PathBuf>, query: String, tx: &mpsc::Sender<Msg>) {
 fn read_past(path: PathBuf, to: app::ConvId, name: String, tx: &mpsc::Sender<Msg>) {
     let tx = tx.clone();
     tokio::spawn(async move {
-        let read = tokio::task::spawn_blocking(move || {
-            crate::history::Store::open(&path)
-                .and_then(|store| store.entries(Some(&name), PAST_SHOWN))
-        });
-        match read.await {
-            Ok(Ok(entries)) => {
+        match query_history(path, move |store| store.entries(Some(&name), PAST_SHOWN)).await {
+            Ok(entries) => {
                 let _ = tx.send(Msg::Past { to, entries }).await;
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the history"),
-            Err(e) => tracing::warn!(error = %e, "reading the history failed"),
+            Err(e) => tracing::warn!(error = %e, "cannot read the history"),
         }
     });
 }
@@ -316,15 +310,11 @@ fn read_past(path: PathBuf, to: app::ConvId, name: String, tx: &mpsc::Sender<Msg
 fn read_known(path: PathBuf, tx: &mpsc::Sender<Msg>) {
     let tx = tx.clone();
     tokio::spawn(async move {
-        let read = tokio::task::spawn_blocking(move || {
-            crate::history::Store::open(&path).and_then(|store| store.peers(KNOWN_SHOWN))
-        });
-        match read.await {
-            Ok(Ok(peers)) => {
+        match query_history(path, |store| store.peers(KNOWN_SHOWN)).await {
+            Ok(peers) => {
                 let _ = tx.send(Msg::Known(peers)).await;
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the history's peers"),
-            Err(e) => tracing::warn!(error = %e, "reading the history's peers failed"),
+            Err(e) => tracing::warn!(error = %e, "cannot read the history's peers"),
         }
     });
 }

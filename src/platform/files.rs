@@ -134,34 +134,32 @@ fn shorter() -> io::Error {
 
 /// Write `bytes` to a new file at `path` that only its owner can read (mode 0600 on Unix; on
 /// Windows the user's profile folders are private to the user already). Whole or not at all:
-/// written aside, then linked in place. `false` when `path` exists already (it is left alone).
+/// written aside, then renamed in place by [`rename_no_replace`]. `false` when `path` exists
+/// already (it is left alone).
 pub fn create_private(path: &std::path::Path, bytes: &[u8]) -> io::Result<bool> {
     use std::io::Write;
-    let dir = path.parent().unwrap_or_else(|| std::path::Path::new("."));
+    let folder = path.parent().unwrap_or_else(|| std::path::Path::new("."));
     let name = path
         .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let aside = dir.join(format!(".{name}.{}.new", std::process::id()));
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    let aside = format!(".{name}.{}.new", std::process::id());
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let written = options.open(&aside).and_then(|mut file| {
+    let written = options.open(folder.join(&aside)).and_then(|mut file| {
         file.write_all(bytes)?;
         file.sync_all()
     });
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&aside);
-        return Err(e);
+    let placed = written.and_then(|()| {
+        let dir = Dir::open_ambient_dir(folder, cap_std::ambient_authority())?;
+        rename_no_replace(&dir, &aside, name)
+    });
+    if !matches!(placed, Ok(true)) {
+        let _ = std::fs::remove_file(folder.join(&aside));
     }
-    let linked = std::fs::hard_link(&aside, path);
-    let _ = std::fs::remove_file(&aside);
-    match linked {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(e),
-    }
+    placed
 }
 
 /// Make sure only the owner can read `path`: a private file others could read is made private

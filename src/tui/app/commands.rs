@@ -241,9 +241,7 @@ impl App {
         }
         let total: u64 = files.iter().map(|f| f.size).sum();
         let count = files.len();
-        let mut next = self.next_local;
-        self.conversations[i].hold(files, &mut next);
-        self.next_local = next;
+        self.conversations[i].hold(files, &mut self.next_local);
         let when = if i == 0 {
             "they are offered when a peer connects"
         } else {

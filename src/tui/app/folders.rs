@@ -118,11 +118,15 @@ impl Conversation {
         tally
     }
 
-    /// A row of `folder` changed: note whether all its files are settled now.
-    pub(super) fn folder_changed(&mut self, folder: u32, now: Instant) {
-        let tally = self.tally(folder);
+    /// A row of `folder` changed to `state`: note whether all its files are settled now. Only
+    /// a file that settles can settle its folder, so only then are the others counted.
+    pub(super) fn folder_changed(&mut self, folder: u32, state: &TransferState, now: Instant) {
+        let settled = state.is_final() && {
+            let tally = self.tally(folder);
+            tally.settled == tally.files
+        };
         if let Some(f) = self.folders.iter_mut().find(|f| f.id == folder) {
-            f.settled_at = (tally.settled == tally.files).then_some(now);
+            f.settled_at = settled.then_some(now);
         }
     }
 

@@ -206,7 +206,7 @@ impl App {
                 });
                 match known {
                     Some(j) => j,
-                    None => self.make_room(Conversation::new(name.clone(), super::Link::Idle)),
+                    None => self.make_room(Conversation::new(name.clone(), Link::Idle)),
                 }
             }
         };
@@ -333,7 +333,7 @@ impl App {
         }
         let folder = row.folder;
         if let Some(folder) = folder {
-            conv.folder_changed(folder, now);
+            conv.folder_changed(folder, &update.state, now);
             // A folder's files are one item: its offer is said once, its end in one line when
             // all are settled (`Msg::Tick`); only a file's failure is said on its own.
             let first = conv

@@ -79,18 +79,27 @@ fn incoming(id: u32) -> TransferId {
     })
 }
 
-fn offer(app: &mut App, id: u32, state: TransferState) {
-    app.update(session(SessionEvent::Transfer(TransferUpdate {
-        id: incoming(id),
-        path: format!("file{id}.bin").into(),
+/// An update of transfer `id` (of `path`, `done` of `total` bytes) in `state`.
+fn transfer(
+    id: TransferId,
+    path: &str,
+    state: TransferState,
+    done: u64,
+    total: u64,
+) -> SessionEvent {
+    SessionEvent::Transfer(TransferUpdate {
+        id,
+        path: path.into(),
         saved_as: None,
         hash: None,
         state,
-        progress: Progress {
-            done: 0,
-            total: 1000,
-        },
-    })));
+        progress: Progress { done, total },
+    })
+}
+
+fn offer(app: &mut App, id: u32, state: TransferState) {
+    let path = format!("file{id}.bin");
+    app.update(session(transfer(incoming(id), &path, state, 0, 1000)));
 }
 
 fn last_text(app: &App) -> String {
@@ -337,14 +346,13 @@ fn a_failed_outgoing_file_can_be_retried() {
         to: app.conv().id,
         result: Ok(vec![file.clone()]),
     });
-    app.update(session(SessionEvent::Transfer(TransferUpdate {
-        id: TransferId::outgoing(1),
-        path: "a.txt".into(),
-        saved_as: None,
-        hash: None,
-        state: TransferState::failed("connection lost"),
-        progress: Progress { done: 1, total: 3 },
-    })));
+    app.update(session(transfer(
+        TransferId::outgoing(1),
+        "a.txt",
+        TransferState::failed("connection lost"),
+        1,
+        3,
+    )));
     app.focus = Focus::Queue;
     let actions = app.update(key(KeyCode::Char('r')));
     assert!(
@@ -377,17 +385,13 @@ fn progress_updates_measure_speed() {
     let mut app = connected();
     offer(&mut app, 1, TransferState::Transferring);
     std::thread::sleep(std::time::Duration::from_millis(20));
-    app.update(session(SessionEvent::Transfer(TransferUpdate {
-        id: incoming(1),
-        path: "file1.bin".into(),
-        saved_as: None,
-        hash: None,
-        state: TransferState::Transferring,
-        progress: Progress {
-            done: 500,
-            total: 1000,
-        },
-    })));
+    app.update(session(transfer(
+        incoming(1),
+        "file1.bin",
+        TransferState::Transferring,
+        500,
+        1000,
+    )));
     assert!(app.conv().queue[0].speed > 0.0);
     assert!(app.conv().queue[0].eta_secs().is_some());
     assert!(app.throughput().1 > 0.0);
@@ -423,14 +427,13 @@ fn retry_after_a_lost_connection_dials_the_peer_again() {
     });
     app.update(from(
         first,
-        SessionEvent::Transfer(TransferUpdate {
-            id: TransferId::outgoing(1),
-            path: "a.txt".into(),
-            saved_as: None,
-            hash: None,
-            state: TransferState::failed("connection lost"),
-            progress: Progress { done: 1, total: 3 },
-        }),
+        transfer(
+            TransferId::outgoing(1),
+            "a.txt",
+            TransferState::failed("connection lost"),
+            1,
+            3,
+        ),
     ));
     app.update(from(
         first,

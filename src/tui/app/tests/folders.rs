@@ -5,17 +5,7 @@ use crate::tui::app::folders::QUIET;
 
 /// An offer of `path` from the test's peer, as transfer `id`, in `state`.
 fn file(app: &mut App, id: u32, path: &str, state: TransferState) {
-    app.update(session(SessionEvent::Transfer(TransferUpdate {
-        id: incoming(id),
-        path: path.into(),
-        saved_as: None,
-        hash: None,
-        state,
-        progress: Progress {
-            done: 0,
-            total: 1024,
-        },
-    })));
+    app.update(session(transfer(incoming(id), path, state, 0, 1024)));
 }
 
 fn photos(app: &mut App) {

@@ -6,17 +6,7 @@ use super::*;
 use crate::tui::app::conversation::MAX_ROWS;
 
 fn update(id: TransferId, path: &str, state: TransferState) -> Msg {
-    session(SessionEvent::Transfer(TransferUpdate {
-        id,
-        path: path.into(),
-        saved_as: None,
-        hash: None,
-        state,
-        progress: Progress {
-            done: 0,
-            total: 2 << 30,
-        },
-    }))
+    session(transfer(id, path, state, 0, 2 << 30))
 }
 
 #[test]
