@@ -150,6 +150,13 @@ async fn until_connected(
     seen
 }
 
+/// A connection layer listening on a free port of 127.0.0.1, and that address.
+async fn listening_net(config: SessionConfig) -> (Net, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    (Net::start(Some(listener), config, None), addr)
+}
+
 /// What the layer reported about one peer in the first test.
 #[derive(Default)]
 struct Heard {
@@ -166,13 +173,7 @@ struct Heard {
 async fn three_peers_chat_and_send_files_at_once_and_every_report_names_the_right_peer() {
     let inbox = tempfile::tempdir().expect("tmp");
     let src = tempfile::tempdir().expect("tmp");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let mut net = Net::start(
-        Some(listener),
-        config("hub", inbox.path(), OfferPolicy::AcceptAll),
-        None,
-    );
+    let (mut net, addr) = listening_net(config("hub", inbox.path(), OfferPolicy::AcceptAll)).await;
 
     let names = ["ana", "bo", "cy"];
     let lines = |name: &str| [format!("{name}: first line"), format!("{name}: 第二行")];
@@ -462,13 +463,7 @@ async fn a_command_for_a_peer_that_is_gone_is_refused() {
 #[tokio::test]
 async fn shut_down_says_goodbye_to_every_peer() {
     let dir = tempfile::tempdir().expect("tmp");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let mut net = Net::start(
-        Some(listener),
-        config("net", dir.path(), OfferPolicy::Ask),
-        None,
-    );
+    let (mut net, addr) = listening_net(config("net", dir.path(), OfferPolicy::Ask)).await;
     let (mut one, _) = connect_plain(addr, "one", dir.path()).await;
     let (mut two, _) = connect_plain(addr, "two", dir.path()).await;
     let seen = until_connected(&mut net, 2).await;

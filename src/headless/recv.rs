@@ -139,7 +139,8 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 /// What `recv` keeps across its peers.
 struct Server {
     style: Style,
-    /// How many peers are connected, for notes that name their peer while several are.
+    /// `peers.len()`, for the drivers' notes, which name their peer while several are
+    /// connected.
     connected: Arc<AtomicUsize>,
     peers: HashMap<PeerId, Served>,
     held: VecDeque<String>,
@@ -155,7 +156,6 @@ impl Server {
         let Report { peer, what } = report;
         match what {
             PeerReport::Accepted(addr) => {
-                self.connected.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(%addr, %peer, "accepted");
                 self.first.get_or_insert(peer);
                 self.peers.insert(
@@ -165,6 +165,7 @@ impl Server {
                         driver: Driver::new(self.style.clone()),
                     },
                 );
+                self.connected.store(self.peers.len(), Ordering::Relaxed);
                 // What was typed while nobody was there goes to the first who comes.
                 self.held
                     .drain(..)
@@ -177,7 +178,7 @@ impl Server {
                     None => false,
                 };
                 if closed && let Some(served) = self.peers.remove(&peer) {
-                    self.connected.fetch_sub(1, Ordering::Relaxed);
+                    self.connected.store(self.peers.len(), Ordering::Relaxed);
                     note(format!("{} left", served.addr));
                     self.failed |= served.driver.outcome.exit_code() != ExitCode::SUCCESS;
                     self.first_left |= self.first == Some(peer);
