@@ -16,21 +16,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 
+use common::tutorial::{GREETING, ensure_greeting_answered, gbk_server, hex, line_value};
 use common::{
     Proc, TIMEOUT, peers_dir, run_tern, spawn_python, spawn_recv, spawn_tern, write_file,
 };
-
-/// The tutorial client's greeting.
-const GREETING: &str = "你好服务端,我是客户端小黑!";
 
 fn gbk(text: &str) -> Vec<u8> {
     let (bytes, _, had_errors) = encoding_rs::GBK.encode(text);
     assert!(!had_errors, "{text:?} is not representable in GBK");
     bytes.into_owned()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `tern recv --once` on a free port, stdin `stdin` (then closed), downloads to a temp folder.
@@ -44,13 +38,6 @@ fn recv_with_stdin(stdin: &[u8], inbox: &tempfile::TempDir) -> anyhow::Result<(P
     }
     recv.close_stdin();
     Ok((recv, port))
-}
-
-/// The value of the first `PREFIX...` line in `text`.
-fn line_value<'a>(text: &'a str, prefix: &str) -> anyhow::Result<&'a str> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(prefix))
-        .with_context(|| format!("no {prefix} line in {text:?}"))
 }
 
 #[cfg(unix)]
@@ -91,20 +78,8 @@ fn the_tutorial_gbk_client_gets_a_gbk_answer_from_recv() -> anyhow::Result<()> {
 #[test]
 fn send_raw_gbk_talks_to_the_tutorial_gbk_server() -> anyhow::Result<()> {
     let reply = "你好客户端,我是服务端小白!";
-    let mut server = spawn_python(
-        "gbk_server.py",
-        [
-            peers_dir().join("gbk_server.py").into_os_string(),
-            reply.into(),
-        ],
-    )?;
-    let port_line = server.wait_stdout("the PORT line", TIMEOUT, |l| l.starts_with("PORT:"))?;
-    let port: u16 = port_line["PORT:".len()..]
-        .trim()
-        .parse()
-        .with_context(|| format!("bad port line {port_line:?}"))?;
-
-    let mut send = spawn_tern(
+    let (server, port) = gbk_server(reply, TIMEOUT)?;
+    let send = spawn_tern(
         "tern send",
         [
             "send",
@@ -114,21 +89,7 @@ fn send_raw_gbk_talks_to_the_tutorial_gbk_server() -> anyhow::Result<()> {
             &format!("127.0.0.1:{port}"),
         ],
     )?;
-    send.write_stdin(format!("{GREETING}\n").as_bytes())?;
-    let send = send.finish(TIMEOUT)?;
-    let server = server.finish(TIMEOUT)?;
-    server.ensure_success()?;
-    send.ensure_success()?;
-
-    ensure!(
-        line_value(&server.stdout_text()?, "GOT:")? == GREETING,
-        "the server did not print the greeting\n{server}\n{send}"
-    );
-    ensure!(
-        send.stdout_text()? == format!("{reply}\n"),
-        "tern send did not print exactly the server's reply\n{send}"
-    );
-    Ok(())
+    ensure_greeting_answered(server, send, reply, TIMEOUT)
 }
 
 /// A raw peer speaking UTF-8: sends `你好\n`, reads tern's answer up to its `\n`, prints it as

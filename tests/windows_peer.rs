@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use tern::transfer::incoming::PARTIAL_SUFFIX;
 
+use common::tutorial::{GREETING, ensure_greeting_answered, gbk_server, hex, line_value};
 use common::{
     Proc, TIMEOUT, ensure_same_file, list_files, list_tree, peers_dir, spawn_logged, spawn_python,
     spawn_recv, spawn_recv_with, spawn_tern, write_file, write_random_file,
@@ -316,20 +317,6 @@ fn windows_sends_a_cjk_folder_to_linux_and_they_chat_in_gbk_and_utf8() -> anyhow
     folder_and_chat(&wine, WindowsIs::Sender)
 }
 
-/// The tutorial client's greeting (`tests/peers/gbk_client.py`).
-const GREETING: &str = "你好服务端,我是客户端小黑!";
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The value of the first `PREFIX...` line in `text`.
-fn line_value<'a>(text: &'a str, prefix: &str) -> anyhow::Result<&'a str> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(prefix))
-        .with_context(|| format!("no {prefix} line in {text:?}"))
-}
-
 /// The tutorial's GBK client (plain socket, no tern protocol) connects to the Windows build,
 /// which takes it for a raw peer, prints its greeting in UTF-8 and answers it in GBK. (Wine
 /// cannot start the Linux python3 with pipes, so this runs here rather than in the Windows
@@ -384,20 +371,9 @@ fn windows_send_raw_gbk_talks_to_the_tutorial_gbk_server() -> anyhow::Result<()>
         return Ok(());
     };
     let reply = "你好客户端,我是服务端小白!";
-    let mut server = spawn_python(
-        "gbk_server.py",
-        [
-            peers_dir().join("gbk_server.py").into_os_string(),
-            reply.into(),
-        ],
-    )?;
-    let port_line = server.wait_stdout("the PORT line", TIMEOUT, |l| l.starts_with("PORT:"))?;
-    let port: u16 = port_line["PORT:".len()..]
-        .trim()
-        .parse()
-        .with_context(|| format!("bad port line {port_line:?}"))?;
+    let (server, port) = gbk_server(reply, TIMEOUT)?;
     let target = target(port);
-    let mut send = wine.spawn(
+    let send = wine.spawn(
         "tern.exe send --raw",
         &[
             OsStr::new("send"),
@@ -407,20 +383,7 @@ fn windows_send_raw_gbk_talks_to_the_tutorial_gbk_server() -> anyhow::Result<()>
             OsStr::new(&target),
         ],
     )?;
-    send.write_stdin(format!("{GREETING}\n").as_bytes())?;
-    let send = send.finish(SESSION_TIMEOUT)?;
-    let server = server.finish(SESSION_TIMEOUT)?;
-    server.ensure_success()?;
-    send.ensure_success()?;
-    ensure!(
-        line_value(&server.stdout_text()?, "GOT:")? == GREETING,
-        "the server did not get the greeting\n{server}\n{send}"
-    );
-    ensure!(
-        send.stdout_text()? == format!("{reply}\n"),
-        "the Windows build did not print exactly the server's reply\n{send}"
-    );
-    Ok(())
+    ensure_greeting_answered(server, send, reply, SESSION_TIMEOUT)
 }
 
 /// The longest whole path tern on Windows accepts: 259 (`MAX_PATH` less its NUL) less room

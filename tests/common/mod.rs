@@ -22,6 +22,7 @@ use anyhow::{Context, bail};
 
 #[cfg(unix)]
 pub mod pty;
+pub mod tutorial;
 
 /// How long any one child may run, or any one wait may last, unless a test says otherwise.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
