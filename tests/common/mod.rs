@@ -224,15 +224,34 @@ impl std::fmt::Display for Finished {
     }
 }
 
+/// Wine's CreateProcess now and then fails with ERROR_INTERNAL_ERROR (1359) while its server is
+/// busy starting other processes; that says nothing about tern, so the Windows build's tests try
+/// again, saying so, rather than fail on the emulator's hiccup.
+fn spawn_retrying_emulator_hiccups(cmd: &mut Command) -> std::io::Result<Child> {
+    const ERROR_INTERNAL_ERROR: i32 = 1359;
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Err(e)
+                if cfg!(windows) && e.raw_os_error() == Some(ERROR_INTERNAL_ERROR) && tries < 5 =>
+            {
+                tries += 1;
+                eprintln!("spawn failed with {e}; trying again ({tries} of 5)");
+                std::thread::sleep(Duration::from_millis(200 * tries));
+            }
+            result => return result,
+        }
+    }
+}
+
 impl Proc {
     /// Start `cmd` with all three standard streams piped.
     pub fn spawn(name: impl Into<String>, mut cmd: Command) -> anyhow::Result<Self> {
         let name = name.into();
-        let mut child = cmd
-            .stdin(Stdio::piped())
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
+            .stderr(Stdio::piped());
+        let mut child = spawn_retrying_emulator_hiccups(&mut cmd)
             .with_context(|| format!("spawning {name}: {cmd:?}"))?;
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().context("child stdout")?;
