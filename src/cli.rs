@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
+use crate::crypto::ExpectedFingerprint;
 use crate::text::Encoding;
 
 /// Default TCP port.
@@ -111,6 +112,10 @@ pub enum Mode {
         /// Print every event on stdout as one JSON object per line (see README).
         #[arg(long)]
         json: bool,
+        /// Talk only to the peer whose key has this fingerprint (as `tern id` prints it);
+        /// any other: exit non-zero, having sent nothing.
+        #[arg(long, value_name = "FP")]
+        peer_fingerprint: Option<ExpectedFingerprint>,
         #[command(flatten)]
         talk: TalkOptions,
         #[command(flatten)]
@@ -129,6 +134,10 @@ pub enum Mode {
         /// Print every event on stdout as one JSON object per line (see README).
         #[arg(long)]
         json: bool,
+        /// Accept only the peer whose key has this fingerprint (as `tern id` prints it); any
+        /// other is turned away with nothing sent, and tern exits non-zero.
+        #[arg(long, value_name = "FP")]
+        peer_fingerprint: Option<ExpectedFingerprint>,
         #[command(flatten)]
         talk: TalkOptions,
         #[command(flatten)]
@@ -183,12 +192,18 @@ pub struct TalkOptions {
     pub no_history: bool,
 }
 
-/// Plain bytes instead of tern's protocol; not for the demo, whose peer is a tern.
+/// How the peer is spoken to; not for the demo, whose peer is a tern like this one.
 #[derive(Debug, Clone, Default, Args)]
 pub struct RawOption {
     /// No framing: plain bytes both ways, for nc or a Python socket peer.
     #[arg(long)]
     pub raw: bool,
+
+    /// Speak tern's protocol without encryption (version 1), to a tern also run with
+    /// --insecure: for benchmarks, debugging and old hardware. Anyone on the network can read
+    /// and alter such a session.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 /// What to do with files the peer offers: only for commands that receive files.
@@ -224,11 +239,13 @@ pub enum Action {
         paths: Vec<PathBuf>,
         retries: u32,
         json: bool,
+        peer_fingerprint: Option<ExpectedFingerprint>,
     },
     Recv {
         bind: SocketAddr,
         once: bool,
         json: bool,
+        peer_fingerprint: Option<ExpectedFingerprint>,
     },
     History {
         peer: Option<String>,
@@ -246,6 +263,7 @@ pub struct Options {
     pub encoding: Option<Encoding>,
     pub no_history: bool,
     pub raw: bool,
+    pub insecure: bool,
     pub download_dir: Option<PathBuf>,
     pub yes: bool,
     pub max_file_size: Option<u64>,
@@ -275,6 +293,7 @@ impl Options {
             encoding: talk.encoding.or(before.talk.encoding),
             no_history: talk.no_history || before.talk.no_history,
             raw: raw.raw || before.raw.raw,
+            insecure: raw.insecure || before.raw.insecure,
             download_dir: receive.download_dir.or(before.receive.download_dir),
             yes: receive.yes || before.receive.yes,
             max_file_size: receive.max_file_size.or(before.receive.max_file_size),
@@ -302,6 +321,7 @@ impl BareOptions {
             ("--bind", self.listen.bind.is_some(), takes.listen),
             ("--port", self.listen.port.is_some(), takes.listen),
             ("--raw", self.raw.raw, takes.raw),
+            ("--insecure", self.raw.insecure, takes.raw),
             (
                 "--download-dir",
                 self.receive.download_dir.is_some(),
@@ -435,6 +455,7 @@ impl Cli {
                 listen,
                 once,
                 json,
+                peer_fingerprint,
                 talk,
                 raw,
                 receive,
@@ -443,6 +464,7 @@ impl Cli {
                     bind: listen.addr(&before.listen),
                     once,
                     json,
+                    peer_fingerprint,
                 },
                 Options::new(talk, raw, receive, before),
             ),
@@ -479,6 +501,7 @@ impl Cli {
                 paths,
                 retries,
                 json,
+                peer_fingerprint,
                 talk,
                 raw,
             } => (
@@ -487,6 +510,7 @@ impl Cli {
                     paths,
                     retries,
                     json,
+                    peer_fingerprint,
                 },
                 Options::new(talk, raw, ReceiveOptions::default(), before),
             ),
@@ -571,7 +595,8 @@ mod tests {
             Action::Recv {
                 bind: SocketAddr::new(DEFAULT_BIND, 9000),
                 once: true,
-                json: false
+                json: false,
+                peer_fingerprint: None,
             }
         );
         let (run, _) = action(&["tern", "recv", "--json"])?;

@@ -13,4 +13,4 @@ pub mod noise;
 pub mod record;
 pub mod stream;
 
-pub use identity::{Fingerprint, Identity, IdentityError};
+pub use identity::{ExpectedFingerprint, Fingerprint, Identity, IdentityError};

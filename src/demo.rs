@@ -4,11 +4,13 @@
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::session::{Command, OfferPolicy, Role, Session, SessionConfig, SessionEvent};
+use crate::crypto::Identity;
+use crate::session::{Command, OfferPolicy, Role, Security, Session, SessionConfig, SessionEvent};
 use crate::text::width;
 use crate::transfer::outgoing::collect_files;
 use crate::transfer::{Direction, TransferState, human_size};
@@ -23,7 +25,13 @@ pub struct DemoPeer {
 }
 
 /// Start the demo peer on 127.0.0.1, in `dir` (created; the caller removes it).
-pub async fn start(dir: PathBuf, cancel: &CancellationToken) -> io::Result<DemoPeer> {
+/// It speaks as the UI does (`security`: encrypted or `--insecure`); encrypted, it has a key of
+/// its own for this run alone.
+pub async fn start(
+    dir: PathBuf,
+    security: Security,
+    cancel: &CancellationToken,
+) -> io::Result<DemoPeer> {
     let outbox = dir.join("outbox");
     let inbox = dir.join("inbox");
     std::fs::create_dir_all(&outbox)?;
@@ -33,7 +41,11 @@ pub async fn start(dir: PathBuf, cancel: &CancellationToken) -> io::Result<DemoP
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let cancel = cancel.child_token();
-    let mut config = SessionConfig::new("tern-demo", inbox.clone());
+    let identity = Identity::generate().map_err(io::Error::other)?;
+    let mut config = SessionConfig::new("tern-demo", inbox.clone(), Arc::new(identity));
+    if let Security::Insecure = security {
+        config.security = Security::Insecure;
+    }
     config.offers = OfferPolicy::AcceptAll;
     tokio::spawn(async move {
         loop {

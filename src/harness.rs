@@ -11,8 +11,16 @@ use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
 use crate::protocol::codec::encode_frame;
-use crate::protocol::{Frame, FrameCodec, VERSION, caps, preamble};
-use crate::session::{OfferPolicy, Role, Session, SessionConfig, SessionEvent};
+use crate::protocol::{Frame, FrameCodec, PLAIN_VERSION, caps, preamble};
+use crate::session::{OfferPolicy, Role, Security, Session, SessionConfig, SessionEvent};
+
+/// A new identity for a test's or a fuzz run's session (a system without randomness cannot
+/// run them at all).
+pub fn identity() -> std::sync::Arc<crate::crypto::Identity> {
+    std::sync::Arc::new(
+        crate::crypto::Identity::generate().expect("a key pair from the system's randomness"),
+    )
+}
 
 /// Decode frames from `data` until it runs out or is found corrupt; the number decoded.
 pub fn decode_all(data: &[u8]) -> usize {
@@ -28,7 +36,7 @@ pub fn decode_all(data: &[u8]) -> usize {
 /// What a valid connecting tern sends first, followed by `rest`.
 pub fn hello_then(rest: &[u8]) -> Vec<u8> {
     let mut out = BytesMut::new();
-    out.extend_from_slice(&preamble(VERSION));
+    out.extend_from_slice(&preamble(PLAIN_VERSION));
     let hello = Frame::Hello {
         capabilities: caps::OURS,
         name: "fuzz".into(),
@@ -52,7 +60,10 @@ pub enum Ended {
 /// `download_dir`. Everything the session writes is read and dropped.
 pub async fn feed_session(role: Role, input: Vec<u8>, download_dir: &Path) -> Ended {
     let (ours, theirs) = tokio::io::duplex(64 * 1024);
-    let mut config = SessionConfig::new("harness", download_dir.to_path_buf());
+    let mut config = SessionConfig::new("harness", download_dir.to_path_buf(), identity());
+    // The input is version 1 frames in clear: the frames are what is fed here (the records
+    // and the handshake have targets of their own).
+    config.security = Security::Insecure;
     config.offers = OfferPolicy::AcceptAll;
     config.raw_silence = Duration::from_millis(50);
     config.handshake_timeout = Duration::from_secs(2);
@@ -207,4 +218,56 @@ pub fn handshake_messages(data: &[u8]) {
         }
         turn += 1;
     }
+}
+
+/// A hand-driven peer's end of an encrypted session: frames written here are sealed into
+/// records, frames read are opened from them.
+pub type Encrypted<S> = tokio::io::Join<
+    crate::crypto::stream::EncryptedReader<tokio::io::ReadHalf<S>>,
+    crate::crypto::stream::EncryptedWriter<tokio::io::WriteHalf<S>>,
+>;
+
+/// Run the version 2 handshake by hand as the connector over `stream`, up to (not including)
+/// the `Hello`s, which the caller exchanges as frames on the returned stream. Tests use this
+/// to speak the protocol frame by frame, and to lie, inside the encrypted channel. Also the
+/// peer's key.
+pub async fn encrypted_connector<S>(
+    mut stream: S,
+    identity: &crate::crypto::Identity,
+) -> std::io::Result<(Encrypted<S>, [u8; 32])>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use crate::crypto::noise::{Handshake, prologue};
+    use crate::protocol::{PREAMBLE_LEN, VERSION};
+    let ours = preamble(VERSION);
+    let mut handshake =
+        Handshake::initiator(identity, &prologue(&ours, &ours)).map_err(std::io::Error::other)?;
+    let mut out = ours.to_vec();
+    put_message(&handshake.write().map_err(std::io::Error::other)?, &mut out);
+    stream.write_all(&out).await?;
+    let mut theirs = [0u8; PREAMBLE_LEN];
+    stream.read_exact(&mut theirs).await?;
+    if theirs != ours {
+        return Err(std::io::Error::other(format!(
+            "the listener answered with the preamble {theirs:02x?}"
+        )));
+    }
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).await?;
+    let mut message = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut message).await?;
+    handshake.read(&message).map_err(std::io::Error::other)?;
+    let mut out = Vec::new();
+    put_message(&handshake.write().map_err(std::io::Error::other)?, &mut out);
+    stream.write_all(&out).await?;
+    let secured = handshake.finish().map_err(std::io::Error::other)?;
+    let (reader, writer) =
+        crate::crypto::stream::split(stream, secured.sealer, secured.opener, BytesMut::new());
+    Ok((tokio::io::join(reader, writer), secured.peer_key))
+}
+
+fn put_message(message: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(message.len() as u16).to_be_bytes());
+    out.extend_from_slice(message);
 }

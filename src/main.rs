@@ -3,11 +3,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
 use clap::Parser;
 
 use tern::cli::{Action, Cli, Options};
-use tern::session::{OfferPolicy, SessionConfig};
+use tern::session::{OfferPolicy, Security, SessionConfig};
 use tern::tui::{Start, TuiOptions};
 use tokio_util::sync::CancellationToken;
 
@@ -42,7 +43,10 @@ fn main() -> ExitCode {
 }
 
 async fn run(action: Action, options: Options) -> anyhow::Result<ExitCode> {
-    let mut config = SessionConfig::new(options.display_name(), options.download_dir());
+    if matches!(action, Action::Id | Action::History { .. }) {
+        return run_local(action);
+    }
+    let mut config = session_config(&action, &options)?;
     config.encoding = options.encoding;
     config.raw = options.raw;
     config.max_file_size = options.max_file_size;
@@ -59,41 +63,13 @@ async fn run(action: Action, options: Options) -> anyhow::Result<ExitCode> {
         _ => open_history(),
     };
     let code = match action {
-        Action::Id => {
-            let dir = tern::crypto::identity::default_dir()
-                .ok_or_else(|| anyhow::anyhow!("no config folder for the identity here"))?;
-            let (identity, made) = tern::crypto::Identity::load_or_create(&dir)?;
-            let path = dir.join(tern::crypto::identity::FILE_NAME);
-            println!("{}", identity.fingerprint());
-            if made {
-                println!("identity: {} (made now)", path.display());
-            } else {
-                println!("identity: {}", path.display());
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Action::History {
-            peer,
-            limit,
-            search,
-            json,
-        } => {
-            let path = tern::history::default_path()
-                .ok_or_else(|| anyhow::anyhow!("no data folder for the history here"))?;
-            let query = tern::history::Query {
-                peer,
-                limit,
-                search,
-                json,
-            };
-            tern::history::show(&path, &query)?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Action::Id | Action::History { .. } => unreachable_local(),
         Action::Send {
             target,
             paths,
             retries,
             json,
+            ..
         } => {
             // Nobody would answer an offer here, and the session would wait for that answer.
             config.offers =
@@ -101,7 +77,9 @@ async fn run(action: Action, options: Options) -> anyhow::Result<ExitCode> {
             let history = history.take().map(|(history, _)| history);
             tern::headless::send(&target, paths, config, retries, json, history).await
         }
-        Action::Recv { bind, once, json } => {
+        Action::Recv {
+            bind, once, json, ..
+        } => {
             if options.yes {
                 create_download_dir(&config.download_dir)?;
             } else {
@@ -120,7 +98,8 @@ async fn run(action: Action, options: Options) -> anyhow::Result<ExitCode> {
         Action::Demo => {
             let dir = std::env::temp_dir().join(format!("tern-demo-{}", std::process::id()));
             let cancel = CancellationToken::new();
-            let peer = tern::demo::start(dir.join("peer"), &cancel).await?;
+            let peer =
+                tern::demo::start(dir.join("peer"), config.security.clone(), &cancel).await?;
             if options.download_dir.is_none() {
                 config.download_dir = dir.join("downloads");
             }
@@ -136,6 +115,80 @@ async fn run(action: Action, options: Options) -> anyhow::Result<ExitCode> {
         writer.finish();
     }
     code
+}
+
+/// The commands that talk to no peer.
+fn run_local(action: Action) -> anyhow::Result<ExitCode> {
+    match action {
+        Action::Id => {
+            let dir = identity_dir()?;
+            let (identity, made) = tern::crypto::Identity::load_or_create(&dir)?;
+            let path = dir.join(tern::crypto::identity::FILE_NAME);
+            println!("{}", identity.fingerprint());
+            if made {
+                println!("identity: {} (made now)", path.display());
+            } else {
+                println!("identity: {}", path.display());
+            }
+        }
+        Action::History {
+            peer,
+            limit,
+            search,
+            json,
+        } => {
+            let path = tern::history::default_path()
+                .ok_or_else(|| anyhow::anyhow!("no data folder for the history here"))?;
+            let query = tern::history::Query {
+                peer,
+                limit,
+                search,
+                json,
+            };
+            tern::history::show(&path, &query)?;
+        }
+        _ => anyhow::bail!("not a local command"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn unreachable_local() -> anyhow::Result<ExitCode> {
+    anyhow::bail!("a local command reached the session commands")
+}
+
+fn identity_dir() -> anyhow::Result<PathBuf> {
+    tern::crypto::identity::default_dir()
+        .ok_or_else(|| anyhow::anyhow!("no config folder for the identity here"))
+}
+
+/// The session settings of a command that talks: encrypted as this machine's identity,
+/// remembering the peers met (not the demo's made-up one), unless `--insecure`.
+fn session_config(action: &Action, options: &Options) -> anyhow::Result<SessionConfig> {
+    let dir = identity_dir()?;
+    let (identity, _) = tern::crypto::Identity::load_or_create(&dir)?;
+    let mut config = SessionConfig::new(
+        options.display_name(),
+        options.download_dir(),
+        Arc::new(identity),
+    );
+    if options.insecure {
+        config.security = Security::Insecure;
+    }
+    if let Action::Send {
+        peer_fingerprint, ..
+    }
+    | Action::Recv {
+        peer_fingerprint, ..
+    } = action
+    {
+        config.trust.only = peer_fingerprint.clone();
+    }
+    if !matches!(action, Action::Demo) {
+        let path = dir.join(tern::crypto::known::FILE_NAME);
+        let known = tern::crypto::known::KnownPeers::open(&path)?;
+        config.trust.known = Some(Arc::new(Mutex::new(known)));
+    }
+    Ok(config)
 }
 
 /// The history and its file, unless it cannot be opened: then tern runs without one, and says

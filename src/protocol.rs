@@ -1,4 +1,5 @@
-//! The tern wire protocol (version 1): preamble, frames and their codec. No I/O lives here.
+//! The tern wire protocol: preamble, frames and their codec. No I/O lives here. Version 2 puts
+//! the same frames inside the encrypted records of `crate::crypto`; version 1 sends them in clear.
 //!
 //! ```text
 //! preamble:  89 54 45 52 4E 0D 0A 1A | version:u16          (connector first, then listener)
@@ -17,8 +18,11 @@ pub use frame::Frame;
 /// text peer does not produce it by accident.
 pub const MAGIC: [u8; 8] = [0x89, b'T', b'E', b'R', b'N', b'\r', b'\n', 0x1a];
 
-/// The protocol version this build speaks.
-pub const VERSION: u16 = 1;
+/// The protocol version a tern speaks by default: frames inside encrypted records.
+pub const VERSION: u16 = 2;
+
+/// Frames in clear (`--insecure`), and the form of a refusal before any channel exists.
+pub const PLAIN_VERSION: u16 = 1;
 
 /// Magic plus version.
 pub const PREAMBLE_LEN: usize = MAGIC.len() + 2;

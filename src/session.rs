@@ -17,12 +17,14 @@ mod receiving;
 mod retired;
 mod sending;
 mod socket;
+mod trust;
 
 pub use failure::{Failure, FailureKind};
 pub use outbox::Events;
 pub use peer_id::PeerId;
 pub use receiving::MAX_OPEN_OFFERS;
 pub use sending::OFFER_WINDOW;
+pub use trust::{SharedKnown, lock as lock_known};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,6 +36,10 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::crypto::known::KnownPeers;
+use crate::crypto::known::Verdict;
+use crate::crypto::noise::NoiseError;
+use crate::crypto::{ExpectedFingerprint, Fingerprint, Identity};
 use crate::protocol::ProtocolError;
 use crate::text::{Encoding, PeerText, Shown};
 use crate::transfer::outgoing::OutgoingFile;
@@ -52,6 +58,53 @@ pub enum OfferPolicy {
     DeclineAll(String),
 }
 
+/// Whether a session encrypts, and as whom.
+#[derive(Clone)]
+pub enum Security {
+    /// Protocol version 2: the Noise handshake as this identity, then everything in records.
+    Encrypted(Arc<Identity>),
+    /// Protocol version 1: frames in clear (`--insecure`).
+    Insecure,
+}
+
+impl Security {
+    pub fn identity(&self) -> Option<&Identity> {
+        match self {
+            Security::Encrypted(identity) => Some(identity),
+            Security::Insecure => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Security::Encrypted(identity) => write!(f, "Encrypted({})", identity.fingerprint()),
+            Security::Insecure => f.write_str("Insecure"),
+        }
+    }
+}
+
+/// Which peer keys a session accepts, and what it remembers of them.
+#[derive(Clone, Default)]
+pub struct Trust {
+    /// Only this key (`--peer-fingerprint`): any other ends the session before anything is
+    /// sent.
+    pub only: Option<ExpectedFingerprint>,
+    /// The peers met before (trust on first use). `None`: no memory of peers (the demo,
+    /// tests).
+    pub known: Option<Arc<std::sync::Mutex<KnownPeers>>>,
+}
+
+impl std::fmt::Debug for Trust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trust")
+            .field("only", &self.only)
+            .field("known", &self.known.is_some())
+            .finish()
+    }
+}
+
 /// How a session behaves; fixed for its lifetime except the outgoing encoding.
 #[derive(Clone, Debug)]
 pub struct SessionConfig {
@@ -63,6 +116,9 @@ pub struct SessionConfig {
     pub offers: OfferPolicy,
     /// Skip the handshake: plain bytes both ways.
     pub raw: bool,
+    /// Encrypted (the default) or `--insecure`.
+    pub security: Security,
+    pub trust: Trust,
     /// Data bytes per `Chunk`.
     pub chunk_len: usize,
     /// How long a listener waits for a silent peer's first byte before calling it raw.
@@ -79,13 +135,16 @@ pub struct SessionConfig {
 }
 
 impl SessionConfig {
-    pub fn new(name: impl Into<String>, download_dir: PathBuf) -> Self {
+    /// Encrypted as `identity`, remembering no peers.
+    pub fn new(name: impl Into<String>, download_dir: PathBuf, identity: Arc<Identity>) -> Self {
         Self {
             name: name.into(),
             encoding: None,
             download_dir,
             offers: OfferPolicy::Ask,
             raw: false,
+            security: Security::Encrypted(identity),
+            trust: Trust::default(),
             chunk_len: 256 * 1024,
             raw_silence: Duration::from_millis(1000),
             handshake_timeout: Duration::from_secs(10),
@@ -114,6 +173,8 @@ pub enum Command {
     SetEncoding(Encoding),
     /// Change our display name, and tell the peer at once if it can hear it (`RENAME`).
     SetName(String),
+    /// The user trusts the peer's changed key: what was held back goes out.
+    Trust,
     /// Say goodbye once everything queued is written, then close.
     Close,
 }
@@ -126,6 +187,21 @@ pub struct PeerInfo {
     pub addr: Option<SocketAddr>,
     /// A plain TCP peer without framing (`nc`, a Python socket).
     pub raw: bool,
+    /// The key the peer proved it holds: `None` when nothing is encrypted (a raw peer, or
+    /// `--insecure`).
+    pub key: Option<PeerKey>,
+}
+
+/// What the encrypted handshake proved about the peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerKey {
+    pub key: [u8; 32],
+    pub fingerprint: Fingerprint,
+    /// The digits both users read to each other to rule out a man in the middle (`/verify`).
+    pub authentication: String,
+    /// What the key means here. With [`Verdict::KeyChanged`] the session holds back everything
+    /// it would send, and declines files it would accept by itself, until [`Command::Trust`].
+    pub standing: Verdict,
 }
 
 /// What the session tells the UI.
@@ -170,6 +246,8 @@ pub enum SessionError {
     HandshakeTimeout(Duration),
     #[error("the peer refused the session: {0}")]
     Refused(String),
+    #[error(transparent)]
+    Noise(#[from] NoiseError),
     #[error("peer not responding (nothing heard for {0:?})")]
     PeerNotResponding(Duration),
 }

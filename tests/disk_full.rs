@@ -124,10 +124,10 @@ async fn connect(dir: &Path, src: &Path) -> (Session, Session) {
     let client = TcpStream::connect(addr).await.expect("connect");
     let (server, _) = listener.accept().await.expect("accept");
     let root = CancellationToken::new();
-    let mut rx_cfg = SessionConfig::new("rx", dir.to_path_buf());
+    let mut rx_cfg = SessionConfig::new("rx", dir.to_path_buf(), tern::harness::identity());
     rx_cfg.offers = OfferPolicy::AcceptAll;
     let rx = Session::start(server, Role::Listener, rx_cfg, &root);
-    let tx_cfg = SessionConfig::new("tx", src.to_path_buf());
+    let tx_cfg = SessionConfig::new("tx", src.to_path_buf(), tern::harness::identity());
     let tx = Session::start(client, Role::Connector, tx_cfg, &root);
     (rx, tx)
 }

@@ -259,31 +259,34 @@ fn each_help_lists_exactly_the_options_its_command_takes() -> anyhow::Result<()>
     let talk = ["--name", "--encoding", "--no-history"];
     let receive = ["--download-dir", "--yes", "--max-file-size", "--max-total"];
     let listen = ["--bind", "--port"];
+    let wire = ["--raw", "--insecure"];
     let cases: [(&[&str], Vec<&str>); 8] = [
-        (
-            &["--help"],
-            [&listen[..], &talk, &["--raw"], &receive].concat(),
-        ),
+        (&["--help"], [&listen[..], &talk, &wire, &receive].concat()),
         (
             &["listen", "--help"],
-            [&listen[..], &talk, &["--raw"], &receive].concat(),
+            [&listen[..], &talk, &wire, &receive].concat(),
         ),
         (
             &["connect", "--help"],
-            [&talk[..], &["--raw"], &receive].concat(),
+            [&talk[..], &wire, &receive].concat(),
         ),
         (&["demo", "--help"], [&talk[..], &receive].concat()),
         (
             &["send", "--help"],
-            [&["--retries", "--json"][..], &talk, &["--raw"]].concat(),
+            [
+                &["--retries", "--json", "--peer-fingerprint"][..],
+                &talk,
+                &wire,
+            ]
+            .concat(),
         ),
         (
             &["recv", "--help"],
             [
                 &listen[..],
-                &["--once", "--json"],
+                &["--once", "--json", "--peer-fingerprint"],
                 &talk,
-                &["--raw"],
+                &wire,
                 &receive,
             ]
             .concat(),
@@ -513,7 +516,8 @@ fn a_message_arriving_with_the_hello_is_printed_at_once() -> anyhow::Result<()> 
     const MAGIC: &[u8] = b"\x89TERN\r\n\x1a";
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let port = listener.local_addr()?.port();
-    let mut send = spawn_tern("send", ["send", &target(port)])?;
+    // Bytes written by hand: the plaintext protocol (the same frames travel in records).
+    let mut send = spawn_tern("send", ["send", "--insecure", &target(port)])?;
     let (mut peer, _) = listener.accept()?;
     peer.set_read_timeout(Some(TIMEOUT))?;
 

@@ -57,7 +57,7 @@ fn sender_cancel(id: u32, reason: impl Into<String>) -> Frame {
     }
 }
 
-async fn send_all(fake: &mut Framed<TcpStream, FrameCodec>, frames: Vec<Frame>) {
+async fn send_all(fake: &mut Wire, frames: Vec<Frame>) {
     for frame in frames {
         fake.send(frame).await.expect("send");
     }
@@ -263,17 +263,10 @@ async fn a_handshake_sent_a_byte_at_a_time_runs_into_one_deadline() {
     let mut cfg = config("real", dir.path(), OfferPolicy::AcceptAll);
     cfg.handshake_timeout = Duration::from_secs(1);
     let (mut client, mut real) = listening_session(cfg).await;
+    // The preamble and a first handshake message (an ephemeral key: any 32 bytes will do).
     let mut hello = preamble(VERSION).to_vec();
-    let mut frame = BytesMut::new();
-    encode_frame(
-        &Frame::Hello {
-            capabilities: caps::FILES,
-            name: "slow".into(),
-        },
-        &mut frame,
-    )
-    .expect("encode");
-    hello.extend_from_slice(&frame);
+    hello.extend_from_slice(&[0, 32]);
+    hello.extend_from_slice(&[7u8; 32]);
     let started = Instant::now();
     let trickle = tokio::spawn(async move {
         // Each byte well within any per-read timeout; all of them well past the deadline.
@@ -306,12 +299,14 @@ async fn a_handshake_sent_a_byte_at_a_time_runs_into_one_deadline() {
 // ---- item 1: nothing a peer says reaches a terminal uncleaned --------------------------------
 
 /// Connect to a real `tern recv` and do the handshake by hand, as `name`.
-async fn handshake(port: u16, name: &str) -> Framed<TcpStream, FrameCodec> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))
+async fn handshake(port: u16, name: &str) -> Wire {
+    let stream = TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connect");
-    stream.write_all(&preamble(VERSION)).await.expect("write");
-    let mut framed = Framed::new(stream, FrameCodec);
+    let (channel, _) = tern::harness::encrypted_connector(stream, &tern::harness::identity())
+        .await
+        .expect("the encrypted handshake");
+    let mut framed = Framed::new(channel, FrameCodec);
     framed
         .send(Frame::Hello {
             capabilities: caps::FILES,
@@ -319,10 +314,6 @@ async fn handshake(port: u16, name: &str) -> Framed<TcpStream, FrameCodec> {
         })
         .await
         .expect("hello");
-    let mut stream = framed.into_inner();
-    let mut pre = [0u8; PREAMBLE_LEN];
-    stream.read_exact(&mut pre).await.expect("preamble");
-    let mut framed = Framed::new(stream, FrameCodec);
     match framed.next().await {
         Some(Ok(Frame::Hello { .. })) => framed,
         other => panic!("expected Hello, got {other:?}"),

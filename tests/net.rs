@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 const WAIT: Duration = Duration::from_secs(30);
 
 fn config(name: &str, dir: &Path, offers: OfferPolicy) -> SessionConfig {
-    let mut c = SessionConfig::new(name, dir.to_path_buf());
+    let mut c = SessionConfig::new(name, dir.to_path_buf(), tern::harness::identity());
     c.offers = offers;
     c
 }

@@ -47,10 +47,11 @@ async fn a_file_the_sender_cannot_read_is_cancelled_without_its_local_path() -> 
     let mut rx = Session::start(
         server,
         Role::Listener,
-        SessionConfig::new("rx", rx_dir.path().to_path_buf()),
+        SessionConfig::new("rx", rx_dir.path().to_path_buf(), tern::harness::identity()),
         &root,
     );
-    let mut tx_config = SessionConfig::new("tx", tx_dir.path().to_path_buf());
+    let mut tx_config =
+        SessionConfig::new("tx", tx_dir.path().to_path_buf(), tern::harness::identity());
     tx_config.offers = OfferPolicy::Ask;
     let tx = Session::start(client, Role::Connector, tx_config, &root);
 

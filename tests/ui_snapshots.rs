@@ -53,6 +53,7 @@ fn connected() -> App {
         name: "ana@desk".into(),
         addr: Some(SocketAddr::from(([192, 168, 1, 20], 50123))),
         raw: false,
+        key: None,
     })));
     app
 }
@@ -416,6 +417,7 @@ fn joins(app: &mut App, peer: PeerId, name: &str, port: u16) {
             name: name.into(),
             addr: Some(SocketAddr::from(([192, 168, 1, 20], port))),
             raw: false,
+            key: None,
         })),
     }));
 }

@@ -201,6 +201,45 @@ impl fmt::Debug for Fingerprint {
     }
 }
 
+/// A fingerprint as a person gives it (`--peer-fingerprint`): its 20 characters, any case,
+/// with or without the dashes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpectedFingerprint(String);
+
+impl std::str::FromStr for ExpectedFingerprint {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let chars: String = text
+            .chars()
+            .filter(|c| *c != '-' && !c.is_whitespace())
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        let alphabet = |c: char| c.is_ascii_uppercase() || ('2'..='7').contains(&c);
+        if chars.chars().count() != FINGERPRINT_CHARS || !chars.chars().all(alphabet) {
+            return Err(format!(
+                "{text:?} is not a fingerprint: {FINGERPRINT_CHARS} characters of A-Z and 2-7, \
+                 as `tern id` prints them (XXXX-XXXX-XXXX-XXXX-XXXX)"
+            ));
+        }
+        Ok(Self(chars))
+    }
+}
+
+impl ExpectedFingerprint {
+    pub fn matches(&self, fingerprint: &Fingerprint) -> bool {
+        fingerprint.to_string().replace('-', "") == self.0
+    }
+}
+
+impl fmt::Display for ExpectedFingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let chars: Vec<char> = self.0.chars().collect();
+        let groups: Vec<String> = chars.chunks(4).map(|g| g.iter().collect()).collect();
+        f.write_str(&groups.join("-"))
+    }
+}
+
 /// Where the identity lives: `$TERN_CONFIG_DIR`, else the user's config folder
 /// (`$XDG_CONFIG_HOME/tern` on Linux, `~/Library/Application Support/tern` on macOS,
 /// `%APPDATA%\tern\config` on Windows).
@@ -226,6 +265,30 @@ mod tests {
         assert_eq!(made.public(), again.public());
         assert_eq!(made.private(), again.private());
         assert_eq!(made.fingerprint(), again.fingerprint());
+        Ok(())
+    }
+
+    #[test]
+    fn a_typed_fingerprint_matches_in_any_case_with_or_without_dashes() -> anyhow::Result<()> {
+        let ours = Identity::generate()?.fingerprint();
+        let other = Identity::generate()?.fingerprint();
+        let text = ours.to_string();
+        for typed in [
+            text.clone(),
+            text.to_lowercase(),
+            text.replace('-', ""),
+            text.replace('-', " "),
+        ] {
+            let expected: ExpectedFingerprint = typed.parse().map_err(anyhow::Error::msg)?;
+            assert!(expected.matches(&ours), "{typed}");
+            assert!(!expected.matches(&other), "{typed}");
+            assert_eq!(expected.to_string(), text);
+        }
+        for bad in ["", "ABCD", &format!("{text}A"), &text.replace('A', "0")] {
+            if bad.contains('0') || bad.len() != text.len() {
+                assert!(bad.parse::<ExpectedFingerprint>().is_err(), "{bad}");
+            }
+        }
         Ok(())
     }
 

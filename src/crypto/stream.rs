@@ -37,6 +37,8 @@ pub struct EncryptedWriter<W> {
     sealer: Sealer,
     /// Sealed, not yet taken by the inner stream.
     out: BytesMut,
+    /// The slices of one write gathered for sealing; kept between writes.
+    gather: Vec<u8>,
 }
 
 /// Both halves over one stream: the reader and the writer each own their half of the stream
@@ -78,6 +80,7 @@ impl<W> EncryptedWriter<W> {
             inner,
             sealer,
             out: BytesMut::with_capacity(PENDING_LIMIT),
+            gather: Vec::new(),
         }
     }
 
@@ -173,22 +176,24 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for EncryptedWriter<W> {
         let mut room = PENDING_LIMIT
             .saturating_sub(this.out.len())
             .max(MAX_PLAINTEXT);
-        let mut batch = BytesMut::new();
+        this.gather.clear();
         for slice in bufs {
             let n = slice.len().min(room);
-            batch.extend_from_slice(&slice[..n]);
+            this.gather.extend_from_slice(&slice[..n]);
             room -= n;
             if room == 0 {
                 break;
             }
         }
-        this.sealer.seal(&batch, &mut this.out).map_err(invalid)?;
+        this.sealer
+            .seal(&this.gather, &mut this.out)
+            .map_err(invalid)?;
         // Out as far as the inner stream takes it now; the rest waits for the next write or a
         // flush (the waker is registered either way).
         if let Poll::Ready(Err(e)) = this.poll_drain(cx) {
             return Poll::Ready(Err(e));
         }
-        Poll::Ready(Ok(batch.len()))
+        Poll::Ready(Ok(this.gather.len()))
     }
 
     fn is_write_vectored(&self) -> bool {

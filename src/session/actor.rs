@@ -11,21 +11,23 @@ use std::io::IoSlice;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures::{FutureExt, StreamExt};
+use tokio::io::WriteHalf;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use super::files::{Transfers, push_frame};
-use super::handshake::{self, Identified, Role};
+use super::handshake::{self, Channel, Identified, Role};
 use super::inbound::Inbound;
 use super::outbox::EventQueue;
 use super::socket::UnsentLimit;
 use super::{
-    Command, Failure, FailureKind, PeerInfo, SessionConfig, SessionError, SessionEvent, Transport,
-    raw,
+    Command, Failure, FailureKind, PeerInfo, PeerKey, SessionConfig, SessionError, SessionEvent,
+    Transport, raw, trust,
 };
+use crate::crypto::known::Verdict;
+use crate::crypto::stream::EncryptedWriter;
 use crate::protocol::{Frame, ProtocolError, caps};
 use crate::text::{self, Encoding, PeerText, Shown};
 use crate::transfer::pool::BufferPool;
@@ -78,37 +80,65 @@ pub(super) async fn run<S: Transport>(
         Ok(Identified::Tern {
             name,
             capabilities,
-            leftover,
+            channel: Channel::Plain { leftover },
         }) => {
-            tracing::info!(peer = %name, ?addr, capabilities, "tern peer identified");
-            queue.push(SessionEvent::Connected(PeerInfo {
+            tracing::info!(peer = %name, ?addr, capabilities, "tern peer identified (plaintext)");
+            let info = PeerInfo {
                 name,
                 addr,
                 raw: false,
-            }));
+                key: None,
+            };
             let (read, write) = tokio::io::split(stream);
             let reader = Inbound::new(read, leftover, BufferPool::default());
-            let mut actor = FramedActor {
-                capabilities,
-                encoding: config.encoding.unwrap_or_default(),
-                transfers: Transfers::new(&config, capabilities),
+            let parts = Parts {
                 config,
-                reader,
-                writer: write,
-                unsent,
-                out: BytesMut::with_capacity(64 * 1024),
-                wire: VecDeque::new(),
-                wire_len: 0,
-                events: queue,
+                capabilities,
                 commands,
+                events: queue,
                 cancel,
-                last_heard: Instant::now(),
-                pinged: false,
-                nonce: 0,
+                unsent,
             };
-            let error = actor.run().await;
-            actor.events.push(SessionEvent::Closed { error });
-            queue = actor.events;
+            queue = FramedActor::new(parts, reader, write)
+                .serve(info, Ok(()))
+                .await;
+        }
+        Ok(Identified::Tern {
+            name,
+            capabilities,
+            channel:
+                Channel::Encrypted {
+                    secured,
+                    sealed,
+                    leftover,
+                },
+        }) => {
+            let judged = trust::judge(&config.trust, &name, addr, &secured);
+            let key = judged.as_ref().ok().cloned();
+            tracing::info!(peer = %name, ?addr, capabilities, fingerprint = ?key.as_ref().map(|k| k.fingerprint), "tern peer identified (encrypted)");
+            let info = PeerInfo {
+                name,
+                addr,
+                raw: false,
+                key,
+            };
+            if let Some(key) = &info.key {
+                trust::remember(&config.trust, &info.name, addr, key);
+            }
+            let (read, write) =
+                crate::crypto::stream::split(stream, secured.sealer, secured.opener, sealed);
+            let reader = Inbound::new(read, leftover, BufferPool::default());
+            let parts = Parts {
+                config,
+                capabilities,
+                commands,
+                events: queue,
+                cancel,
+                unsent,
+            };
+            queue = FramedActor::new(parts, reader, write)
+                .serve(info, judged.map(|_| ()))
+                .await;
         }
         Ok(Identified::Raw { first }) => {
             tracing::info!(?addr, "raw peer");
@@ -116,6 +146,7 @@ pub(super) async fn run<S: Transport>(
                 name: Shown::new(addr.map_or_else(|| "raw peer".to_string(), |a| a.to_string())),
                 addr,
                 raw: true,
+                key: None,
             }));
             let error = raw::run(stream, first, &config, commands, &mut queue, cancel).await;
             queue.push(SessionEvent::Closed {
@@ -126,13 +157,46 @@ pub(super) async fn run<S: Transport>(
     queue.drain().await;
 }
 
-/// Write as much of the wire as the socket takes, in one vectored call.
-async fn write_some<W: AsyncWrite + Unpin>(
+/// What a framed actor is made of besides its two ends of the connection.
+struct Parts {
+    config: SessionConfig,
+    capabilities: u32,
+    commands: mpsc::Receiver<Command>,
+    events: EventQueue,
+    cancel: CancellationToken,
+    unsent: UnsentLimit,
+}
+
+/// The sending end of a framed session: the socket's write half, or the records over it.
+trait Outgoing: AsyncWrite + Unpin {
+    /// Bytes accepted but not yet handed to the socket (they go out on a flush).
+    fn has_pending(&self) -> bool;
+}
+
+impl<S: Transport> Outgoing for WriteHalf<S> {
+    fn has_pending(&self) -> bool {
+        false
+    }
+}
+
+impl<S: Transport> Outgoing for EncryptedWriter<WriteHalf<S>> {
+    fn has_pending(&self) -> bool {
+        EncryptedWriter::has_pending(self)
+    }
+}
+
+/// Write as much of the wire as the socket takes, in one vectored call; with the wire empty,
+/// flush what the writer still holds (`None`).
+async fn write_some<W: Outgoing>(
     writer: &mut W,
     wire: &VecDeque<Bytes>,
-) -> std::io::Result<usize> {
+) -> std::io::Result<Option<usize>> {
+    if wire.is_empty() {
+        writer.flush().await?;
+        return Ok(None);
+    }
     let slices: Vec<IoSlice<'_>> = wire.iter().take(64).map(|b| IoSlice::new(b)).collect();
-    writer.write_vectored(&slices).await
+    writer.write_vectored(&slices).await.map(Some)
 }
 
 /// Why reading from the peer stopped, for the user: a broken connection is not bad data.
@@ -149,14 +213,14 @@ fn read_failed(e: ProtocolError) -> Stop {
     }
 }
 
-struct FramedActor<S> {
+struct FramedActor<R, W> {
     config: SessionConfig,
     /// What both sides support.
     capabilities: u32,
     encoding: Encoding,
     transfers: Transfers,
-    reader: Inbound<ReadHalf<S>>,
-    writer: WriteHalf<S>,
+    reader: Inbound<R>,
+    writer: W,
     unsent: UnsentLimit,
     /// Control frames being encoded; sealed onto the wire each turn.
     out: BytesMut,
@@ -170,7 +234,13 @@ struct FramedActor<S> {
     last_heard: Instant,
     pinged: bool,
     nonce: u64,
+    /// The peer's key changed since it was last met: what we would send waits here (and
+    /// files are not accepted by themselves) until the user trusts the new key.
+    held: Option<VecDeque<Command>>,
 }
+
+/// Commands held back for a peer whose key changed, at most; past this they are refused.
+const MAX_HELD: usize = 256;
 
 /// Why the main loop stopped.
 enum Stop {
@@ -184,10 +254,72 @@ enum Stop {
     Error(Failure),
 }
 
-impl<S: Transport> FramedActor<S> {
-    /// Run until the session ends; the result is the error to report, if any.
-    async fn run(&mut self) -> Option<Failure> {
-        match self.main_loop().await {
+impl<R, W> FramedActor<R, W>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: Outgoing,
+{
+    fn new(parts: Parts, reader: Inbound<R>, writer: W) -> Self {
+        let Parts {
+            config,
+            capabilities,
+            commands,
+            events,
+            cancel,
+            unsent,
+        } = parts;
+        Self {
+            capabilities,
+            encoding: config.encoding.unwrap_or_default(),
+            transfers: Transfers::new(&config, capabilities),
+            config,
+            reader,
+            writer,
+            unsent,
+            out: BytesMut::with_capacity(64 * 1024),
+            wire: VecDeque::new(),
+            wire_len: 0,
+            events,
+            commands,
+            cancel,
+            last_heard: Instant::now(),
+            pinged: false,
+            nonce: 0,
+            held: None,
+        }
+    }
+
+    /// Tell the UI who the peer is and run the session; or, if the peer may not have one
+    /// (`refused`), say goodbye and nothing else. The event queue comes back for draining.
+    async fn serve(mut self, info: PeerInfo, admitted: Result<(), Failure>) -> EventQueue {
+        let stop = match admitted {
+            Ok(()) => {
+                if let Some(PeerKey {
+                    standing: Verdict::KeyChanged { .. },
+                    ..
+                }) = &info.key
+                {
+                    self.held = Some(VecDeque::new());
+                    self.transfers.receiving.hold(true);
+                }
+                self.events.push(SessionEvent::Connected(info));
+                None
+            }
+            Err(refused) => Some(Stop::Error(refused)),
+        };
+        let error = self.run(stop).await;
+        self.events.push(SessionEvent::Closed { error });
+        self.events
+    }
+
+    /// Run until the session ends (or end it now with `stop`); the result is the error to
+    /// report, if any.
+    async fn run(&mut self, stop: Option<Stop>) -> Option<Failure> {
+        let stop = match stop {
+            Some(stop) => stop,
+            None => self.main_loop().await,
+        };
+        match stop {
             Stop::Close => {
                 self.transfers.cancel_all(&mut self.out, &mut self.events);
                 push_frame(
@@ -393,9 +525,10 @@ impl<S: Transport> FramedActor<S> {
                         .sending
                         .on_read(batch, &mut self.out, &mut self.events);
                 }
-                written = write_some(&mut self.writer, &self.wire), if !self.wire.is_empty() => match written {
-                    Ok(0) => return Stop::Eof,
-                    Ok(n) => self.consume(n),
+                written = write_some(&mut self.writer, &self.wire), if !self.wire.is_empty() || self.writer.has_pending() => match written {
+                    Ok(Some(0)) => return Stop::Eof,
+                    Ok(Some(n)) => self.consume(n),
+                    Ok(None) => {}
                     Err(e) => return Stop::Error(Failure::new(FailureKind::Lost, format!("connection error: {e}"))),
                 },
                 () = sleep_until(deadline) => {
@@ -421,8 +554,7 @@ impl<S: Transport> FramedActor<S> {
         let deadline = Instant::now() + CLOSE_GRACE;
         self.seal();
         let flushed = tokio::time::timeout_at(deadline, async {
-            while !self.wire.is_empty() {
-                let n = write_some(&mut self.writer, &self.wire).await?;
+            while let Some(n) = write_some(&mut self.writer, &self.wire).await? {
                 if n == 0 {
                     break;
                 }
@@ -448,6 +580,26 @@ impl<S: Transport> FramedActor<S> {
     }
 
     fn on_command(&mut self, command: Command) {
+        if let Some(held) = &mut self.held
+            && matches!(
+                command,
+                Command::Text(_) | Command::Offer(_) | Command::Accept(_)
+            )
+        {
+            if held.len() >= MAX_HELD {
+                self.events.push(SessionEvent::Notice(Shown::new(
+                    "not sent: too much is waiting for the peer's changed key to be trusted",
+                )));
+            } else {
+                if held.is_empty() {
+                    self.events.push(SessionEvent::Notice(Shown::new(
+                        "held back: the peer's key changed; it goes out once you trust the new key (/trust)",
+                    )));
+                }
+                held.push_back(command);
+            }
+            return;
+        }
         let (out, events) = (&mut self.out, &mut self.events);
         match command {
             Command::Text(text) => {
@@ -489,6 +641,14 @@ impl<S: Transport> FramedActor<S> {
                     )));
                 }
                 self.config.name = name;
+            }
+            Command::Trust => {
+                if let Some(held) = self.held.take() {
+                    self.transfers.receiving.hold(false);
+                    for command in held {
+                        self.on_command(command);
+                    }
+                }
             }
             // Handled by the loop.
             Command::Close => {}

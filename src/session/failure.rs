@@ -9,6 +9,8 @@ pub enum FailureKind {
     /// The peer was never identified: a timeout, another protocol version, not a tern, a
     /// refusal.
     Handshake,
+    /// The peer's key is not the one required (`--peer-fingerprint`).
+    Untrusted,
     /// The connection broke, or the peer went silent.
     Lost,
     /// The peer sent what the protocol does not allow.
@@ -26,6 +28,7 @@ impl FailureKind {
     pub fn name(self) -> &'static str {
         match self {
             FailureKind::Handshake => "handshake",
+            FailureKind::Untrusted => "untrusted",
             FailureKind::Lost => "lost",
             FailureKind::Protocol => "protocol",
             FailureKind::PeerLeft => "peer-left",

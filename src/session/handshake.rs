@@ -1,7 +1,16 @@
-//! Identifying the peer: tern preamble + `Hello` both ways, or a raw peer.
+//! Identifying the peer: a tern (protocol version 2, encrypted; or version 1 with
+//! `--insecure`), or a raw peer.
 //!
 //! The connector speaks first; the listener sends nothing until it knows what the peer is, so a
-//! raw peer (nc, a Python socket) never sees tern's binary preamble.
+//! raw peer (nc, a Python socket) never sees tern's binary preamble. Detecting a raw peer never
+//! yields tern frames in clear: a listener's silence only ever makes a raw text session, and a
+//! connector never falls back from the version it asked for.
+//!
+//! - [`secure`]: version 2, the Noise handshake and `Hello` inside records.
+//! - [`plain`]: version 1, `Hello` in clear (`--insecure`).
+
+mod plain;
+mod secure;
 
 use std::time::Duration;
 
@@ -11,9 +20,11 @@ use tokio::time::{Instant, timeout, timeout_at};
 use tokio_util::codec::Decoder;
 
 use super::{SessionConfig, SessionError, Transport};
+use crate::crypto::noise::Secured;
 use crate::protocol::codec::encode_frame;
 use crate::protocol::{
-    Frame, FrameCodec, PREAMBLE_LEN, PreambleCheck, VERSION, caps, check_preamble, preamble,
+    Frame, FrameCodec, PLAIN_VERSION, PREAMBLE_LEN, PreambleCheck, VERSION, check_preamble,
+    preamble,
 };
 use crate::text::Shown;
 
@@ -33,12 +44,25 @@ pub(super) enum Identified {
     Tern {
         name: Shown,
         capabilities: u32,
-        /// Bytes read past the peer's `Hello`: the start of its first frames.
-        leftover: BytesMut,
+        channel: Channel,
     },
     Raw {
         /// Bytes the peer sent before we knew it was raw: its first text.
         first: BytesMut,
+    },
+}
+
+/// What the frames after `Hello` travel in.
+pub(super) enum Channel {
+    /// Version 1: frames in clear. `leftover`: bytes read past the peer's `Hello`.
+    Plain { leftover: BytesMut },
+    /// Version 2: frames inside records.
+    Encrypted {
+        secured: Secured,
+        /// Records read past the one that held the peer's `Hello`, not opened yet.
+        sealed: BytesMut,
+        /// Opened past the peer's `Hello`: the start of its first frames.
+        leftover: BytesMut,
     },
 }
 
@@ -60,37 +84,29 @@ pub(super) async fn identify<S: Transport>(
     );
     match role {
         Role::Listener => listen_side(stream, config, deadline).await,
-        Role::Connector => connect_side(stream, config, deadline).await,
+        Role::Connector => match config.security.identity() {
+            Some(identity) => secure::connect(stream, config, identity, deadline).await,
+            None => plain::connect(stream, config, deadline).await,
+        },
     }
 }
 
 /// When the handshake must be over, and how long it was given.
 #[derive(Clone, Copy)]
-struct Deadline(Instant, Duration);
+pub(super) struct Deadline(Instant, Duration);
 
 impl Deadline {
     fn passed(self) -> SessionError {
         SessionError::HandshakeTimeout(self.1)
     }
-}
 
-/// Our name as it goes on the wire: bounded, like the peer's.
-pub(super) fn our_name(name: &str) -> String {
-    name.chars().take(MAX_NAME_CHARS).collect()
-}
-
-fn hello_bytes(config: &SessionConfig) -> Result<BytesMut, SessionError> {
-    let mut out = BytesMut::with_capacity(PREAMBLE_LEN + 64);
-    out.extend_from_slice(&preamble(VERSION));
-    let name = our_name(&config.name);
-    encode_frame(
-        &Frame::Hello {
-            capabilities: caps::OURS,
-            name,
-        },
-        &mut out,
-    )?;
-    Ok(out)
+    /// `io`, or the handshake's timeout error once the deadline passes.
+    async fn bound<T>(
+        self,
+        io: impl Future<Output = std::io::Result<T>>,
+    ) -> Result<T, SessionError> {
+        Ok(timeout_at(self.0, io).await.map_err(|_| self.passed())??)
+    }
 }
 
 async fn listen_side<S: Transport>(
@@ -121,90 +137,124 @@ async fn listen_side<S: Transport>(
             }
         }
     };
-    if version != VERSION {
-        let reason = format!(
-            "protocol version mismatch: this tern speaks version {VERSION}, you speak version {version}"
-        );
-        let mut out = BytesMut::new();
-        out.extend_from_slice(&preamble(VERSION));
-        encode_frame(&Frame::Bye { reason }, &mut out)?;
-        // Best effort: the error below is what matters on this side.
-        let _ = stream.write_all(&out).await;
-        let _ = stream.shutdown().await;
-        return Err(SessionError::VersionMismatch {
-            ours: VERSION,
-            theirs: version,
-        });
-    }
-    buf.advance(PREAMBLE_LEN);
-    let (name, capabilities) = match read_frame(stream, &mut buf, deadline).await? {
-        Frame::Hello { capabilities, name } => (name, capabilities),
-        other => {
-            return Err(SessionError::MalformedHandshake(format!(
-                "expected Hello, got {}",
-                other.kind()
-            )));
+    let theirs = buf.split_to(PREAMBLE_LEN);
+    match (version, config.security.identity()) {
+        (VERSION, Some(identity)) => {
+            secure::listen(stream, buf, &theirs, config, identity, deadline).await
         }
-    };
-    timeout_at(deadline.0, stream.write_all(&hello_bytes(config)?))
-        .await
-        .map_err(|_| deadline.passed())??;
-    Ok(Identified::Tern {
-        name: clean_name(&name),
-        capabilities: capabilities & caps::OURS,
-        leftover: buf,
-    })
+        (PLAIN_VERSION, None) => plain::listen(stream, buf, config, deadline).await,
+        (PLAIN_VERSION, Some(_)) => {
+            refuse(
+                stream,
+                "this tern encrypts every session and does not speak plaintext: start yours \
+                 without --insecure (or both with it)",
+                deadline,
+            )
+            .await;
+            Err(SessionError::Refused(
+                "a tern connected without encryption (--insecure); start this one with \
+                 --insecure to talk to it"
+                    .into(),
+            ))
+        }
+        (VERSION, None) => {
+            refuse(
+                stream,
+                "this tern runs with --insecure and speaks plaintext only: start yours with \
+                 --insecure too (or neither)",
+                deadline,
+            )
+            .await;
+            Err(SessionError::Refused(
+                "a tern connected with encryption, but this one runs with --insecure; start it \
+                 without --insecure to talk to it"
+                    .into(),
+            ))
+        }
+        (theirs, identity) => {
+            let ours = if identity.is_some() {
+                VERSION
+            } else {
+                PLAIN_VERSION
+            };
+            refuse(
+                stream,
+                &format!(
+                    "protocol version mismatch: this tern speaks version {ours}, you speak \
+                     version {theirs}"
+                ),
+                deadline,
+            )
+            .await;
+            Err(SessionError::VersionMismatch { ours, theirs })
+        }
+    }
 }
 
-async fn connect_side<S: Transport>(
+/// Tell a connecting tern why it is turned away, in the one form every version reads: a
+/// version 1 preamble and a `Bye`, in clear (there is no channel yet). Best effort: the error
+/// on this side is what matters.
+async fn refuse<S: Transport>(stream: &mut S, reason: &str, deadline: Deadline) {
+    let mut out = BytesMut::new();
+    out.extend_from_slice(&preamble(PLAIN_VERSION));
+    if encode_frame(
+        &Frame::Bye {
+            reason: reason.to_string(),
+        },
+        &mut out,
+    )
+    .is_ok()
+    {
+        let _ = deadline.bound(stream.write_all(&out)).await;
+    }
+    let _ = deadline.bound(stream.shutdown()).await;
+}
+
+/// The connector's read of the listener's preamble: its version, with the bytes after it
+/// left in `buf`.
+async fn read_answer<S: Transport>(
     stream: &mut S,
-    config: &SessionConfig,
+    buf: &mut BytesMut,
     deadline: Deadline,
-) -> Result<Identified, SessionError> {
-    timeout_at(deadline.0, stream.write_all(&hello_bytes(config)?))
-        .await
-        .map_err(|_| deadline.passed())??;
-    let mut buf = BytesMut::with_capacity(4096);
+) -> Result<u16, SessionError> {
     let version = loop {
-        match check_preamble(&buf) {
+        match check_preamble(buf) {
             PreambleCheck::NotTern => return Err(SessionError::NotTern),
             PreambleCheck::Tern { version } => break version,
-            PreambleCheck::NeedMore => {
-                match timeout_at(deadline.0, stream.read_buf(&mut buf)).await {
-                    Err(_) => return Err(deadline.passed()),
-                    Ok(Ok(0)) if buf.is_empty() => {
-                        return Err(SessionError::MalformedHandshake(
-                            "the peer closed the connection without answering".into(),
-                        ));
-                    }
-                    Ok(Ok(0)) => return Err(SessionError::NotTern),
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => return Err(e.into()),
+            PreambleCheck::NeedMore => match deadline.bound(stream.read_buf(buf)).await? {
+                0 if buf.is_empty() => {
+                    return Err(SessionError::MalformedHandshake(
+                        "the peer closed the connection without answering".into(),
+                    ));
                 }
-            }
+                0 => return Err(SessionError::NotTern),
+                _ => {}
+            },
         }
     };
-    if version != VERSION {
-        return Err(SessionError::VersionMismatch {
-            ours: VERSION,
-            theirs: version,
-        });
-    }
     buf.advance(PREAMBLE_LEN);
-    match read_frame(stream, &mut buf, deadline).await? {
-        Frame::Hello { capabilities, name } => Ok(Identified::Tern {
-            name: clean_name(&name),
-            capabilities: capabilities & caps::OURS,
-            leftover: buf,
-        }),
-        Frame::Bye { reason } => Err(SessionError::Refused(reason)),
-        other => Err(SessionError::MalformedHandshake(format!(
-            "expected Hello, got {}",
-            other.kind()
-        ))),
-    }
+    Ok(version)
 }
 
+/// The listener answered with a version we did not ask for. A refusal (a version 1 `Bye`) is
+/// passed on; anything else is a mismatch. Never a fallback: a connector that asked for
+/// version 2 does not go on in plaintext.
+async fn unwanted_answer<S: Transport>(
+    stream: &mut S,
+    mut buf: BytesMut,
+    ours: u16,
+    theirs: u16,
+    deadline: Deadline,
+) -> SessionError {
+    if theirs == PLAIN_VERSION
+        && let Ok(Frame::Bye { reason }) = read_frame(stream, &mut buf, deadline).await
+    {
+        return SessionError::Refused(reason);
+    }
+    SessionError::VersionMismatch { ours, theirs }
+}
+
+/// One plaintext frame from `buf`, reading more as needed.
 async fn read_frame<S: Transport>(
     stream: &mut S,
     buf: &mut BytesMut,
@@ -217,17 +267,44 @@ async fn read_frame<S: Transport>(
             Ok(None) => {}
             Err(e) => return Err(SessionError::MalformedHandshake(e.to_string())),
         }
-        match timeout_at(deadline.0, stream.read_buf(buf)).await {
-            Err(_) => return Err(deadline.passed()),
-            Ok(Ok(0)) => {
-                return Err(SessionError::MalformedHandshake(
-                    "connection closed during the handshake".into(),
-                ));
-            }
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(e.into()),
+        if deadline.bound(stream.read_buf(buf)).await? == 0 {
+            return Err(closed_during_handshake());
         }
     }
+}
+
+fn closed_during_handshake() -> SessionError {
+    SessionError::MalformedHandshake("connection closed during the handshake".into())
+}
+
+/// The peer's first frame must be its `Hello`: its name and capabilities.
+fn expect_hello(frame: Frame) -> Result<(Shown, u32), SessionError> {
+    match frame {
+        Frame::Hello { capabilities, name } => Ok((clean_name(&name), capabilities)),
+        Frame::Bye { reason } => Err(SessionError::Refused(reason)),
+        other => Err(SessionError::MalformedHandshake(format!(
+            "expected Hello, got {}",
+            other.kind()
+        ))),
+    }
+}
+
+/// Our `Hello`, encoded.
+fn hello(config: &SessionConfig) -> Result<BytesMut, SessionError> {
+    let mut out = BytesMut::with_capacity(64);
+    encode_frame(
+        &Frame::Hello {
+            capabilities: crate::protocol::caps::OURS,
+            name: our_name(&config.name),
+        },
+        &mut out,
+    )?;
+    Ok(out)
+}
+
+/// Our name as it goes on the wire: bounded, like the peer's.
+pub(super) fn our_name(name: &str) -> String {
+    name.chars().take(MAX_NAME_CHARS).collect()
 }
 
 /// A peer's name is shown on screen: cleaned for a terminal, bounded, never blank.

@@ -193,6 +193,6 @@ fn on_command(command: Command, text: &mut RawText, out: &mut BytesMut, events: 
             )));
         }
         // A raw peer is known by its address; there is no name to tell it.
-        Command::SetName(_) | Command::Close => {}
+        Command::SetName(_) | Command::Trust | Command::Close => {}
     }
 }

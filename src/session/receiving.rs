@@ -67,6 +67,8 @@ pub(super) struct Receiving {
     retired: Retired,
     /// Offers over `MAX_OPEN_OFFERS` are being refused; the user was told once.
     refusing: bool,
+    /// The peer's key changed and is not trusted yet: nothing is accepted by itself.
+    held: bool,
     disk: Option<DiskWorker>,
     /// Jobs gathered while handling a burst of frames, sent together by `flush_disk`.
     disk_jobs: Vec<DiskJob>,
@@ -92,6 +94,7 @@ impl Receiving {
             open: 0,
             retired: Retired::default(),
             refusing: false,
+            held: false,
             disk: None,
             disk_jobs: Vec::new(),
             disk_tx,
@@ -286,9 +289,20 @@ impl Receiving {
         // Announced as waiting only when someone will decide; otherwise the decision is the news.
         match self.offers.clone() {
             OfferPolicy::Ask => self.emit(id, events),
+            OfferPolicy::AcceptAll if self.held => self.reject_id(
+                id,
+                "not accepted: the receiver has not trusted your new key".into(),
+                out,
+                events,
+            ),
             OfferPolicy::AcceptAll => self.accept_id(id, out, events),
             OfferPolicy::DeclineAll(reason) => self.reject_id(id, reason, out, events),
         }
+    }
+
+    /// While the peer's changed key is not trusted, offers are never accepted by themselves.
+    pub(super) fn hold(&mut self, held: bool) {
+        self.held = held;
     }
 
     /// The user accepts the offer `tid`.
@@ -523,7 +537,8 @@ mod tests {
     #[test]
     fn without_flow_a_disk_that_falls_behind_stops_the_intake() -> anyhow::Result<()> {
         let tmp = tempfile::tempdir()?;
-        let mut config = SessionConfig::new("rx", tmp.path().to_path_buf());
+        let mut config =
+            SessionConfig::new("rx", tmp.path().to_path_buf(), crate::harness::identity());
         config.offers = OfferPolicy::AcceptAll;
         let mut receiving = Receiving::new(&config, false, false);
         let (tx, _rx) = tokio::sync::mpsc::channel(1024);

@@ -415,8 +415,9 @@ pub fn skip(test: &str, why: &str) {
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
-/// A `tern` command whose log and history go to `log_dir` (never the home folder); a test
-/// that reads the history sets `TERN_DATA_DIR` itself.
+/// A `tern` command whose log, history, identity and known peers go to `log_dir` (never the
+/// home folder): each process is a machine of its own. A test that reads the history sets
+/// `TERN_DATA_DIR` itself, one that keeps an identity across runs `TERN_CONFIG_DIR`.
 pub fn tern_command<I, S>(log_dir: &Path, args: I) -> Command
 where
     I: IntoIterator<Item = S>,
@@ -426,6 +427,7 @@ where
     cmd.args(args)
         .env("TERN_LOG_DIR", log_dir)
         .env("TERN_DATA_DIR", log_dir)
+        .env("TERN_CONFIG_DIR", log_dir)
         .env_remove("TERN_LOG");
     cmd
 }

@@ -111,6 +111,7 @@ impl Tui {
             "TERN_DATA_DIR",
             data.map_or_else(|| home.path().join("data"), Path::to_path_buf),
         );
+        cmd.env("TERN_CONFIG_DIR", home.path().join("config"));
         cmd.env("TERM", "xterm-256color");
         cmd.env_remove("TERN_LOG");
         cmd.env_remove("NO_COLOR");

@@ -6,10 +6,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use tern::protocol::{Frame, FrameCodec, PREAMBLE_LEN, VERSION, preamble};
+use tern::harness::{Encrypted, encrypted_connector};
+use tern::protocol::{Frame, FrameCodec};
 use tern::session::{OfferPolicy, Role, Session, SessionConfig, SessionEvent};
 use tern::transfer::{Direction, TransferState};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 use tokio_util::codec::Framed;
@@ -19,8 +20,12 @@ use bytes::Bytes;
 
 pub const WAIT: Duration = Duration::from_secs(30);
 
+/// The frames of a hand-driven peer, inside the encrypted channel.
+pub type Wire = Framed<Encrypted<TcpStream>, FrameCodec>;
+
+/// An encrypted session's settings, with a new identity.
 pub fn config(name: &str, dir: &Path, offers: OfferPolicy) -> SessionConfig {
-    let mut c = SessionConfig::new(name, dir.to_path_buf());
+    let mut c = SessionConfig::new(name, dir.to_path_buf(), tern::harness::identity());
     c.offers = offers;
     c
 }
@@ -76,9 +81,7 @@ pub async fn listening_session(cfg: SessionConfig) -> (TcpStream, Session) {
 // ---- a scripted fake peer ------------------------------------------------------------------
 
 /// Connect to a real listening session and do the handshake by hand.
-pub async fn fake_connector(
-    offers: OfferPolicy,
-) -> (Framed<TcpStream, FrameCodec>, Session, tempfile::TempDir) {
+pub async fn fake_connector(offers: OfferPolicy) -> (Wire, Session, tempfile::TempDir) {
     fake_connector_with(offers, tern::protocol::caps::FILES).await
 }
 
@@ -86,11 +89,13 @@ pub async fn fake_connector(
 pub async fn fake_connector_with(
     offers: OfferPolicy,
     capabilities: u32,
-) -> (Framed<TcpStream, FrameCodec>, Session, tempfile::TempDir) {
+) -> (Wire, Session, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tmp");
-    let (mut client, session) = listening_session(config("real", dir.path(), offers)).await;
-    client.write_all(&preamble(VERSION)).await.expect("write");
-    let mut framed = Framed::new(client, FrameCodec);
+    let (client, session) = listening_session(config("real", dir.path(), offers)).await;
+    let (channel, _) = encrypted_connector(client, &tern::harness::identity())
+        .await
+        .expect("the encrypted handshake");
+    let mut framed = Framed::new(channel, FrameCodec);
     framed
         .send(Frame::Hello {
             capabilities,
@@ -98,11 +103,6 @@ pub async fn fake_connector_with(
         })
         .await
         .expect("hello");
-    let mut client = framed.into_inner();
-    let mut pre = [0u8; PREAMBLE_LEN];
-    client.read_exact(&mut pre).await.expect("preamble");
-    assert_eq!(pre, preamble(VERSION));
-    let mut framed = Framed::new(client, FrameCodec);
     match framed.next().await {
         Some(Ok(Frame::Hello { name, .. })) => assert_eq!(name, "real"),
         other => panic!("expected Hello, got {other:?}"),
@@ -110,7 +110,7 @@ pub async fn fake_connector_with(
     (framed, session, dir)
 }
 
-pub async fn next_frame(framed: &mut Framed<TcpStream, FrameCodec>) -> Frame {
+pub async fn next_frame(framed: &mut Wire) -> Frame {
     loop {
         match timeout(WAIT, framed.next()).await.expect("frame in time") {
             Some(Ok(Frame::Ping { nonce })) => {
@@ -122,7 +122,7 @@ pub async fn next_frame(framed: &mut Framed<TcpStream, FrameCodec>) -> Frame {
     }
 }
 
-pub async fn offer_and_get_accepted(framed: &mut Framed<TcpStream, FrameCodec>, size: u64) {
+pub async fn offer_and_get_accepted(framed: &mut Wire, size: u64) {
     framed
         .send(Frame::Offer {
             id: 1,
@@ -135,7 +135,7 @@ pub async fn offer_and_get_accepted(framed: &mut Framed<TcpStream, FrameCodec>, 
 }
 
 /// Send `body` as the whole of file `id`: one chunk and a matching `FileEnd`.
-pub async fn send_body(framed: &mut Framed<TcpStream, FrameCodec>, id: u32, body: &[u8]) {
+pub async fn send_body(framed: &mut Wire, id: u32, body: &[u8]) {
     framed
         .send(Frame::Chunk {
             id,
@@ -166,10 +166,7 @@ pub async fn final_state(session: &mut Session) -> TransferState {
 }
 
 /// Frames that arrive within `quiet` of each other, until a pause that long.
-pub async fn frames_until_quiet(
-    framed: &mut Framed<TcpStream, FrameCodec>,
-    quiet: Duration,
-) -> Vec<Frame> {
+pub async fn frames_until_quiet(framed: &mut Wire, quiet: Duration) -> Vec<Frame> {
     let mut frames = Vec::new();
     while let Ok(Some(Ok(frame))) = timeout(quiet, framed.next()).await {
         frames.push(frame);

@@ -51,6 +51,7 @@ fn connected() -> App {
         name: "ana".into(),
         addr: Some(SocketAddr::from(([192, 168, 1, 20], 50000))),
         raw: false,
+        key: None,
     })));
     app
 }
@@ -229,6 +230,7 @@ fn files_queued_before_a_peer_are_offered_when_it_connects() {
         name: "ana".into(),
         addr: None,
         raw: false,
+        key: None,
     })));
     assert!(
         matches!(&actions[..], [Action::ReadPast { peer, .. }, Action::Session(_, Command::Offer(f))] if peer == "ana" && f == std::slice::from_ref(&file)),
@@ -247,6 +249,7 @@ fn files_for_a_raw_peer_are_refused_with_a_reason() {
         name: "nc".into(),
         addr: None,
         raw: true,
+        key: None,
     })));
     let file = OutgoingFile {
         local: PathBuf::from("/tmp/a.txt"),
@@ -413,6 +416,7 @@ fn retry_after_a_lost_connection_dials_the_peer_again() {
             name: "ana".into(),
             addr: None,
             raw: false,
+            key: None,
         })
     };
     app.update(from(first, ana()));

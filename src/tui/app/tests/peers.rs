@@ -10,6 +10,7 @@ fn joins(app: &mut App, peer: PeerId, name: &str) -> Vec<Action> {
             name: name.into(),
             addr: Some(SocketAddr::from(([10, 0, 0, 9], 40000))),
             raw: false,
+            key: None,
         }),
     ))
 }

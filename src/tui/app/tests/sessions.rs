@@ -19,6 +19,7 @@ fn a_new_connection_numbering_from_one_again_never_takes_over_an_old_row() {
         name: "ana".into(),
         addr: None,
         raw: false,
+        key: None,
     })));
     // The new session's first offer has the same number on the wire.
     let video = TransferId::incoming(1);

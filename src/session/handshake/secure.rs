@@ -1,0 +1,163 @@
+//! Version 2: the preambles, the Noise XX handshake (each message behind a 2-byte length),
+//! then `Hello` both ways inside records. docs/PROTOCOL.md, section 5.
+
+use bytes::{Buf, BufMut, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::codec::Decoder;
+
+use super::{
+    Channel, Deadline, Identified, closed_during_handshake, expect_hello, hello, read_answer,
+    unwanted_answer,
+};
+use crate::crypto::Identity;
+use crate::crypto::noise::{Handshake, MAX_HANDSHAKE_MESSAGE, Secured, prologue};
+use crate::crypto::record::Opener;
+use crate::protocol::{Frame, FrameCodec, VERSION, caps, preamble};
+use crate::session::{SessionConfig, SessionError, Transport};
+
+fn framed(message: &[u8], out: &mut BytesMut) {
+    // Handshake messages are at most MAX_HANDSHAKE_MESSAGE bytes: the length fits.
+    out.put_u16(message.len() as u16);
+    out.extend_from_slice(message);
+}
+
+/// The connector's side: preamble and `e` in one write; then `e, ee, s, es` back; then `s, se`
+/// and our sealed `Hello` in one write; then the listener's sealed `Hello`.
+pub(super) async fn connect<S: Transport>(
+    stream: &mut S,
+    config: &SessionConfig,
+    identity: &Identity,
+    deadline: Deadline,
+) -> Result<Identified, SessionError> {
+    let ours = preamble(VERSION);
+    // The listener answers a version 2 preamble with its own, or refuses: what it will send is
+    // known before it sends it.
+    let mut handshake = Handshake::initiator(identity, &prologue(&ours, &preamble(VERSION)))?;
+    let mut out = BytesMut::from(&ours[..]);
+    framed(&handshake.write()?, &mut out);
+    deadline.bound(stream.write_all(&out)).await?;
+
+    let mut buf = BytesMut::with_capacity(4096);
+    let version = read_answer(stream, &mut buf, deadline).await?;
+    if version != VERSION {
+        return Err(unwanted_answer(stream, buf, VERSION, version, deadline).await);
+    }
+    handshake.read(&read_message(stream, &mut buf, deadline).await?)?;
+    let mut out = BytesMut::new();
+    framed(&handshake.write()?, &mut out);
+    let mut secured = handshake.finish()?;
+    seal_hello(config, &mut secured, &mut out)?;
+    deadline.bound(stream.write_all(&out)).await?;
+    finish(stream, secured, buf, deadline).await
+}
+
+/// The listener's side, its version 2 preamble read (`theirs`); `buf` holds what came after.
+pub(super) async fn listen<S: Transport>(
+    stream: &mut S,
+    mut buf: BytesMut,
+    theirs: &[u8],
+    config: &SessionConfig,
+    identity: &Identity,
+    deadline: Deadline,
+) -> Result<Identified, SessionError> {
+    let ours = preamble(VERSION);
+    let mut handshake = Handshake::responder(identity, &prologue(theirs, &ours))?;
+    handshake.read(&read_message(stream, &mut buf, deadline).await?)?;
+    let mut out = BytesMut::from(&ours[..]);
+    framed(&handshake.write()?, &mut out);
+    deadline.bound(stream.write_all(&out)).await?;
+    handshake.read(&read_message(stream, &mut buf, deadline).await?)?;
+    let mut secured = handshake.finish()?;
+    let mut out = BytesMut::new();
+    seal_hello(config, &mut secured, &mut out)?;
+    deadline.bound(stream.write_all(&out)).await?;
+    finish(stream, secured, buf, deadline).await
+}
+
+fn seal_hello(
+    config: &SessionConfig,
+    secured: &mut Secured,
+    out: &mut BytesMut,
+) -> Result<(), SessionError> {
+    secured
+        .sealer
+        .seal(&hello(config)?, out)
+        .map_err(|e| SessionError::MalformedHandshake(e.to_string()))
+}
+
+/// The peer's sealed `Hello`; what follows it is the session's.
+async fn finish<S: Transport>(
+    stream: &mut S,
+    mut secured: Secured,
+    mut sealed: BytesMut,
+    deadline: Deadline,
+) -> Result<Identified, SessionError> {
+    let mut leftover = BytesMut::new();
+    let frame = read_sealed_frame(
+        stream,
+        &mut secured.opener,
+        &mut sealed,
+        &mut leftover,
+        deadline,
+    )
+    .await?;
+    let (name, capabilities) = expect_hello(frame)?;
+    Ok(Identified::Tern {
+        name,
+        capabilities: capabilities & caps::OURS,
+        channel: Channel::Encrypted {
+            secured,
+            sealed,
+            leftover,
+        },
+    })
+}
+
+/// One handshake message: a 2-byte length, then at most [`MAX_HANDSHAKE_MESSAGE`] bytes.
+async fn read_message<S: Transport>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    deadline: Deadline,
+) -> Result<Vec<u8>, SessionError> {
+    loop {
+        if buf.len() >= 2 {
+            let len = usize::from(u16::from_be_bytes([buf[0], buf[1]]));
+            if len > MAX_HANDSHAKE_MESSAGE {
+                return Err(SessionError::MalformedHandshake(format!(
+                    "a handshake message of {len} bytes (at most {MAX_HANDSHAKE_MESSAGE})"
+                )));
+            }
+            if buf.len() >= 2 + len {
+                buf.advance(2);
+                return Ok(buf.split_to(len).to_vec());
+            }
+        }
+        if deadline.bound(stream.read_buf(buf)).await? == 0 {
+            return Err(closed_during_handshake());
+        }
+    }
+}
+
+/// One frame from inside the records, reading and opening more as needed.
+async fn read_sealed_frame<S: Transport>(
+    stream: &mut S,
+    opener: &mut Opener,
+    sealed: &mut BytesMut,
+    plain: &mut BytesMut,
+    deadline: Deadline,
+) -> Result<Frame, SessionError> {
+    let mut codec = FrameCodec;
+    loop {
+        match codec.decode(plain) {
+            Ok(Some(frame)) => return Ok(frame),
+            Ok(None) => {}
+            Err(e) => return Err(SessionError::MalformedHandshake(e.to_string())),
+        }
+        let opened = opener
+            .open(sealed, plain)
+            .map_err(|e| SessionError::MalformedHandshake(e.to_string()))?;
+        if !opened && deadline.bound(stream.read_buf(sealed)).await? == 0 {
+            return Err(closed_during_handshake());
+        }
+    }
+}
