@@ -14,8 +14,10 @@ use tokio_util::sync::CancellationToken;
 use super::json;
 use super::lines::Lines;
 use super::notes::{BATCHING, flush_notes, note, show_progress};
+use crate::crypto::Fingerprint;
+use crate::crypto::known::Verdict;
 use crate::history::{History, Recorder};
-use crate::session::{Command, Session, SessionEvent, SessionHandle};
+use crate::session::{Command, FailureKind, Session, SessionEvent, SessionHandle};
 use crate::text::Encoding;
 use crate::transfer::{Direction, TransferId, TransferState, TransferUpdate, human_size};
 
@@ -27,6 +29,9 @@ pub(super) struct Outcome {
     pub(super) verified: usize,
     /// The peer was identified (a handshake failure is not worth retrying).
     pub(super) connected: bool,
+    /// The peer's key changed since it was last met, and this driver does not talk to such a
+    /// peer (`tern send`): nothing was sent, and trying again would not change that.
+    pub(super) untrusted: bool,
     pub(super) interrupted: bool,
     /// Final state of each outgoing file, by relative path.
     pub(super) outgoing: HashMap<String, TransferState>,
@@ -77,7 +82,8 @@ pub(super) async fn drive(
         if half_close && !driver.outcome.interrupted && handle.take().is_some() {
             driver.note("stdin ended: nothing more to send; waiting for the peer to close");
         }
-        if (done || driver.outcome.interrupted) && pending.is_none() && !close_sent {
+        let leave = driver.outcome.interrupted || driver.outcome.untrusted;
+        if (done || leave) && pending.is_none() && !close_sent {
             if handle.is_some() {
                 pending = Some(Command::Close);
             } else {
@@ -166,6 +172,16 @@ impl RecentlyEnded {
     }
 }
 
+/// What a peer's key means here, in words.
+pub(super) fn standing(verdict: &Verdict) -> &'static str {
+    match verdict {
+        Verdict::FirstContact => "new here (first contact)",
+        Verdict::Known { verified: true } => "known and verified",
+        Verdict::Known { verified: false } => "known (not verified)",
+        Verdict::KeyChanged { .. } => "NOT the key it had before",
+    }
+}
+
 /// Events handled in one turn of the drive loop, at most.
 pub(super) const EVENT_BURST: usize = 512;
 
@@ -181,6 +197,9 @@ pub(super) struct Style {
     pub(super) history: Option<History>,
     /// How our lines are encoded, until the session says otherwise.
     pub(super) encoding: Encoding,
+    /// Leave a peer whose key changed at once (`tern send`, which has no one to ask), rather
+    /// than stay with everything held back (`tern recv`).
+    pub(super) leave_changed_key: bool,
 }
 
 /// What is known about one session so far: what it printed, what it counted. `drive` runs one
@@ -238,6 +257,30 @@ impl Driver {
         self.outcome.interrupted = true;
     }
 
+    /// Say it loudly: this may be someone else under a known peer's name and address.
+    fn key_changed(&mut self, name: &str, previous: &Fingerprint, now: &Fingerprint) {
+        let action = if self.style.leave_changed_key {
+            "Nothing was sent to it; tern send leaves"
+        } else {
+            "Nothing is sent to it and no file is accepted from it until the new key is trusted \
+             (/trust in the terminal UI)"
+        };
+        note(format!(
+            "WARNING: {name} ({}) presents a different key than before!\n\
+             tern:   before: {previous}\n\
+             tern:   now:    {now}\n\
+             tern: Someone may be pretending to be {name}, or {name} reinstalled tern. Ask {name} \
+             for the fingerprint `tern id` prints there. {action}.",
+            self.addr
+        ));
+        if self.style.leave_changed_key {
+            self.outcome.untrusted = true;
+            self.outcome.error.get_or_insert_with(|| {
+                format!("{name}'s key changed (it was {previous}, it is {now}): nothing was sent")
+            });
+        }
+    }
+
     /// A line of ours went to the session.
     fn said(&mut self, line: &str) {
         self.recorder.said(line);
@@ -257,16 +300,30 @@ impl Driver {
                 } else {
                     peer.name.to_string()
                 };
-                if peer.raw {
-                    note(format!(
-                        "connected to raw peer {} (plain bytes, no framing)",
+                match &peer.key {
+                    _ if peer.raw => note(format!(
+                        "connected to raw peer {} (plain bytes, no framing, not encrypted)",
                         self.addr
-                    ));
-                } else {
-                    note(format!("connected to {} ({})", peer.name, self.addr));
+                    )),
+                    None => note(format!(
+                        "connected to {} ({}), not encrypted (--insecure)",
+                        peer.name, self.addr
+                    )),
+                    Some(key) => {
+                        note(format!(
+                            "connected to {} ({}), encrypted; its key {} is {}",
+                            peer.name,
+                            self.addr,
+                            key.fingerprint,
+                            standing(&key.standing)
+                        ));
+                        if let Verdict::KeyChanged { previous } = &key.standing {
+                            self.key_changed(&peer.name, previous, &key.fingerprint);
+                        }
+                    }
                 }
                 if self.style.json {
-                    json::print(&json::connected(&self.peer, &self.addr, peer.raw));
+                    json::print(&json::connected(&self.peer, &self.addr, &peer));
                 }
             }
             SessionEvent::Text {
@@ -312,6 +369,11 @@ impl Driver {
                 }
                 if self.style.json && self.connected {
                     json::print(&json::left(&self.peer, &self.addr, error.as_ref()));
+                }
+                if let Some(error) = &error
+                    && error.kind == FailureKind::Untrusted
+                {
+                    self.outcome.untrusted = true;
                 }
                 if self.outcome.error.is_none() {
                     self.outcome.error = error.map(|e| e.to_string());

@@ -6,7 +6,8 @@ use std::io::Write;
 
 use serde_json::{Value, json};
 
-use crate::session::Failure;
+use crate::crypto::known::Verdict;
+use crate::session::{Failure, PeerInfo};
 use crate::text::Encoding;
 use crate::transfer::TransferUpdate;
 
@@ -17,8 +18,24 @@ pub(super) fn print(event: &Value) {
     let _ = writeln!(out, "{event}").and_then(|()| out.flush());
 }
 
-pub(super) fn connected(peer: &str, addr: &str, raw: bool) -> Value {
-    json!({ "event": "connected", "peer": peer, "addr": addr, "raw": raw })
+/// `encrypted`, and for an encrypted peer its key's `fingerprint` and what it means here,
+/// `trust`: `first-contact`, `known`, `verified` or `key-changed`.
+pub(super) fn connected(peer: &str, addr: &str, info: &PeerInfo) -> Value {
+    let trust = info.key.as_ref().map(|k| match k.standing {
+        Verdict::FirstContact => "first-contact",
+        Verdict::Known { verified: false } => "known",
+        Verdict::Known { verified: true } => "verified",
+        Verdict::KeyChanged { .. } => "key-changed",
+    });
+    json!({
+        "event": "connected",
+        "peer": peer,
+        "addr": addr,
+        "raw": info.raw,
+        "encrypted": info.key.is_some(),
+        "fingerprint": info.key.as_ref().map(|k| k.fingerprint.to_string()),
+        "trust": trust,
+    })
 }
 
 /// `error`: why the session ended, if not by a goodbye.

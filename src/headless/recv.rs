@@ -60,6 +60,7 @@ pub async fn recv(
         // The connection layer keeps the history.
         history: None,
         encoding: config.encoding.unwrap_or_default(),
+        leave_changed_key: false,
     };
     let mut net = Net::start(Some(listener), config, history);
     let mut server = Server {
@@ -70,10 +71,15 @@ pub async fn recv(
         first: None,
         first_left: false,
         failed: false,
+        mismatch: false,
     };
     let mut stdin = Lines::stdin();
     let mut stopping: Option<tokio::time::Instant> = None;
     loop {
+        if server.mismatch && !shutdown.is_cancelled() {
+            note("a peer presented another key than --peer-fingerprint requires: stopping");
+            shutdown.cancel();
+        }
         if server.peers.is_empty() && (stopping.is_some() || (once && server.first_left)) {
             break;
         }
@@ -148,6 +154,8 @@ struct Server {
     first: Option<PeerId>,
     first_left: bool,
     failed: bool,
+    /// A peer presented another key than `--peer-fingerprint`'s: the receiver ends.
+    mismatch: bool,
 }
 
 impl Server {
@@ -181,6 +189,7 @@ impl Server {
                     self.connected.store(self.peers.len(), Ordering::Relaxed);
                     note(format!("{} left", served.addr));
                     self.failed |= served.driver.outcome.exit_code() != ExitCode::SUCCESS;
+                    self.mismatch |= served.driver.outcome.untrusted;
                     self.first_left |= self.first == Some(peer);
                 }
                 Vec::new()

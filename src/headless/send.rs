@@ -110,6 +110,7 @@ pub async fn send(
                 connected: None,
                 history: history.clone(),
                 encoding: config.encoding.unwrap_or_default(),
+                leave_changed_key: true,
             },
             &shutdown,
             &stop,
@@ -123,6 +124,9 @@ pub async fn send(
             }
             _ => true,
         });
+        if outcome.untrusted {
+            return Ok(ExitCode::FAILURE);
+        }
         let broken = outcome.error.is_some() || !remaining.is_empty();
         if broken && can_retry && outcome.connected && !outcome.interrupted {
             // A file that cannot be read now will not be by the next session either.

@@ -292,7 +292,7 @@ where
     /// Tell the UI who the peer is and run the session; or, if the peer may not have one
     /// (`refused`), say goodbye and nothing else. The event queue comes back for draining.
     async fn serve(mut self, info: PeerInfo, admitted: Result<(), Failure>) -> EventQueue {
-        let stop = match admitted {
+        match admitted {
             Ok(()) => {
                 if let Some(PeerKey {
                     standing: Verdict::KeyChanged { .. },
@@ -303,23 +303,30 @@ where
                     self.transfers.receiving.hold(true);
                 }
                 self.events.push(SessionEvent::Connected(info));
-                None
             }
-            Err(refused) => Some(Stop::Error(refused)),
-        };
-        let error = self.run(stop).await;
+            Err(refused) => {
+                // The peer hears why, without our reasons' details.
+                push_frame(
+                    &mut self.out,
+                    &Frame::Bye {
+                        reason: "this tern was told to expect another key than yours".into(),
+                    },
+                );
+                self.finish().await;
+                self.events.push(SessionEvent::Closed {
+                    error: Some(refused),
+                });
+                return self.events;
+            }
+        }
+        let error = self.run().await;
         self.events.push(SessionEvent::Closed { error });
         self.events
     }
 
-    /// Run until the session ends (or end it now with `stop`); the result is the error to
-    /// report, if any.
-    async fn run(&mut self, stop: Option<Stop>) -> Option<Failure> {
-        let stop = match stop {
-            Some(stop) => stop,
-            None => self.main_loop().await,
-        };
-        match stop {
+    /// Run until the session ends; the result is the error to report, if any.
+    async fn run(&mut self) -> Option<Failure> {
+        match self.main_loop().await {
             Stop::Close => {
                 self.transfers.cancel_all(&mut self.out, &mut self.events);
                 push_frame(
