@@ -27,9 +27,10 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::crypto::known::{KnownError, KnownPeers};
 use crate::history::History;
 use crate::net::{Net, Order, PeerReport};
-use crate::session::{SessionConfig, SessionEvent};
+use crate::session::{SessionConfig, SessionEvent, SharedKnown, lock_known};
 use crate::transfer::outgoing::collect_files;
 use app::{Action, App, Msg};
 
@@ -108,6 +109,36 @@ impl Chrome for Stdout {
     }
 }
 
+/// Write what the user decided about a key to the known peers, off the UI thread.
+fn remember(
+    known: Option<SharedKnown>,
+    tx: &mpsc::Sender<Msg>,
+    change: impl FnOnce(&mut KnownPeers, &str) -> Result<(), KnownError> + Send + 'static,
+) {
+    let Some(known) = known else {
+        return;
+    };
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        let written = tokio::task::spawn_blocking(move || {
+            let now = crate::history::now();
+            change(&mut lock_known(&known), &now)
+        })
+        .await;
+        let failed = match written {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(error = %failed, "the known peers could not be written");
+        let _ = tx
+            .send(Msg::Failed(format!(
+                "{failed}: this decision holds for this session only"
+            )))
+            .await;
+    });
+}
+
 /// The loop, generic over the backend and the event source so it can run without a terminal.
 pub async fn run_loop<B, S>(
     terminal: &mut Terminal<B>,
@@ -148,6 +179,7 @@ where
         app::local_clock,
     );
     app.color = color;
+    let known = config.trust.known.clone();
     let mut net = Net::start(listener, config, history);
     let (bg_tx, mut bg_rx) = mpsc::channel::<Msg>(32);
     if let Some(path) = &history_path {
@@ -188,6 +220,16 @@ where
                     });
                 }
                 Action::Search(query) => search(history_path.clone(), query, &bg_tx),
+                Action::Trust { key, name, ip } => {
+                    remember(known.clone(), &bg_tx, move |known, now| {
+                        known.trust(&key, &name, ip, now)
+                    });
+                }
+                Action::Verified { key } => {
+                    remember(known.clone(), &bg_tx, move |known, _| {
+                        known.verify(&key).map(drop)
+                    });
+                }
                 Action::ReadPast { to, peer } => {
                     if let Some(path) = &history_path {
                         read_past(path.clone(), to, peer, &bg_tx);

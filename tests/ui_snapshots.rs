@@ -5,9 +5,11 @@ use std::net::SocketAddr;
 
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+use tern::crypto::Fingerprint;
+use tern::crypto::known::Verdict;
 use tern::net::{PeerReport, Report};
 use tern::session::PeerId;
-use tern::session::{PeerInfo, SessionEvent};
+use tern::session::{PeerInfo, PeerKey, SessionEvent};
 use tern::text::Encoding;
 use tern::transfer::{Progress, TransferId, TransferState};
 use tern::tui::app::{App, Listening, Msg, Row, RowKey};
@@ -46,6 +48,16 @@ fn session(event: SessionEvent) -> Msg {
     })
 }
 
+/// A peer's proven key, always the same for `seed`, standing as `standing` here.
+fn key(seed: u8, standing: Verdict) -> Option<PeerKey> {
+    Some(PeerKey {
+        key: [seed; 32],
+        fingerprint: Fingerprint::of(&[seed; 32]),
+        authentication: "123 456".into(),
+        standing,
+    })
+}
+
 fn connected() -> App {
     let mut app = listening();
     app.conv_mut().transcript = Default::default();
@@ -53,7 +65,7 @@ fn connected() -> App {
         name: "ana@desk".into(),
         addr: Some(SocketAddr::from(([192, 168, 1, 20], 50123))),
         raw: false,
-        key: None,
+        key: key(1, Verdict::Known { verified: true }),
     })));
     app
 }
@@ -411,13 +423,17 @@ fn the_help_overlay_border_shows_over_wide_characters() {
 }
 
 fn joins(app: &mut App, peer: PeerId, name: &str, port: u16) {
+    joins_with(app, peer, name, port, key(2, Verdict::FirstContact));
+}
+
+fn joins_with(app: &mut App, peer: PeerId, name: &str, port: u16, key: Option<PeerKey>) {
     app.update(Msg::Peer(Report {
         peer,
         what: PeerReport::Event(SessionEvent::Connected(PeerInfo {
             name: name.into(),
             addr: Some(SocketAddr::from(([192, 168, 1, 20], port))),
             raw: false,
-            key: None,
+            key,
         })),
     }));
 }
@@ -437,9 +453,21 @@ fn says(app: &mut App, peer: PeerId, text: &str) {
 fn the_peer_list_shows_each_peer_its_state_and_unread_count() {
     let mut app = listening();
     let (ana, bo, cy) = (PeerId::next(), PeerId::next(), PeerId::next());
-    joins(&mut app, ana, "ana@desk", 50001);
+    let (eve, old) = (PeerId::next(), PeerId::next());
+    joins_with(
+        &mut app,
+        ana,
+        "ana@desk",
+        50001,
+        key(1, Verdict::Known { verified: true }),
+    );
     joins(&mut app, bo, "bo", 50002);
     joins(&mut app, cy, "陈静", 50003);
+    let changed = Verdict::KeyChanged {
+        previous: Fingerprint::of(&[9; 32]),
+    };
+    joins_with(&mut app, eve, "eve", 50004, key(4, changed));
+    joins_with(&mut app, old, "old-laptop", 50005, None);
     says(&mut app, bo, "lunch?");
     says(&mut app, bo, "at 12");
     says(&mut app, cy, "文件收到了");

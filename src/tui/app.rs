@@ -10,10 +10,12 @@ mod folders;
 mod past;
 mod peers;
 mod prompt;
+mod trust;
 
 pub use conversation::{ConvId, Conversation, Link, Row, RowKey};
 pub use folders::{Folder, Item, Tally, count};
 pub use prompt::{FileAction, Prompt};
+pub use trust::Standing;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -69,6 +71,8 @@ pub enum Msg {
     },
     /// Peers the history knows, most recently seen first: name and last address.
     Known(Vec<(String, Option<String>)>),
+    /// Work done off the UI thread failed; the user is told.
+    Failed(String),
 }
 
 /// What the loop should do after an update.
@@ -100,6 +104,17 @@ pub enum Action {
     ReadPast {
         to: ConvId,
         peer: String,
+    },
+    /// The user trusts `key` as `name`'s at `ip` (the known peers are written off the UI
+    /// thread).
+    Trust {
+        key: [u8; 32],
+        name: String,
+        ip: Option<std::net::IpAddr>,
+    },
+    /// Both users read the same digits: `key` is verified.
+    Verified {
+        key: [u8; 32],
     },
     Quit,
 }
@@ -311,6 +326,10 @@ impl App {
             }
             Msg::Known(peers) => {
                 self.add_known(peers);
+                Vec::new()
+            }
+            Msg::Failed(why) => {
+                self.error(why);
                 Vec::new()
             }
             Msg::Collected { to, result } => match result {

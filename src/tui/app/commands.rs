@@ -107,6 +107,8 @@ impl App {
                 }
                 actions
             }
+            "trust" => self.trust(),
+            "verify" => self.verify(rest),
             "quit" | "exit" | "q" => self.request_quit(),
             "help" | "?" => {
                 self.help_open = true;

@@ -3,6 +3,7 @@
 
 use super::conversation::{Conversation, Link, RowKey};
 use super::{Action, App, ConvId, MAX_CONVERSATIONS};
+use crate::crypto::known::Verdict;
 use crate::net::{PeerReport, Report};
 use crate::session::{Command, PeerId, PeerInfo, SessionEvent};
 use crate::text::Shown;
@@ -228,6 +229,7 @@ impl App {
         // Dial it again later at the address it came from (the port we know only if we
         // dialled it ourselves).
         let raw = info.raw;
+        let about_key = key_words(&name, &info);
         let encoding = self.encoding;
         let conv = &mut self.conversations[i];
         if !conv.link.is_live() {
@@ -248,10 +250,16 @@ impl App {
         if raw {
             self.post_system(
                 i,
-                format!("raw peer {addr}: plain bytes, no framing; files cannot be sent to it"),
+                format!(
+                    "raw peer {addr}: plain bytes, no framing, not encrypted; files cannot be sent to it"
+                ),
             );
         } else {
-            self.post_system(i, format!("connected to {name} ({addr})"));
+            self.post_system(i, format!("connected to {name} ({addr}), {}", about_key.0));
+        }
+        if let Some(warning) = about_key.1 {
+            self.post_error(i, warning);
+            self.bell = true;
         }
         // Nobody else to talk to: this conversation opens; otherwise the list shows it and
         // the bell rings.
@@ -559,4 +567,32 @@ impl App {
             })
             .collect()
     }
+}
+
+/// What to say of a tern peer's key when it connects, and a warning when it changed.
+fn key_words(name: &str, info: &PeerInfo) -> (String, Option<String>) {
+    let Some(key) = &info.key else {
+        return (
+            "NOT encrypted (--insecure): anyone on the network can read and alter this".into(),
+            None,
+        );
+    };
+    let standing = match &key.standing {
+        Verdict::FirstContact => "first contact: /verify to be sure it is them",
+        Verdict::Known { verified: true } => "verified",
+        Verdict::Known { verified: false } => "known (/verify to be sure it is them)",
+        Verdict::KeyChanged { .. } => "KEY CHANGED",
+    };
+    let said = format!("encrypted; key {}, {standing}", key.fingerprint);
+    let warning = match &key.standing {
+        Verdict::KeyChanged { previous } => Some(format!(
+            "WARNING: {name} presents a different key than before (was {previous}, now {}). \
+             Someone may be pretending to be {name}, or {name} reinstalled tern. Nothing is sent \
+             to it and no file is accepted from it until you /trust the new key; /verify \
+             compares the digits with {name} first, /close leaves.",
+            key.fingerprint
+        )),
+        _ => None,
+    };
+    (said, warning)
 }

@@ -466,3 +466,4 @@ mod file_keys;
 mod folders;
 mod peers;
 mod sessions;
+mod trust;

@@ -60,6 +60,8 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/connect HOST[:PORT]", "add a peer (default port 8989)"),
     ("/msg NAME TEXT", "a message to one peer, from anywhere"),
     ("/close", "end the open conversation's session"),
+    ("/verify [DIGITS]", "compare the peer's digits with yours"),
+    ("/trust", "accept the peer's changed key"),
     ("/search TEXT", "find messages in the history"),
     ("//text", "send a message starting with /"),
 ];

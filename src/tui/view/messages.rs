@@ -6,7 +6,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Widget};
 
 use super::Theme;
-use crate::tui::app::{App, Link, Listening};
+use crate::tui::app::{App, Link, Listening, Standing};
 use crate::tui::keymap::{self, Focus, Intent};
 use crate::tui::transcript::MessageKind;
 
@@ -79,13 +79,16 @@ impl Widget for &MessagesPane<'_> {
     }
 }
 
-/// ` Messages · ana `: whose conversation this is (` Messages · Everyone ` at the top of the
-/// list).
+/// ` Messages · ana · encrypted, verified `: whose conversation this is, and how far its peer
+/// is trusted (` Messages · Everyone ` at the top of the list).
 fn title(app: &App) -> String {
-    format!(
-        " Messages · {} ",
-        crate::tui::wrap::truncate(&app.conv().name, 40)
-    )
+    let name = crate::tui::wrap::truncate(&app.conv().name, 40);
+    match &app.conv().link {
+        Link::Connected(info) => {
+            format!(" Messages · {name} · {} ", Standing::of(info).words())
+        }
+        _ => format!(" Messages · {name} "),
+    }
 }
 
 /// What an empty conversation shows: how to get a peer.

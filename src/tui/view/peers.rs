@@ -1,5 +1,7 @@
 //! The peer list: Everyone, then each peer with its number (Alt-1…9), its state and how many of
-//! its messages are unread. The open conversation is marked.
+//! its messages are unread. The open conversation is marked. A connected peer's mark says how
+//! far it is trusted: ✓ verified, ● encrypted, ! key changed, and ● in the busy colour for a
+//! session that is not encrypted.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -9,7 +11,7 @@ use ratatui::widgets::{Block, Borders, Paragraph, Widget};
 
 use super::Theme;
 use crate::text::width;
-use crate::tui::app::{App, Conversation, Link};
+use crate::tui::app::{App, Conversation, Link, Standing};
 use crate::tui::keymap::Focus;
 use crate::tui::wrap::truncate;
 
@@ -21,7 +23,12 @@ pub struct PeerList<'a> {
 /// The state's mark, and its style.
 fn mark(conv: &Conversation, theme: Theme) -> (&'static str, ratatui::style::Style) {
     match &conv.link {
-        Link::Connected(_) => ("●", theme.ok()),
+        Link::Connected(info) => match Standing::of(info) {
+            Standing::Verified => ("✓", theme.ok()),
+            Standing::Known | Standing::FirstContact => ("●", theme.ok()),
+            Standing::KeyChanged => ("!", theme.error().add_modifier(Modifier::BOLD)),
+            Standing::NotEncrypted => ("●", theme.busy()),
+        },
         Link::Connecting(_) | Link::Handshaking(_) => ("◌", theme.busy()),
         Link::Disconnected(_) => ("○", theme.dim()),
         Link::Idle => ("·", theme.dim()),
