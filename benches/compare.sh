@@ -182,6 +182,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 export TERN_LOG_DIR=$W/tern-logs    # tern's own log file goes there, not to ~/.local/state
+export TERN_CONFIG_DIR=$W/tern-config # its identity and known peers: this run's own
 export PYTHONDONTWRITEBYTECODE=1    # no __pycache__ in benches/
 
 # ----------------------------------------------------------------------------- installs
@@ -574,20 +575,23 @@ bulk_one() { # WHO
     quiesce "$src"
     prime_page_cache "$out" "$bytes"
     case $who in
-    tern)
+    tern | tern-insecure)
+        # tern encrypts by default; --insecure shows what the encryption costs.
+        local wire=()
+        if [[ $who == tern-insecure ]]; then wire=(--insecure); fi
         if run_pair "$log" "$TERN_READY" "$timeout" \
-            "$TERN" recv --once --yes --bind 127.0.0.1 --port "$port" --download-dir "$out" :: \
-            "$TERN" send "127.0.0.1:$port" "$src"; then
+            "$TERN" recv "${wire[@]}" --once --yes --bind 127.0.0.1 --port "$port" --download-dir "$out" :: \
+            "$TERN" send "${wire[@]}" "127.0.0.1:$port" "$src"; then
             if same_single_file "$src" "$out" "$name"; then
-                sample bulk.tern "$(mbps "$bytes" "$RP_ELAPSED")"
-                note "bulk $r/$REPEATS tern: $(mbps "$bytes" "$RP_ELAPSED") MB/s"
+                sample "bulk.$who" "$(mbps "$bytes" "$RP_ELAPSED")"
+                note "bulk $r/$REPEATS $who: $(mbps "$bytes" "$RP_ELAPSED") MB/s"
             else
-                sample bulk.tern FAIL
-                tern_fail "bulk run $r: received file wrong: $(why_not_same "$src" "$out" "$name")" "$log"
+                sample "bulk.$who" FAIL
+                tern_fail "bulk run $r ($who): received file wrong: $(why_not_same "$src" "$out" "$name")" "$log"
             fi
         else
-            sample bulk.tern FAIL
-            tern_fail "bulk run $r: $RP_STATUS (recv rc $RP_RC1, send rc $RP_RC2)" "$log"
+            sample "bulk.$who" FAIL
+            tern_fail "bulk run $r ($who): $RP_STATUS (recv rc $RP_RC1, send rc $RP_RC2)" "$log"
         fi
         ;;
     socat)
@@ -645,7 +649,7 @@ bench_bulk() {
     fi
     # Every tool that runs here, each round in its own shuffled order (seeded: a rerun uses the
     # same orders), so that no tool always comes first, or always after the same neighbour.
-    local order=(tern socat)
+    local order=(tern tern-insecure socat)
     if [[ -z $PLAIN_SKIP ]]; then order+=(plain); fi
     order+=(dd)
     if ((have_scp)); then order+=(scp); fi
@@ -666,7 +670,9 @@ bench_bulk() {
     sample bulk.steal "$(steal_percent "$steal_before" "$(cpu_ticks)")"
 
     local label="bulk $BULK_MB MiB (MB/s)"
-    row cmp "$label" bulk.tern bulk.socat socat
+    row cmp "$label" bulk.tern bulk.socat "socat (tern encrypted, as by default)"
+    row cmp "$label, tern --insecure" bulk.tern-insecure bulk.socat socat
+    row cmp "$label, encrypted" bulk.tern bulk.tern-insecure "tern --insecure: the cost of encryption"
     if [[ -z $PLAIN_SKIP ]]; then
         row cmp "$label" bulk.tern bulk.plain "plain Rust copy, BLAKE3 both ends: the limit"
     else

@@ -38,12 +38,12 @@ impl Standing {
         }
     }
 
-    /// A few words for the status bar and the pane title.
+    /// A few words for the pane title (every standing but the last is encrypted).
     pub fn words(self) -> &'static str {
         match self {
-            Standing::Verified => "encrypted, verified",
-            Standing::Known => "encrypted, known",
-            Standing::FirstContact => "encrypted, first contact",
+            Standing::Verified => "verified",
+            Standing::Known => "known",
+            Standing::FirstContact => "first contact",
             Standing::KeyChanged => "KEY CHANGED",
             Standing::NotEncrypted => "not encrypted",
         }

@@ -79,7 +79,7 @@ impl Widget for &MessagesPane<'_> {
     }
 }
 
-/// ` Messages · ana · encrypted, verified `: whose conversation this is, and how far its peer
+/// ` Messages · ana · verified `: whose conversation this is, and how far its peer
 /// is trusted (` Messages · Everyone ` at the top of the list).
 fn title(app: &App) -> String {
     let name = crate::tui::wrap::truncate(&app.conv().name, 40);
