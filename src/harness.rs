@@ -56,32 +56,53 @@ pub enum Ended {
     Hung,
 }
 
-/// Run a session in `role` whose peer sends `input` and then closes. Offers are accepted into
-/// `download_dir`. Everything the session writes is read and dropped.
-pub async fn feed_session(role: Role, input: Vec<u8>, download_dir: &Path) -> Ended {
+/// What the fed bytes are to the session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wire {
+    /// The peer's whole byte stream, to a session speaking version 2 as by default: every
+    /// handshake path (the preamble, Noise messages, refusals, raw detection) is reachable.
+    Bytes,
+    /// The peer's whole byte stream, to an `--insecure` session (version 1, frames in clear):
+    /// with [`hello_then`], the frames are what is fed.
+    Plain,
+    /// The peer's frames inside the encrypted channel: the harness runs an honest handshake
+    /// (as the connector: use [`Role::Listener`]), then seals the peer's `Hello` and the input
+    /// into records.
+    Sealed,
+}
+
+/// Run a session in `role` whose peer sends `input` (as `wire` says) and then closes. Offers
+/// are accepted into `download_dir`. Everything the session writes is read and dropped.
+pub async fn feed_session(role: Role, wire: Wire, input: Vec<u8>, download_dir: &Path) -> Ended {
     let (ours, theirs) = tokio::io::duplex(64 * 1024);
     let mut config = SessionConfig::new("harness", download_dir.to_path_buf(), identity());
-    // The input is version 1 frames in clear: the frames are what is fed here (the records
-    // and the handshake have targets of their own).
-    config.security = Security::Insecure;
+    if wire == Wire::Plain {
+        config.security = Security::Insecure;
+    }
     config.offers = OfferPolicy::AcceptAll;
     config.raw_silence = Duration::from_millis(50);
     config.handshake_timeout = Duration::from_secs(2);
     let cancel = CancellationToken::new();
     let mut session = Session::start_with(ours, None, role, config, &cancel);
-    let (mut read, mut write) = tokio::io::split(theirs);
-    let writer = tokio::spawn(async move {
-        let _ = write.write_all(&input).await;
-        let _ = write.shutdown().await;
-    });
-    let drain = tokio::spawn(async move {
-        let mut sink = vec![0u8; 64 * 1024];
-        while let Ok(n) = read.read(&mut sink).await {
-            if n == 0 {
-                break;
-            }
-        }
-    });
+    let (writer, drain) = if wire == Wire::Sealed {
+        let Ok((channel, _)) = encrypted_connector(theirs, &identity()).await else {
+            cancel.cancel();
+            let _ = session.task.await;
+            return Ended::Closed(Some("the honest handshake failed".into()));
+        };
+        let mut stream = BytesMut::new();
+        let _ = encode_frame(
+            &Frame::Hello {
+                capabilities: caps::OURS,
+                name: "fuzz".into(),
+            },
+            &mut stream,
+        );
+        stream.extend_from_slice(&input);
+        pump(tokio::io::split(channel), stream.to_vec())
+    } else {
+        pump(tokio::io::split(theirs), input)
+    };
     let ended = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(event) = session.events.recv().await {
             if let SessionEvent::Closed { error } = event {
@@ -97,6 +118,30 @@ pub async fn feed_session(role: Role, input: Vec<u8>, download_dir: &Path) -> En
     writer.abort();
     drain.abort();
     ended
+}
+
+/// Write `input` then close our side; read and drop whatever comes back.
+fn pump<R, W>(
+    (mut read, mut write): (R, W),
+    input: Vec<u8>,
+) -> (tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>)
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let writer = tokio::spawn(async move {
+        let _ = write.write_all(&input).await;
+        let _ = write.shutdown().await;
+    });
+    let drain = tokio::spawn(async move {
+        let mut sink = vec![0u8; 64 * 1024];
+        while let Ok(n) = read.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    });
+    (writer, drain)
 }
 
 /// Run `future` to completion on one shared single-threaded runtime (fuzz targets call this

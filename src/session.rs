@@ -248,6 +248,9 @@ pub enum SessionError {
     Refused(String),
     #[error(transparent)]
     Noise(#[from] NoiseError),
+    /// The peer's key is not the one required.
+    #[error("{0}")]
+    Untrusted(String),
     #[error("peer not responding (nothing heard for {0:?})")]
     PeerNotResponding(Duration),
 }

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
-use tern::harness::{Ended, decode_all, feed_session, hello_then};
+use tern::harness::{Ended, Wire, decode_all, feed_session, hello_then};
 use tern::protocol::codec::encode_frame;
 use tern::protocol::{Frame, MAGIC};
 use tern::session::Role;
@@ -26,11 +26,11 @@ fn runtime() -> &'static Runtime {
 }
 
 /// Feed `input` to a session; it must end, and leave nothing beside its download folder.
-fn ends_cleanly(role: Role, input: Vec<u8>) -> Result<(), TestCaseError> {
+fn ends_cleanly(role: Role, wire: Wire, input: Vec<u8>) -> Result<(), TestCaseError> {
     let base = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
     let inbox = base.path().join("inbox");
     std::fs::create_dir_all(&inbox).map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let ended = runtime().block_on(feed_session(role, input, &inbox));
+    let ended = runtime().block_on(feed_session(role, wire, input, &inbox));
     prop_assert_ne!(ended, Ended::Hung);
     let beside: Vec<_> = std::fs::read_dir(base.path())
         .map_err(|e| TestCaseError::fail(e.to_string()))?
@@ -120,22 +120,30 @@ proptest! {
         let mut input = MAGIC.to_vec();
         input.extend_from_slice(&version.to_be_bytes());
         input.extend_from_slice(&rest);
-        ends_cleanly(Role::Listener, input)?;
+        ends_cleanly(Role::Listener, Wire::Bytes, input.clone())?;
+        ends_cleanly(Role::Listener, Wire::Plain, input)?;
     }
 
     #[test]
     fn a_listener_survives_any_first_bytes(input in proptest::collection::vec(any::<u8>(), 0..512)) {
-        ends_cleanly(Role::Listener, input)?;
+        ends_cleanly(Role::Listener, Wire::Bytes, input.clone())?;
+        ends_cleanly(Role::Listener, Wire::Plain, input)?;
     }
 
     #[test]
     fn a_connector_survives_any_answer(input in proptest::collection::vec(any::<u8>(), 0..512)) {
-        ends_cleanly(Role::Connector, input)?;
+        ends_cleanly(Role::Connector, Wire::Bytes, input.clone())?;
+        ends_cleanly(Role::Connector, Wire::Plain, input)?;
     }
 
     #[test]
     fn a_session_survives_any_bytes_after_the_handshake(rest in proptest::collection::vec(any::<u8>(), 0..2048)) {
-        ends_cleanly(Role::Listener, hello_then(&rest))?;
+        ends_cleanly(Role::Listener, Wire::Plain, hello_then(&rest))?;
+    }
+
+    #[test]
+    fn a_session_survives_any_bytes_inside_the_encrypted_channel(rest in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        ends_cleanly(Role::Listener, Wire::Sealed, rest)?;
     }
 
     #[test]
@@ -144,6 +152,6 @@ proptest! {
         for frame in &frames {
             encode_frame(frame, &mut wire).map_err(|e| TestCaseError::fail(e.to_string()))?;
         }
-        ends_cleanly(Role::Listener, hello_then(&wire))?;
+        ends_cleanly(Role::Listener, Wire::Sealed, wire.to_vec())?;
     }
 }

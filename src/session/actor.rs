@@ -73,8 +73,12 @@ pub(super) async fn run<S: Transport>(
     match identified {
         Err(e) => {
             tracing::warn!(error = %e, "handshake failed");
+            let kind = match e {
+                SessionError::Untrusted(_) => FailureKind::Untrusted,
+                _ => FailureKind::Handshake,
+            };
             queue.push(SessionEvent::Closed {
-                error: Some(Failure::new(FailureKind::Handshake, e.to_string())),
+                error: Some(Failure::new(kind, e.to_string())),
             });
         }
         Ok(Identified::Tern {
@@ -99,9 +103,7 @@ pub(super) async fn run<S: Transport>(
                 cancel,
                 unsent,
             };
-            queue = FramedActor::new(parts, reader, write)
-                .serve(info, Ok(()))
-                .await;
+            queue = FramedActor::new(parts, reader, write).serve(info).await;
         }
         Ok(Identified::Tern {
             name,
@@ -113,18 +115,15 @@ pub(super) async fn run<S: Transport>(
                     leftover,
                 },
         }) => {
-            let judged = trust::judge(&config.trust, &name, addr, &secured);
-            let key = judged.as_ref().ok().cloned();
-            tracing::info!(peer = %name, ?addr, capabilities, fingerprint = ?key.as_ref().map(|k| k.fingerprint), "tern peer identified (encrypted)");
+            let key = trust::judge(&config.trust, &name, addr, &secured);
+            tracing::info!(peer = %name, ?addr, capabilities, fingerprint = %key.fingerprint, "tern peer identified (encrypted)");
+            trust::remember(&config.trust, &name, addr, &key);
             let info = PeerInfo {
                 name,
                 addr,
                 raw: false,
-                key,
+                key: Some(key),
             };
-            if let Some(key) = &info.key {
-                trust::remember(&config.trust, &info.name, addr, key);
-            }
             let (read, write) =
                 crate::crypto::stream::split(stream, secured.sealer, secured.opener, sealed);
             let reader = Inbound::new(read, leftover, BufferPool::default());
@@ -136,9 +135,7 @@ pub(super) async fn run<S: Transport>(
                 cancel,
                 unsent,
             };
-            queue = FramedActor::new(parts, reader, write)
-                .serve(info, judged.map(|_| ()))
-                .await;
+            queue = FramedActor::new(parts, reader, write).serve(info).await;
         }
         Ok(Identified::Raw { first }) => {
             tracing::info!(?addr, "raw peer");
@@ -289,36 +286,18 @@ where
         }
     }
 
-    /// Tell the UI who the peer is and run the session; or, if the peer may not have one
-    /// (`refused`), say goodbye and nothing else. The event queue comes back for draining.
-    async fn serve(mut self, info: PeerInfo, admitted: Result<(), Failure>) -> EventQueue {
-        match admitted {
-            Ok(()) => {
-                if let Some(PeerKey {
-                    standing: Verdict::KeyChanged { .. },
-                    ..
-                }) = &info.key
-                {
-                    self.held = Some(VecDeque::new());
-                    self.transfers.receiving.hold(true);
-                }
-                self.events.push(SessionEvent::Connected(info));
-            }
-            Err(refused) => {
-                // The peer hears why, without our reasons' details.
-                push_frame(
-                    &mut self.out,
-                    &Frame::Bye {
-                        reason: "this tern was told to expect another key than yours".into(),
-                    },
-                );
-                self.finish().await;
-                self.events.push(SessionEvent::Closed {
-                    error: Some(refused),
-                });
-                return self.events;
-            }
+    /// Tell the UI who the peer is and run the session. The event queue comes back for
+    /// draining.
+    async fn serve(mut self, info: PeerInfo) -> EventQueue {
+        if let Some(PeerKey {
+            standing: Verdict::KeyChanged { .. },
+            ..
+        }) = &info.key
+        {
+            self.held = Some(VecDeque::new());
+            self.transfers.receiving.hold(true);
         }
+        self.events.push(SessionEvent::Connected(info));
         let error = self.run().await;
         self.events.push(SessionEvent::Closed { error });
         self.events

@@ -1,43 +1,32 @@
-//! What a proven key means for a session: the key `--peer-fingerprint` requires, and what the
-//! known peers say of it (trust on first use). The file is written off the session's thread.
+//! What a proven key means for a session: what the known peers say of it (trust on first use).
+//! The file is written off the session's thread.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use super::{Failure, FailureKind, PeerKey, Trust};
+use super::{PeerKey, Trust};
 use crate::crypto::known::{KnownPeers, Verdict};
 use crate::crypto::noise::Secured;
 use crate::text::Shown;
 
-/// The peer's key and its standing, or why the session must end before anything is sent.
+/// The peer's key and what the known peers say of it. (The key `--peer-fingerprint` requires
+/// is checked in the handshake, before anything of ours is sent.)
 pub(super) fn judge(
     trust: &Trust,
     name: &Shown,
     addr: Option<SocketAddr>,
     secured: &Secured,
-) -> Result<PeerKey, Failure> {
-    let fingerprint = secured.peer_fingerprint();
-    if let Some(only) = &trust.only
-        && !only.matches(&fingerprint)
-    {
-        return Err(Failure::new(
-            FailureKind::Untrusted,
-            format!(
-                "the peer's key is {fingerprint}, not {only} as --peer-fingerprint requires: \
-                 nothing was sent"
-            ),
-        ));
-    }
+) -> PeerKey {
     let standing = match &trust.known {
         Some(known) => lock(known).check(&secured.peer_key, name, addr.map(|a| a.ip())),
         None => Verdict::FirstContact,
     };
-    Ok(PeerKey {
+    PeerKey {
         key: secured.peer_key,
-        fingerprint,
+        fingerprint: secured.peer_fingerprint(),
         authentication: secured.authentication_string(),
         standing,
-    })
+    }
 }
 
 /// A peer met with a key that is not in dispute: recorded, or brought up to date.

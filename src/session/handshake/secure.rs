@@ -46,8 +46,9 @@ pub(super) async fn connect<S: Transport>(
     let mut out = BytesMut::new();
     framed(&handshake.write()?, &mut out);
     let mut secured = handshake.finish()?;
-    seal_hello(config, &mut secured, &mut out)?;
+    let admitted = admit(config, &mut secured, &mut out)?;
     deadline.bound(stream.write_all(&out)).await?;
+    admitted?;
     finish(stream, secured, buf, deadline).await
 }
 
@@ -69,20 +70,45 @@ pub(super) async fn listen<S: Transport>(
     handshake.read(&read_message(stream, &mut buf, deadline).await?)?;
     let mut secured = handshake.finish()?;
     let mut out = BytesMut::new();
-    seal_hello(config, &mut secured, &mut out)?;
+    let admitted = admit(config, &mut secured, &mut out)?;
     deadline.bound(stream.write_all(&out)).await?;
+    admitted?;
     finish(stream, secured, buf, deadline).await
 }
 
-fn seal_hello(
+/// The peer's key is proven: our sealed `Hello` if it is the one required
+/// (`--peer-fingerprint`), else a sealed `Bye` instead, and the error for this side. Either way
+/// `out` is what to send: the refused peer learns nothing of us, not even our name, and takes
+/// the refusal for what it is (a failed handshake, not worth trying again).
+fn admit(
     config: &SessionConfig,
     secured: &mut Secured,
     out: &mut BytesMut,
-) -> Result<(), SessionError> {
+) -> Result<Result<(), SessionError>, SessionError> {
+    let fingerprint = secured.peer_fingerprint();
+    let (frame, admitted) = match &config.trust.only {
+        Some(only) if !only.matches(&fingerprint) => (
+            encoded(&Frame::Bye {
+                reason: "this tern was told to expect another key than yours".into(),
+            })?,
+            Err(SessionError::Untrusted(format!(
+                "the peer's key is {fingerprint}, not {only} as --peer-fingerprint requires: \
+                 nothing was sent"
+            ))),
+        ),
+        _ => (hello(config)?, Ok(())),
+    };
     secured
         .sealer
-        .seal(&hello(config)?, out)
-        .map_err(|e| SessionError::MalformedHandshake(e.to_string()))
+        .seal(&frame, out)
+        .map_err(|e| SessionError::MalformedHandshake(e.to_string()))?;
+    Ok(admitted)
+}
+
+fn encoded(frame: &Frame) -> Result<BytesMut, SessionError> {
+    let mut out = BytesMut::new();
+    crate::protocol::codec::encode_frame(frame, &mut out)?;
+    Ok(out)
 }
 
 /// The peer's sealed `Hello`; what follows it is the session's.
