@@ -63,7 +63,7 @@ async fn run(action: Action, options: Options) -> anyhow::Result<ExitCode> {
         _ => open_history(),
     };
     let code = match action {
-        Action::Id | Action::History { .. } => unreachable_local(),
+        local @ (Action::Id | Action::History { .. }) => run_local(local),
         Action::Send {
             target,
             paths,
@@ -147,13 +147,9 @@ fn run_local(action: Action) -> anyhow::Result<ExitCode> {
             };
             tern::history::show(&path, &query)?;
         }
-        _ => anyhow::bail!("not a local command"),
+        _ => anyhow::bail!("not a command without a peer"),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn unreachable_local() -> anyhow::Result<ExitCode> {
-    anyhow::bail!("a local command reached the session commands")
 }
 
 fn identity_dir() -> anyhow::Result<PathBuf> {

@@ -67,6 +67,7 @@ impl Wine {
                     Path::new(&prefix).display(),
                     dll.display()
                 );
+                start_wine(&prefix, &exe);
                 return Ok(Some(Self { exe, prefix }));
             }
         };
@@ -87,6 +88,9 @@ impl Wine {
             // No dialog offering to install .NET or Gecko.
             .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
             .env("TERN_LOG_DIR", windows_path(log_dir))
+            // A machine of its own each time, as for the Linux processes (tern_command).
+            .env("TERN_CONFIG_DIR", windows_path(log_dir))
+            .env("TERN_DATA_DIR", windows_path(log_dir))
             .env_remove("TERN_LOG");
         cmd
     }
@@ -99,6 +103,29 @@ impl Wine {
     fn spawn_recv(&self, name: &str, extra: &[&OsStr]) -> anyhow::Result<(Proc, u16)> {
         spawn_recv_with(name, extra, |name, args| self.spawn(name, args))
     }
+}
+
+/// Start the prefix's wine server, and the services wine starts with the first program of a
+/// session, ourselves, once, their output going nowhere. Otherwise the first `wine` of the run
+/// starts them, and they, which outlive that process, keep the test's stdout and stderr pipes
+/// open: that process's output never ends.
+fn start_wine(prefix: &OsStr, exe: &Path) {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        let quiet = |program: &str| {
+            let mut cmd = Command::new(program);
+            cmd.env("WINEPREFIX", prefix)
+                .env("WINEDEBUG", "-all")
+                .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            cmd
+        };
+        // Kept two minutes past its last client; an already running server stays as it is.
+        let _ = quiet("wineserver").arg("-p120").status();
+        let _ = quiet("wine").arg(exe).arg("--version").status();
+    });
 }
 
 fn on_path(program: &str) -> bool {

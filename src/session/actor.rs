@@ -84,17 +84,8 @@ pub(super) async fn run<S: Transport>(
         Ok(Identified::Tern {
             name,
             capabilities,
-            channel: Channel::Plain { leftover },
+            channel,
         }) => {
-            tracing::info!(peer = %name, ?addr, capabilities, "tern peer identified (plaintext)");
-            let info = PeerInfo {
-                name,
-                addr,
-                raw: false,
-                key: None,
-            };
-            let (read, write) = tokio::io::split(stream);
-            let reader = Inbound::new(read, leftover, BufferPool::default());
             let parts = Parts {
                 config,
                 capabilities,
@@ -103,39 +94,7 @@ pub(super) async fn run<S: Transport>(
                 cancel,
                 unsent,
             };
-            queue = FramedActor::new(parts, reader, write).serve(info).await;
-        }
-        Ok(Identified::Tern {
-            name,
-            capabilities,
-            channel:
-                Channel::Encrypted {
-                    secured,
-                    sealed,
-                    leftover,
-                },
-        }) => {
-            let key = trust::judge(&config.trust, &name, addr, &secured);
-            tracing::info!(peer = %name, ?addr, capabilities, fingerprint = %key.fingerprint, "tern peer identified (encrypted)");
-            trust::remember(&config.trust, &name, addr, &key);
-            let info = PeerInfo {
-                name,
-                addr,
-                raw: false,
-                key: Some(key),
-            };
-            let (read, write) =
-                crate::crypto::stream::split(stream, secured.sealer, secured.opener, sealed);
-            let reader = Inbound::new(read, leftover, BufferPool::default());
-            let parts = Parts {
-                config,
-                capabilities,
-                commands,
-                events: queue,
-                cancel,
-                unsent,
-            };
-            queue = FramedActor::new(parts, reader, write).serve(info).await;
+            queue = serve_tern(stream, addr, name, channel, parts).await;
         }
         Ok(Identified::Raw { first }) => {
             tracing::info!(?addr, "raw peer");
@@ -152,6 +111,50 @@ pub(super) async fn run<S: Transport>(
         }
     }
     queue.drain().await;
+}
+
+/// A tern peer, identified: its frames in clear or inside records, and what its key means.
+async fn serve_tern<S: Transport>(
+    stream: S,
+    addr: Option<std::net::SocketAddr>,
+    name: Shown,
+    channel: Channel,
+    parts: Parts,
+) -> EventQueue {
+    match channel {
+        Channel::Plain { leftover } => {
+            tracing::info!(peer = %name, ?addr, capabilities = parts.capabilities, "tern peer identified (plaintext)");
+            let info = PeerInfo {
+                name,
+                addr,
+                raw: false,
+                key: None,
+            };
+            let (read, write) = tokio::io::split(stream);
+            let reader = Inbound::new(read, leftover, BufferPool::default());
+            FramedActor::new(parts, reader, write).serve(info).await
+        }
+        Channel::Encrypted {
+            secured,
+            sealed,
+            leftover,
+        } => {
+            let trust = &parts.config.trust;
+            let key = trust::judge(trust, &name, addr, &secured);
+            tracing::info!(peer = %name, ?addr, capabilities = parts.capabilities, fingerprint = %key.fingerprint, "tern peer identified (encrypted)");
+            trust::remember(trust, &name, addr, &key);
+            let info = PeerInfo {
+                name,
+                addr,
+                raw: false,
+                key: Some(key),
+            };
+            let (read, write) =
+                crate::crypto::stream::split(stream, secured.sealer, secured.opener, sealed);
+            let reader = Inbound::new(read, leftover, BufferPool::default());
+            FramedActor::new(parts, reader, write).serve(info).await
+        }
+    }
 }
 
 /// What a framed actor is made of besides its two ends of the connection.
