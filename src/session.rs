@@ -246,6 +246,9 @@ pub enum SessionError {
     HandshakeTimeout(Duration),
     #[error("the peer refused the session: {0}")]
     Refused(String),
+    /// We turned the peer away; the words say why.
+    #[error("{0}")]
+    Refusing(String),
     #[error(transparent)]
     Noise(#[from] NoiseError),
     /// The peer's key is not the one required.

@@ -1088,3 +1088,44 @@ fn a_man_in_the_middle_is_detected() -> anyhow::Result<()> {
     )?;
     Ok(())
 }
+
+/// `--insecure` on one side only: each refuses the other, naming the flag, and nothing is said
+/// in clear; a connector is never talked down to plaintext.
+#[test]
+fn insecure_on_one_side_only_is_refused_naming_the_flag() -> anyhow::Result<()> {
+    for (recv_flags, send_flags) in [(&["--insecure"][..], &[][..]), (&[], &["--insecure"])] {
+        let inbox = tempfile::tempdir()?;
+        let recv_config = tempfile::tempdir()?;
+        let send_config = tempfile::tempdir()?;
+        let mut extra = vec![os("--yes"), os("--download-dir"), inbox.path().as_os_str()];
+        extra.extend(recv_flags.iter().map(|f| os(f)));
+        let (mut recv, port) = recv_as("recv", recv_config.path(), &extra)?;
+        recv.close_stdin();
+        let file = inbox.path().with_extension("offered.txt");
+        write_file(&file, b"never to arrive")?;
+        let mut args = vec![os("send")];
+        args.extend(send_flags.iter().map(|f| os(f)));
+        let to = target(port);
+        args.extend([os(&to), file.as_os_str()]);
+        let send = run_as("send", send_config.path(), args, "a line never said\n")?;
+        let recv = recv.finish(TIMEOUT)?;
+        send.ensure_failure()?;
+        recv.ensure_failure()?;
+        for side in [&send, &recv] {
+            ensure!(
+                side.stderr.contains("--insecure"),
+                "a side did not name --insecure (recv {recv_flags:?}, send {send_flags:?})\n{side}"
+            );
+        }
+        ensure!(
+            !send.stderr.contains("retry"),
+            "a refusal is not worth another try\n{send}"
+        );
+        ensure!(
+            recv.stdout.is_empty(),
+            "the receiver printed a line\n{recv}"
+        );
+        ensure_empty(inbox.path(), "a refused session")?;
+    }
+    Ok(())
+}

@@ -151,9 +151,9 @@ async fn listen_side<S: Transport>(
                 deadline,
             )
             .await;
-            Err(SessionError::Refused(
-                "a tern connected without encryption (--insecure); start this one with \
-                 --insecure to talk to it"
+            Err(SessionError::Refusing(
+                "refused a tern that connected without encryption (--insecure): start this one \
+                 with --insecure to talk to it"
                     .into(),
             ))
         }
@@ -165,9 +165,9 @@ async fn listen_side<S: Transport>(
                 deadline,
             )
             .await;
-            Err(SessionError::Refused(
-                "a tern connected with encryption, but this one runs with --insecure; start it \
-                 without --insecure to talk to it"
+            Err(SessionError::Refusing(
+                "refused a tern that connected with encryption, as this one runs with \
+                 --insecure: start it without --insecure to talk to it"
                     .into(),
             ))
         }
