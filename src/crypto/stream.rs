@@ -15,20 +15,28 @@ use std::task::{Context, Poll, ready};
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::record::{MAX_PLAINTEXT, MAX_RECORD, Opener, Sealer};
+use super::record::{LEN_PREFIX, MAX_PLAINTEXT, MAX_RECORD, Opener, Sealer};
 
 /// Sealed bytes that may wait for the inner stream before a write waits too.
 pub const PENDING_LIMIT: usize = 4 * (MAX_RECORD + 2);
 
-/// The receiving half: ciphertext in from `R`, plaintext out.
+/// The receiving half: ciphertext in from `R`, plaintext out. Each record is opened in place
+/// where it was read, and read from there.
 pub struct EncryptedReader<R> {
     inner: R,
     opener: Opener,
-    /// Ciphertext read, not yet opened.
+    /// Ciphertext read; its first record may be opened already (`opened`).
     input: BytesMut,
-    /// Plaintext opened, not yet read.
-    plain: BytesMut,
+    /// The record opened at the start of `input`: its length on the wire, and where in
+    /// `input` its plaintext not yet read lies.
+    opened: Option<Opened>,
     eof: bool,
+}
+
+struct Opened {
+    len: usize,
+    start: usize,
+    end: usize,
 }
 
 /// The sending half: plaintext in, records out to `W`.
@@ -37,8 +45,6 @@ pub struct EncryptedWriter<W> {
     sealer: Sealer,
     /// Sealed, not yet taken by the inner stream.
     out: BytesMut,
-    /// The slices of one write gathered for sealing; kept between writes.
-    gather: Vec<u8>,
 }
 
 /// Both halves over one stream: the reader and the writer each own their half of the stream
@@ -68,7 +74,7 @@ impl<R> EncryptedReader<R> {
             inner,
             opener,
             input,
-            plain: BytesMut::with_capacity(MAX_PLAINTEXT),
+            opened: None,
             eof: false,
         }
     }
@@ -79,8 +85,7 @@ impl<W> EncryptedWriter<W> {
         Self {
             inner,
             sealer,
-            out: BytesMut::with_capacity(PENDING_LIMIT),
-            gather: Vec::new(),
+            out: BytesMut::with_capacity(PENDING_LIMIT + MAX_RECORD),
         }
     }
 
@@ -116,17 +121,26 @@ impl<R: AsyncRead + Unpin> AsyncRead for EncryptedReader<R> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
-            if !this.plain.is_empty() {
-                let n = this.plain.len().min(buf.remaining());
-                buf.put_slice(&this.plain[..n]);
-                this.plain.advance(n);
-                return Poll::Ready(Ok(()));
+            if let Some(opened) = &mut this.opened {
+                if opened.start < opened.end {
+                    let n = (opened.end - opened.start).min(buf.remaining());
+                    buf.put_slice(&this.input[opened.start..opened.start + n]);
+                    opened.start += n;
+                    return Poll::Ready(Ok(()));
+                }
+                this.input.advance(opened.len);
+                this.opened = None;
             }
-            if this
-                .opener
-                .open(&mut this.input, &mut this.plain)
-                .map_err(invalid)?
-            {
+            if let Some(len) = Opener::whole_record(&mut this.input).map_err(invalid)? {
+                let n = this
+                    .opener
+                    .open_in_place(&mut this.input[..len])
+                    .map_err(invalid)?;
+                this.opened = Some(Opened {
+                    len,
+                    start: LEN_PREFIX,
+                    end: LEN_PREFIX + n,
+                });
                 continue;
             }
             if this.eof {
@@ -168,32 +182,27 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for EncryptedWriter<W> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if bufs.iter().all(|b| b.is_empty()) {
+            return Poll::Ready(Ok(0));
+        }
         if this.out.len() >= PENDING_LIMIT {
             ready!(this.poll_drain(cx))?;
         }
-        // The slices sealed together, as full records: a record per small slice would cost a
-        // tag and a length each.
-        let mut room = PENDING_LIMIT
+        // The slices sealed together, as full records, straight into `out`: a record per small
+        // slice would cost a tag and a length each.
+        let room = PENDING_LIMIT
             .saturating_sub(this.out.len())
             .max(MAX_PLAINTEXT);
-        this.gather.clear();
-        for slice in bufs {
-            let n = slice.len().min(room);
-            this.gather.extend_from_slice(&slice[..n]);
-            room -= n;
-            if room == 0 {
-                break;
-            }
-        }
-        this.sealer
-            .seal(&this.gather, &mut this.out)
+        let taken = this
+            .sealer
+            .seal_slices(bufs, room, &mut this.out)
             .map_err(invalid)?;
         // Out as far as the inner stream takes it now; the rest waits for the next write or a
         // flush (the waker is registered either way).
         if let Poll::Ready(Err(e)) = this.poll_drain(cx) {
             return Poll::Ready(Err(e));
         }
-        Poll::Ready(Ok(this.gather.len()))
+        Poll::Ready(Ok(taken))
     }
 
     fn is_write_vectored(&self) -> bool {

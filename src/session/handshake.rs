@@ -58,7 +58,8 @@ pub(super) enum Channel {
     Plain { leftover: BytesMut },
     /// Version 2: frames inside records.
     Encrypted {
-        secured: Secured,
+        /// Boxed: the two halves' AES key schedules are large.
+        secured: Box<Secured>,
         /// Records read past the one that held the peer's `Hello`, not opened yet.
         sealed: BytesMut,
         /// Opened past the peer's `Hello`: the start of its first frames.

@@ -132,7 +132,7 @@ async fn finish<S: Transport>(
         name,
         capabilities: capabilities & caps::OURS,
         channel: Channel::Encrypted {
-            secured,
+            secured: Box::new(secured),
             sealed,
             leftover,
         },
