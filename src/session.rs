@@ -36,7 +36,6 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::crypto::known::KnownPeers;
 use crate::crypto::known::Verdict;
 use crate::crypto::noise::NoiseError;
 use crate::crypto::{ExpectedFingerprint, Fingerprint, Identity};
@@ -93,7 +92,7 @@ pub struct Trust {
     pub only: Option<ExpectedFingerprint>,
     /// The peers met before (trust on first use). `None`: no memory of peers (the demo,
     /// tests).
-    pub known: Option<Arc<std::sync::Mutex<KnownPeers>>>,
+    pub known: Option<SharedKnown>,
 }
 
 impl std::fmt::Debug for Trust {

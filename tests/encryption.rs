@@ -111,6 +111,31 @@ fn ensure_empty(inbox: &Path, why: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `tern recv --once --yes --download-dir INBOX RECV_FLAGS` as the machine in `recv_config`
+/// (its stdin closed), then `tern send SEND_FLAGS 127.0.0.1:PORT FILE` as the machine in
+/// `send_config` with `line` on its stdin; both run to their end (recv's, then send's).
+fn exchange(
+    recv_config: &Path,
+    recv_flags: &[&OsStr],
+    send_config: &Path,
+    send_flags: &[&OsStr],
+    inbox: &Path,
+    file: &Path,
+    line: &str,
+) -> anyhow::Result<(Finished, Finished)> {
+    let mut extra = vec![os("--yes"), os("--download-dir"), inbox.as_os_str()];
+    extra.extend_from_slice(recv_flags);
+    let (mut recv, port) = recv_as("recv", recv_config, &extra)?;
+    recv.close_stdin();
+    let to = target(port);
+    let mut args = vec![os("send")];
+    args.extend_from_slice(send_flags);
+    args.extend([os(&to), file.as_os_str()]);
+    let send = run_as("send", send_config, args, line)?;
+    let recv = recv.finish(TIMEOUT)?;
+    Ok((recv, send))
+}
+
 fn os(s: &str) -> &OsStr {
     OsStr::new(s)
 }
@@ -685,25 +710,15 @@ fn a_wrong_peer_fingerprint_fails_with_nothing_sent() -> anyhow::Result<()> {
 
     // tern send --peer-fingerprint of another machine.
     let inbox = tempfile::tempdir()?;
-    let (mut recv, port) = recv_as(
-        "recv",
+    let (recv, send) = exchange(
         recv_config.path(),
-        &[os("--yes"), os("--download-dir"), inbox.path().as_os_str()],
-    )?;
-    recv.close_stdin();
-    let send = run_as(
-        "send --peer-fingerprint OTHER",
+        &[],
         send_config.path(),
-        [
-            os("send"),
-            os("--peer-fingerprint"),
-            os(&other_fp),
-            os(&target(port)),
-            file.as_os_str(),
-        ],
+        &[os("--peer-fingerprint"), os(&other_fp)],
+        inbox.path(),
+        &file,
         &format!("{secret}\n"),
     )?;
-    let recv = recv.finish(TIMEOUT)?;
     send.ensure_failure()?;
     ensure!(
         send.stderr.contains(&format!(
@@ -717,25 +732,15 @@ fn a_wrong_peer_fingerprint_fails_with_nothing_sent() -> anyhow::Result<()> {
     // tern recv --peer-fingerprint of another machine. The sender is refused in the handshake:
     // not worth another try (with the default --retries).
     let inbox = tempfile::tempdir()?;
-    let (mut recv, port) = recv_as(
-        "recv --peer-fingerprint OTHER",
+    let (recv, send) = exchange(
         recv_config.path(),
-        &[
-            os("--yes"),
-            os("--download-dir"),
-            inbox.path().as_os_str(),
-            os("--peer-fingerprint"),
-            os(&other_fp),
-        ],
-    )?;
-    recv.close_stdin();
-    let send = run_as(
-        "send",
+        &[os("--peer-fingerprint"), os(&other_fp)],
         send_config.path(),
-        [os("send"), os(&target(port)), file.as_os_str()],
+        &[],
+        inbox.path(),
+        &file,
         &format!("{secret}\n"),
     )?;
-    let recv = recv.finish(TIMEOUT)?;
     recv.ensure_failure()?;
     send.ensure_failure()?;
     ensure!(
@@ -758,31 +763,15 @@ fn a_wrong_peer_fingerprint_fails_with_nothing_sent() -> anyhow::Result<()> {
 
     // Each side given the other's real fingerprint: all goes through.
     let inbox = tempfile::tempdir()?;
-    let (mut recv, port) = recv_as(
-        "recv --peer-fingerprint SEND",
+    let (recv, send) = exchange(
         recv_config.path(),
-        &[
-            os("--yes"),
-            os("--download-dir"),
-            inbox.path().as_os_str(),
-            os("--peer-fingerprint"),
-            os(&send_fp),
-        ],
-    )?;
-    recv.close_stdin();
-    let send = run_as(
-        "send --peer-fingerprint RECV",
+        &[os("--peer-fingerprint"), os(&send_fp)],
         send_config.path(),
-        [
-            os("send"),
-            os("--peer-fingerprint"),
-            os(&recv_fp),
-            os(&target(port)),
-            file.as_os_str(),
-        ],
+        &[os("--peer-fingerprint"), os(&recv_fp)],
+        inbox.path(),
+        &file,
         &format!("{secret}\n"),
     )?;
-    let recv = recv.finish(TIMEOUT)?;
     send.ensure_success()?;
     recv.ensure_success()?;
     ensure!(
@@ -1097,18 +1086,19 @@ fn insecure_on_one_side_only_is_refused_naming_the_flag() -> anyhow::Result<()> 
         let inbox = tempfile::tempdir()?;
         let recv_config = tempfile::tempdir()?;
         let send_config = tempfile::tempdir()?;
-        let mut extra = vec![os("--yes"), os("--download-dir"), inbox.path().as_os_str()];
-        extra.extend(recv_flags.iter().map(|f| os(f)));
-        let (mut recv, port) = recv_as("recv", recv_config.path(), &extra)?;
-        recv.close_stdin();
         let file = inbox.path().with_extension("offered.txt");
         write_file(&file, b"never to arrive")?;
-        let mut args = vec![os("send")];
-        args.extend(send_flags.iter().map(|f| os(f)));
-        let to = target(port);
-        args.extend([os(&to), file.as_os_str()]);
-        let send = run_as("send", send_config.path(), args, "a line never said\n")?;
-        let recv = recv.finish(TIMEOUT)?;
+        let recv_flags: Vec<&OsStr> = recv_flags.iter().map(|f| os(f)).collect();
+        let send_flags: Vec<&OsStr> = send_flags.iter().map(|f| os(f)).collect();
+        let (recv, send) = exchange(
+            recv_config.path(),
+            &recv_flags,
+            send_config.path(),
+            &send_flags,
+            inbox.path(),
+            &file,
+            "a line never said\n",
+        )?;
         send.ensure_failure()?;
         recv.ensure_failure()?;
         for side in [&send, &recv] {

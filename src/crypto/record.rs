@@ -88,14 +88,8 @@ pub struct Sealer {
 impl Sealer {
     /// `plain` as records appended to `out`: as many as it takes, each as full as it can be.
     pub fn seal(&mut self, plain: &[u8], out: &mut BytesMut) -> Result<(), RecordError> {
-        let mut left = plain;
-        loop {
-            let n = self.seal_slices(&[IoSlice::new(left)], usize::MAX, out)?;
-            left = &left[n..];
-            if left.is_empty() {
-                return Ok(());
-            }
-        }
+        self.seal_slices(&[IoSlice::new(plain)], usize::MAX, out)
+            .map(drop)
     }
 
     /// Up to `most` bytes of `bufs`, in order, as records appended to `out`, copied once

@@ -21,6 +21,7 @@ use tokio_util::codec::Decoder;
 
 use super::{SessionConfig, SessionError, Transport};
 use crate::crypto::noise::Secured;
+use crate::crypto::record::Opener;
 use crate::protocol::codec::encode_frame;
 use crate::protocol::{
     Frame, FrameCodec, PLAIN_VERSION, PREAMBLE_LEN, PreambleCheck, VERSION, check_preamble,
@@ -261,14 +262,37 @@ async fn read_frame<S: Transport>(
     buf: &mut BytesMut,
     deadline: Deadline,
 ) -> Result<Frame, SessionError> {
+    next_frame(stream, buf, None, deadline).await
+}
+
+/// The next frame from `plain`. With `sealed` (the records read and their opener), what is
+/// read goes there and is opened into `plain`; without, it is read into `plain` itself.
+async fn next_frame<S: Transport>(
+    stream: &mut S,
+    plain: &mut BytesMut,
+    mut sealed: Option<(&mut Opener, &mut BytesMut)>,
+    deadline: Deadline,
+) -> Result<Frame, SessionError> {
     let mut codec = FrameCodec;
     loop {
-        match codec.decode(buf) {
+        match codec.decode(plain) {
             Ok(Some(frame)) => return Ok(frame),
             Ok(None) => {}
             Err(e) => return Err(SessionError::MalformedHandshake(e.to_string())),
         }
-        if deadline.bound(stream.read_buf(buf)).await? == 0 {
+        let into = match &mut sealed {
+            Some((opener, input)) => {
+                let opened = opener
+                    .open(input, plain)
+                    .map_err(|e| SessionError::MalformedHandshake(e.to_string()))?;
+                if opened {
+                    continue;
+                }
+                &mut **input
+            }
+            None => &mut *plain,
+        };
+        if deadline.bound(stream.read_buf(into)).await? == 0 {
             return Err(closed_during_handshake());
         }
     }

@@ -3,16 +3,14 @@
 
 use bytes::{Buf, BufMut, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_util::codec::Decoder;
 
 use super::{
-    Channel, Deadline, Identified, closed_during_handshake, expect_hello, hello, read_answer,
-    unwanted_answer,
+    Channel, Deadline, Identified, closed_during_handshake, expect_hello, hello, next_frame,
+    read_answer, unwanted_answer,
 };
 use crate::crypto::Identity;
 use crate::crypto::noise::{Handshake, MAX_HANDSHAKE_MESSAGE, Secured, prologue};
-use crate::crypto::record::Opener;
-use crate::protocol::{Frame, FrameCodec, VERSION, caps, preamble};
+use crate::protocol::{Frame, VERSION, caps, preamble};
 use crate::session::{SessionConfig, SessionError, Transport};
 
 fn framed(message: &[u8], out: &mut BytesMut) {
@@ -119,11 +117,10 @@ async fn finish<S: Transport>(
     deadline: Deadline,
 ) -> Result<Identified, SessionError> {
     let mut leftover = BytesMut::new();
-    let frame = read_sealed_frame(
+    let frame = next_frame(
         stream,
-        &mut secured.opener,
-        &mut sealed,
         &mut leftover,
+        Some((&mut secured.opener, &mut sealed)),
         deadline,
     )
     .await?;
@@ -159,30 +156,6 @@ async fn read_message<S: Transport>(
             }
         }
         if deadline.bound(stream.read_buf(buf)).await? == 0 {
-            return Err(closed_during_handshake());
-        }
-    }
-}
-
-/// One frame from inside the records, reading and opening more as needed.
-async fn read_sealed_frame<S: Transport>(
-    stream: &mut S,
-    opener: &mut Opener,
-    sealed: &mut BytesMut,
-    plain: &mut BytesMut,
-    deadline: Deadline,
-) -> Result<Frame, SessionError> {
-    let mut codec = FrameCodec;
-    loop {
-        match codec.decode(plain) {
-            Ok(Some(frame)) => return Ok(frame),
-            Ok(None) => {}
-            Err(e) => return Err(SessionError::MalformedHandshake(e.to_string())),
-        }
-        let opened = opener
-            .open(sealed, plain)
-            .map_err(|e| SessionError::MalformedHandshake(e.to_string()))?;
-        if !opened && deadline.bound(stream.read_buf(sealed)).await? == 0 {
             return Err(closed_during_handshake());
         }
     }
