@@ -60,6 +60,9 @@ pub struct BareOptions {
 
     #[command(flatten)]
     pub receive: ReceiveOptions,
+
+    #[command(flatten)]
+    pub iface: IfaceOption,
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,10 +77,13 @@ pub enum Mode {
         raw: RawOption,
         #[command(flatten)]
         receive: ReceiveOptions,
+        #[command(flatten)]
+        iface: IfaceOption,
     },
     /// Open the terminal UI connected to a peer.
     Connect {
-        /// The peer, as HOST or HOST:PORT (default port 8989).
+        /// The peer, as HOST or HOST:PORT (default port 8989), or the display name of a tern
+        /// found on the LAN.
         target: String,
         #[command(flatten)]
         talk: TalkOptions,
@@ -85,6 +91,8 @@ pub enum Mode {
         raw: RawOption,
         #[command(flatten)]
         receive: ReceiveOptions,
+        #[command(flatten)]
+        iface: IfaceOption,
     },
     /// Open the terminal UI connected to a built-in demo peer: try every feature alone.
     ///
@@ -101,7 +109,8 @@ pub enum Mode {
     /// Files the peer offers back are declined (use `tern recv` to receive). With --raw, the
     /// end of stdin half-closes the connection and tern exits once the peer closes.
     Send {
-        /// The peer, as HOST or HOST:PORT (default port 8989).
+        /// The peer, as HOST or HOST:PORT (default port 8989), or the display name of a tern
+        /// found on the LAN.
         target: String,
         /// Files and folders to send; folders keep their relative paths.
         paths: Vec<PathBuf>,
@@ -120,6 +129,8 @@ pub enum Mode {
         talk: TalkOptions,
         #[command(flatten)]
         raw: RawOption,
+        #[command(flatten)]
+        iface: IfaceOption,
     },
     /// Headless: wait for peers, any number at once; print their messages, save their files
     /// (with --yes), say each line of stdin to every connected peer. Without --yes every offer
@@ -144,6 +155,21 @@ pub enum Mode {
         raw: RawOption,
         #[command(flatten)]
         receive: ReceiveOptions,
+        #[command(flatten)]
+        iface: IfaceOption,
+    },
+    /// List the terns on the LAN that answer within a moment: `NAME  IP:PORT  FINGERPRINT`,
+    /// one per line, as each answers. Exit 0 even when none does (stderr then says what was
+    /// tried and why nobody may have answered).
+    Peers {
+        /// Listen this many seconds for answers.
+        #[arg(long, value_name = "SECS", default_value = "2", value_parser = parse_wait)]
+        wait: std::time::Duration,
+        /// One JSON object per line: {"name","addr","port","fingerprint","version"}.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        iface: IfaceOption,
     },
     /// Print the stored conversations, oldest first: time, direction, peer, text (and file
     /// events). Only PEER's when given.
@@ -173,6 +199,19 @@ pub struct ListenArgs {
     /// Port to listen on [default: 8989].
     #[arg(long, value_name = "PORT")]
     pub port: Option<u16>,
+    /// Do not announce this tern on the LAN nor answer discovery probes (peers can still
+    /// connect by address).
+    #[arg(long)]
+    pub no_announce: bool,
+}
+
+/// Which network interfaces discovery uses: every command that finds or announces peers.
+#[derive(Debug, Clone, Default, Args)]
+pub struct IfaceOption {
+    /// Use this interface for discovery (repeatable), even one skipped by default (loopback,
+    /// tunnels, VPNs, container and VM bridges) [default: every LAN interface].
+    #[arg(long = "iface", value_name = "NAME")]
+    pub ifaces: Vec<String>,
 }
 
 /// Who we are to the peer and how our text is encoded: every command that talks takes these.
@@ -253,6 +292,10 @@ pub enum Action {
         search: Option<String>,
         json: bool,
     },
+    Peers {
+        wait: std::time::Duration,
+        json: bool,
+    },
     Id,
 }
 
@@ -268,6 +311,9 @@ pub struct Options {
     pub yes: bool,
     pub max_file_size: Option<u64>,
     pub max_total: Option<u64>,
+    /// `--iface`: the interfaces discovery uses (empty: every LAN one).
+    pub ifaces: Vec<String>,
+    pub no_announce: bool,
 }
 
 impl Options {
@@ -286,9 +332,17 @@ impl Options {
         talk: TalkOptions,
         raw: RawOption,
         receive: ReceiveOptions,
+        iface: IfaceOption,
         before: BareOptions,
     ) -> Self {
+        let ifaces = if iface.ifaces.is_empty() {
+            before.iface.ifaces
+        } else {
+            iface.ifaces
+        };
         Self {
+            ifaces,
+            no_announce: before.listen.no_announce,
             name: talk.name.or(before.talk.name),
             encoding: talk.encoding.or(before.talk.encoding),
             no_history: talk.no_history || before.talk.no_history,
@@ -299,6 +353,14 @@ impl Options {
             max_file_size: receive.max_file_size.or(before.receive.max_file_size),
             max_total: receive.max_total.or(before.receive.max_total),
         }
+    }
+}
+
+impl Options {
+    /// A listener's `--no-announce`, written before or after its command.
+    fn announce(mut self, listen: &ListenArgs) -> Self {
+        self.no_announce |= listen.no_announce;
+        self
     }
 }
 
@@ -320,6 +382,8 @@ impl BareOptions {
             ("--no-history", self.talk.no_history, takes.talk),
             ("--bind", self.listen.bind.is_some(), takes.listen),
             ("--port", self.listen.port.is_some(), takes.listen),
+            ("--no-announce", self.listen.no_announce, takes.listen),
+            ("--iface", !self.iface.ifaces.is_empty(), takes.iface),
             ("--raw", self.raw.raw, takes.raw),
             ("--insecure", self.raw.insecure, takes.raw),
             (
@@ -354,6 +418,7 @@ struct Takes {
     listen: bool,
     raw: bool,
     receive: bool,
+    iface: bool,
 }
 
 impl Cli {
@@ -364,10 +429,16 @@ impl Cli {
         let Cli { command, before } = self;
         let Some(command) = command else {
             let action = Action::Listen(before.listen.addr(&ListenArgs::default()));
+            let no_announce = before.listen.no_announce;
             let BareOptions {
-                talk, raw, receive, ..
+                talk,
+                raw,
+                receive,
+                iface,
+                ..
             } = before;
-            let options = Options::new(talk, raw, receive, BareOptions::default());
+            let mut options = Options::new(talk, raw, receive, iface, BareOptions::default());
+            options.no_announce = no_announce;
             return Ok((action, options));
         };
         let (name, takes) = match &command {
@@ -378,6 +449,7 @@ impl Cli {
                     listen: true,
                     raw: true,
                     receive: true,
+                    iface: true,
                 },
             ),
             Mode::Recv { .. } => (
@@ -387,6 +459,7 @@ impl Cli {
                     listen: true,
                     raw: true,
                     receive: true,
+                    iface: true,
                 },
             ),
             Mode::Connect { .. } => (
@@ -396,6 +469,7 @@ impl Cli {
                     listen: false,
                     raw: true,
                     receive: true,
+                    iface: true,
                 },
             ),
             Mode::Demo { .. } => (
@@ -405,6 +479,7 @@ impl Cli {
                     listen: false,
                     raw: false,
                     receive: true,
+                    iface: false,
                 },
             ),
             Mode::Send { .. } => (
@@ -414,6 +489,7 @@ impl Cli {
                     listen: false,
                     raw: true,
                     receive: false,
+                    iface: true,
                 },
             ),
             Mode::History { .. } => (
@@ -423,6 +499,17 @@ impl Cli {
                     listen: false,
                     raw: false,
                     receive: false,
+                    iface: false,
+                },
+            ),
+            Mode::Peers { .. } => (
+                "peers",
+                Takes {
+                    talk: false,
+                    listen: false,
+                    raw: false,
+                    receive: false,
+                    iface: true,
                 },
             ),
             Mode::Id => (
@@ -432,6 +519,7 @@ impl Cli {
                     listen: false,
                     raw: false,
                     receive: false,
+                    iface: false,
                 },
             ),
         };
@@ -447,9 +535,10 @@ impl Cli {
                 talk,
                 raw,
                 receive,
+                iface,
             } => (
                 Action::Listen(listen.addr(&before.listen)),
-                Options::new(talk, raw, receive, before),
+                Options::new(talk, raw, receive, iface, before).announce(&listen),
             ),
             Mode::Recv {
                 listen,
@@ -459,6 +548,7 @@ impl Cli {
                 talk,
                 raw,
                 receive,
+                iface,
             } => (
                 Action::Recv {
                     bind: listen.addr(&before.listen),
@@ -466,20 +556,37 @@ impl Cli {
                     json,
                     peer_fingerprint,
                 },
-                Options::new(talk, raw, receive, before),
+                Options::new(talk, raw, receive, iface, before).announce(&listen),
             ),
             Mode::Connect {
                 target,
                 talk,
                 raw,
                 receive,
+                iface,
             } => (
                 Action::Connect(target),
-                Options::new(talk, raw, receive, before),
+                Options::new(talk, raw, receive, iface, before),
             ),
             Mode::Demo { talk, receive } => (
                 Action::Demo,
-                Options::new(talk, RawOption::default(), receive, before),
+                Options::new(
+                    talk,
+                    RawOption::default(),
+                    receive,
+                    IfaceOption::default(),
+                    before,
+                ),
+            ),
+            Mode::Peers { wait, json, iface } => (
+                Action::Peers { wait, json },
+                Options::new(
+                    TalkOptions::default(),
+                    RawOption::default(),
+                    ReceiveOptions::default(),
+                    iface,
+                    before,
+                ),
             ),
             Mode::History {
                 peer,
@@ -504,6 +611,7 @@ impl Cli {
                 peer_fingerprint,
                 talk,
                 raw,
+                iface,
             } => (
                 Action::Send {
                     target,
@@ -512,11 +620,23 @@ impl Cli {
                     json,
                     peer_fingerprint,
                 },
-                Options::new(talk, raw, ReceiveOptions::default(), before),
+                Options::new(talk, raw, ReceiveOptions::default(), iface, before),
             ),
         };
         Ok(resolved)
     }
+}
+
+/// Seconds, whole or not, up to an hour: how long `tern peers` listens.
+fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(0.0..=3600.0).contains(&secs) {
+        return Err(format!("{text} seconds: give 0 to 3600"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 /// `123`, `10K`, `5M`, `2G`, `1.5GiB`, `1T`: binary units, case-insensitive, `B`/`iB` optional.

@@ -9,14 +9,17 @@
 //! - `driver`: one session driven to its end, its events printed and counted.
 //! - `json`: the `--json` event lines.
 //! - `send`, `recv`: the two commands.
+//! - `peers`: `tern peers`, discovery's answers.
 
 mod driver;
 mod json;
 mod lines;
 mod notes;
+mod peers;
 mod recv;
 mod send;
 
+pub use peers::peers;
 pub use recv::recv;
 pub use send::send;
 

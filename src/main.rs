@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use clap::Parser;
 
 use tern::cli::{Action, Cli, Options};
+use tern::net::discovery::Wanted;
 use tern::session::{OfferPolicy, Security, SessionConfig};
 use tern::tui::{Start, TuiOptions};
 use tokio_util::sync::CancellationToken;
@@ -46,6 +47,9 @@ async fn run(action: Action, options: Options) -> anyhow::Result<ExitCode> {
     if matches!(action, Action::Id | Action::History { .. }) {
         return run_local(action);
     }
+    if let Action::Peers { wait, json } = action {
+        return tern::headless::peers(options.ifaces, wait, json).await;
+    }
     let mut config = session_config(&action, &options)?;
     config.encoding = options.encoding;
     config.raw = options.raw;
@@ -63,7 +67,7 @@ async fn run(action: Action, options: Options) -> anyhow::Result<ExitCode> {
         _ => open_history(),
     };
     let code = match action {
-        local @ (Action::Id | Action::History { .. }) => run_local(local),
+        local @ (Action::Id | Action::History { .. } | Action::Peers { .. }) => run_local(local),
         Action::Send {
             target,
             paths,
@@ -75,6 +79,7 @@ async fn run(action: Action, options: Options) -> anyhow::Result<ExitCode> {
             config.offers =
                 OfferPolicy::DeclineAll("tern send does not receive files; use tern recv".into());
             let history = history.take().map(|(history, _)| history);
+            let target = find(target, &options).await?;
             tern::headless::send(&target, paths, config, retries, json, history).await
         }
         Action::Recv {
@@ -88,13 +93,16 @@ async fn run(action: Action, options: Options) -> anyhow::Result<ExitCode> {
                 );
             }
             let history = history.take().map(|(history, _)| history);
-            tern::headless::recv(bind, once, json, config, history).await
+            tern::headless::recv(bind, once, json, config, history, wanted(&options)).await
         }
         Action::Listen(addr) => {
             let listener = bind(addr).await?;
             tui(Start::Listen(listener), config, history.take()).await
         }
-        Action::Connect(target) => tui(Start::Connect(target), config, history.take()).await,
+        Action::Connect(target) => {
+            let target = find(target, &options).await?;
+            tui(Start::Connect(target), config, history.take()).await
+        }
         Action::Demo => {
             let dir = std::env::temp_dir().join(format!("tern-demo-{}", std::process::id()));
             let cancel = CancellationToken::new();
@@ -115,6 +123,22 @@ async fn run(action: Action, options: Options) -> anyhow::Result<ExitCode> {
         writer.finish();
     }
     code
+}
+
+/// What the command line asks of discovery.
+fn wanted(options: &Options) -> Wanted {
+    Wanted {
+        ifaces: options.ifaces.clone(),
+        announce: !options.no_announce,
+    }
+}
+
+/// `target`, or when it is no address nor host name, the address of the tern on the LAN
+/// that has it as its display name.
+async fn find(target: String, options: &Options) -> anyhow::Result<String> {
+    tern::net::discovery::target(&target, options.ifaces.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to {e}"))
 }
 
 /// The commands that talk to no peer.

@@ -6,6 +6,7 @@
 //! feeds it commands in order, so one peer whose link is stalled holds up nobody else's
 //! commands, and the reports of all peers share the one channel in turn.
 
+pub mod discovery;
 mod peer;
 
 use std::net::SocketAddr;

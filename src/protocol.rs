@@ -9,6 +9,7 @@
 //! `docs/PROTOCOL.md` is the full contract. Depends on `text` only.
 
 pub mod codec;
+pub mod discovery;
 pub mod frame;
 
 pub use codec::{FrameCodec, ProtocolError};

@@ -17,6 +17,7 @@ use super::lines::Lines;
 use super::notes::{BATCHING, flush_notes, note};
 use super::watch_signals;
 use crate::history::History;
+use crate::net::discovery::{Discovery, Wanted};
 use crate::net::{COMMANDS_PER_PEER, Net, Order, PeerReport, Report};
 use crate::session::{Command, PeerId, SessionConfig};
 
@@ -42,11 +43,18 @@ pub async fn recv(
     json: bool,
     config: SessionConfig,
     history: Option<History>,
+    wanted: Wanted,
 ) -> anyhow::Result<ExitCode> {
     let listener = TcpListener::bind(bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
     let local = listener.local_addr()?;
+    let mut discovery = if wanted.announce && !config.raw {
+        let settings = wanted.listener(&config, local.port(), 0, false);
+        Some(Discovery::start(settings).map_err(anyhow::Error::msg)?)
+    } else {
+        None
+    };
     note(format!(
         "listening on {local}; files go to {}",
         config.download_dir.display()
@@ -117,6 +125,10 @@ pub async fn recv(
             // Every peer is asked to close; the loop waits for them, a while.
             () = shutdown.cancelled(), if stopping.is_none() => {
                 stopping = Some(tokio::time::Instant::now() + GOODBYE);
+                // Peers on the LAN forget us now, not once our sessions have closed.
+                if let Some(discovery) = discovery.take() {
+                    discovery.stop().await;
+                }
                 for (peer, served) in &mut server.peers {
                     served.driver.interrupted();
                     let _ = net.orders.send(Order::Close(*peer)).await;
@@ -127,6 +139,9 @@ pub async fn recv(
         }
     }
     flush_notes();
+    if let Some(discovery) = discovery.take() {
+        discovery.stop().await;
+    }
     net.shut_down().await;
     Ok(if server.failed || !server.peers.is_empty() {
         ExitCode::FAILURE

@@ -1,0 +1,115 @@
+//! Looking for peers without announcing: `tern peers`, and a name given where an address
+//! would be (`tern send NAME`, `tern connect NAME`).
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{Discovery, Found, Settings, Sighting, Tried};
+
+/// After a tern with the name looked for answers, others with the same name have this long to
+/// answer too (answers to one probe come within milliseconds on a LAN).
+const LINGER: Duration = Duration::from_millis(500);
+
+/// The peers that answer within `wait`, handed to `each` as they answer (each once), then
+/// what was tried. Once `each` says a peer is the one wanted, the look ends [`LINGER`] later.
+pub async fn look(
+    ifaces: Vec<String>,
+    wait: Duration,
+    mut each: impl FnMut(&Found) -> bool,
+) -> Result<(Vec<Found>, Tried), String> {
+    let mut discovery = Discovery::start(Settings::new(ifaces, None, true))?;
+    let mut deadline = Instant::now() + wait;
+    let mut found: Vec<Found> = Vec::new();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => break,
+            sighting = discovery.sightings.recv() => match sighting {
+                Some(Sighting::Found(f)) if !found.iter().any(|g| g.instance == f.instance) => {
+                    if each(&f) {
+                        deadline = deadline.min(Instant::now() + LINGER);
+                    }
+                    found.push(f);
+                }
+                Some(_) => {}
+                None => break,
+            },
+        }
+    }
+    let tried = discovery.tried.clone();
+    discovery.stop().await;
+    Ok((found, tried))
+}
+
+/// How long a name is looked for on the LAN.
+pub const NAME_WAIT: Duration = Duration::from_secs(2);
+
+/// The tern on the LAN whose display name is `name` (exactly, else ignoring case). An error
+/// lists several that match, or explains why none was found.
+pub async fn named(name: &str, ifaces: Vec<String>) -> Result<Found, String> {
+    let (found, tried) = look(ifaces, NAME_WAIT, |f| f.name.eq_ignore_ascii_case(name)).await?;
+    let exact: Vec<&Found> = found.iter().filter(|f| f.name == name).collect();
+    let matches = if exact.is_empty() {
+        found
+            .iter()
+            .filter(|f| f.name.to_lowercase() == name.to_lowercase())
+            .collect()
+    } else {
+        exact
+    };
+    let shown = crate::text::Shown::new(name);
+    match matches[..] {
+        [one] => Ok(one.clone()),
+        [] => Err(format!(
+            "no tern named {shown} answered on the LAN within {} s\n{}",
+            NAME_WAIT.as_secs(),
+            tried.explain()
+        )),
+        ref several => {
+            let lines: Vec<String> = several.iter().map(|f| format!("  {}", line(f))).collect();
+            Err(format!(
+                "{} terns on the LAN are named {shown}; connect to one by its address:\n{}",
+                several.len(),
+                lines.join("\n")
+            ))
+        }
+    }
+}
+
+/// `NAME  IP:PORT  FINGERPRINT`, the name cleaned for a terminal.
+pub fn line(f: &Found) -> String {
+    format!(
+        "{}  {}  {}",
+        crate::text::Shown::new(f.name.as_str()),
+        f.target(),
+        f.fingerprint
+    )
+}
+
+/// A DNS answer slower than this counts as none: the name is then looked for on the LAN.
+const DNS_WAIT: Duration = Duration::from_secs(5);
+
+/// Where to connect for `target`: itself when it is an address or a host name that resolves
+/// (or has a port that is not one, for the dial to refuse in its own words); else the
+/// `IP:PORT` of the tern on the LAN with that display name.
+pub async fn target(target: &str, ifaces: Vec<String>) -> Result<String, String> {
+    use crate::session;
+    let resolved =
+        tokio::time::timeout(DNS_WAIT, session::resolve(target, crate::cli::DEFAULT_PORT)).await;
+    let why = match resolved {
+        Ok(Ok(_)) => return Ok(target.to_string()),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            return Ok(target.to_string());
+        }
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no DNS answer within {} s", DNS_WAIT.as_secs()),
+    };
+    tracing::info!(target, why, "not a host: looking for the name on the LAN");
+    match named(target.trim(), ifaces).await {
+        Ok(found) => Ok(found.target()),
+        Err(e) => Err(format!(
+            "{}: not a host name ({why}), and {e}",
+            crate::text::Shown::new(target)
+        )),
+    }
+}
