@@ -97,11 +97,17 @@ async fn run(action: Action, options: Options) -> anyhow::Result<ExitCode> {
         }
         Action::Listen(addr) => {
             let listener = bind(addr).await?;
-            tui(Start::Listen(listener), config, history.take()).await
+            let port = listener.local_addr()?.port();
+            let settings = wanted(&options).listener(&config, port, tern::protocol::discovery::caps::UI, true);
+            let discovery = discover(settings)?;
+            tui(Start::Listen(listener), config, history.take(), discovery).await
         }
         Action::Connect(target) => {
             let target = find(target, &options).await?;
-            tui(Start::Connect(target), config, history.take()).await
+            // Not listening: nothing to announce, but others are listed.
+            let settings = tern::net::discovery::Settings::new(options.ifaces.clone(), None, true);
+            let discovery = discover(settings)?;
+            tui(Start::Connect(target), config, history.take(), discovery).await
         }
         Action::Demo => {
             let dir = std::env::temp_dir().join(format!("tern-demo-{}", std::process::id()));
@@ -111,7 +117,7 @@ async fn run(action: Action, options: Options) -> anyhow::Result<ExitCode> {
             if options.download_dir.is_none() {
                 config.download_dir = dir.join("downloads");
             }
-            let result = tui(Start::Connect(peer.addr.to_string()), config, None).await;
+            let result = tui(Start::Connect(peer.addr.to_string()), config, None, None).await;
             cancel.cancel();
             let _ = std::fs::remove_dir_all(&dir);
             result
@@ -131,6 +137,14 @@ fn wanted(options: &Options) -> Wanted {
         ifaces: options.ifaces.clone(),
         announce: !options.no_announce,
     }
+}
+
+/// Discovery for the UI; a failure other than a wrong `--iface` is said, and tern goes on.
+fn discover(
+    settings: tern::net::discovery::Settings,
+) -> anyhow::Result<Option<tern::net::discovery::Discovery>> {
+    tern::net::discovery::Discovery::start_or_say(settings, |e| eprintln!("tern: {e}"))
+        .map_err(anyhow::Error::msg)
 }
 
 /// `target`, or when it is no address nor host name, the address of the tern on the LAN
@@ -235,6 +249,7 @@ async fn tui(
     start: Start,
     config: SessionConfig,
     history: Option<(tern::history::History, PathBuf)>,
+    discovery: Option<tern::net::discovery::Discovery>,
 ) -> anyhow::Result<ExitCode> {
     use std::io::IsTerminal;
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
@@ -249,6 +264,7 @@ async fn tui(
         config,
         color,
         history,
+        discovery,
     })
     .await?;
     Ok(ExitCode::SUCCESS)

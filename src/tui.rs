@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::crypto::known::{KnownError, KnownPeers};
 use crate::history::History;
+use crate::net::discovery::Discovery;
 use crate::net::{Net, Order, PeerReport};
 use crate::session::{SessionConfig, SessionEvent, SharedKnown, lock_known};
 use crate::transfer::outgoing::collect_files;
@@ -50,6 +51,9 @@ pub struct TuiOptions {
     /// Where conversations are kept (`None`: `--no-history`, or none could be opened), and the
     /// file, read for a peer's earlier messages when it connects.
     pub history: Option<(History, PathBuf)>,
+    /// Discovery, started (so an `--iface` that does not exist is a plain error before the
+    /// terminal is taken over); `None` when off.
+    pub discovery: Option<Discovery>,
 }
 
 /// Peers from the history listed at start, at most (the most recently seen).
@@ -156,6 +160,7 @@ where
         config,
         color,
         history,
+        mut discovery,
     } = options;
     let (history, history_path) = history.unzip();
     let (listener, target) = match start {
@@ -179,6 +184,7 @@ where
         app::local_clock,
     );
     app.color = color;
+    app.discovering = discovery.is_some();
     let known = config.trust.known.clone();
     let mut net = Net::start(listener, config, history);
     let (bg_tx, mut bg_rx) = mpsc::channel::<Msg>(32);
@@ -207,7 +213,15 @@ where
                 Action::Dial { peer, target } => order(&net, Order::Dial { peer, target }),
                 Action::Close(peer) => order(&net, Order::Close(peer)),
                 Action::Defaults { name, encoding } => {
+                    if let (Some(name), Some(discovery)) = (&name, &discovery) {
+                        discovery.rename(name.clone());
+                    }
                     order(&net, Order::Defaults { name, encoding });
+                }
+                Action::Refresh => {
+                    if let Some(discovery) = &discovery {
+                        discovery.refresh();
+                    }
                 }
                 Action::Collect { to, paths } => {
                     let tx = bg_tx.clone();
@@ -278,6 +292,10 @@ where
                 dirty = true;
                 urgent |= connection;
             },
+            Some(sighting) = lan(&mut discovery) => {
+                pending_actions = app.update(Msg::Lan(sighting));
+                dirty = true;
+            },
             Some(msg) = bg_rx.recv() => {
                 pending_actions = app.update(msg);
                 dirty = true;
@@ -291,9 +309,21 @@ where
             () = shutdown.cancelled() => break,
         }
     }
-    // Every session says goodbye (cancelling what is still moving), but none hangs the exit.
+    // Peers on the LAN forget us; every session says goodbye (cancelling what is still
+    // moving), but none hangs the exit.
+    if let Some(discovery) = discovery {
+        discovery.stop().await;
+    }
     net.shut_down().await;
     Ok(())
+}
+
+/// What discovery heard next; never, when it is off.
+async fn lan(discovery: &mut Option<Discovery>) -> Option<crate::net::discovery::Sighting> {
+    match discovery {
+        Some(d) => d.sightings.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Hand the connection layer an order without blocking keys: when its queue is full, the

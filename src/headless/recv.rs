@@ -51,7 +51,7 @@ pub async fn recv(
     let local = listener.local_addr()?;
     let mut discovery = if wanted.announce && !config.raw {
         let settings = wanted.listener(&config, local.port(), 0, false);
-        Some(Discovery::start(settings).map_err(anyhow::Error::msg)?)
+        Discovery::start_or_say(settings, note).map_err(anyhow::Error::msg)?
     } else {
         None
     };

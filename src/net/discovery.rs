@@ -253,6 +253,25 @@ impl Discovery {
         })
     }
 
+    /// As `start`, but only an `--iface` that does not exist is an error: tern works without
+    /// discovery, so any other failure is handed to `say` (with what it means) and gives
+    /// `None`.
+    pub fn start_or_say(
+        settings: Settings,
+        say: impl FnOnce(String),
+    ) -> Result<Option<Discovery>, String> {
+        let explicit = !settings.ifaces.is_empty();
+        match Discovery::start(settings) {
+            Ok(discovery) => Ok(Some(discovery)),
+            Err(e) if explicit => Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "no discovery");
+                say(format!("{e}; discovery is off (peers connect by address)"));
+                Ok(None)
+            }
+        }
+    }
+
     /// Probe and announce again now (and in a short burst after).
     pub fn refresh(&self) {
         let _ = self.refresh.try_send(None);

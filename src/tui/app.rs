@@ -7,6 +7,7 @@
 mod commands;
 mod conversation;
 mod folders;
+mod lan;
 mod past;
 mod peers;
 mod prompt;
@@ -73,6 +74,8 @@ pub enum Msg {
     Known(Vec<(String, Option<String>)>),
     /// Work done off the UI thread failed; the user is told.
     Failed(String),
+    /// What discovery heard on the LAN.
+    Lan(crate::net::discovery::Sighting),
 }
 
 /// What the loop should do after an update.
@@ -116,6 +119,8 @@ pub enum Action {
     Verified {
         key: [u8; 32],
     },
+    /// Ask the LAN again who is there (and say we are).
+    Refresh,
     Quit,
 }
 
@@ -149,6 +154,8 @@ pub struct App {
     pub bell: bool,
     /// Peers accepted and still identifying themselves, by address.
     pub arriving: Vec<(PeerId, String)>,
+    /// Discovery runs: peers on the LAN are listed.
+    pub discovering: bool,
     home: Option<PathBuf>,
     clock: fn() -> String,
     next_local: u32,
@@ -186,6 +193,7 @@ impl App {
             sidebar: false,
             bell: false,
             arriving: Vec::new(),
+            discovering: false,
             home: std::env::var_os("HOME").map(PathBuf::from),
             clock,
             next_local: 1,
@@ -332,6 +340,7 @@ impl App {
                 self.error(why);
                 Vec::new()
             }
+            Msg::Lan(sighting) => self.on_sighting(sighting),
             Msg::Collected { to, result } => match result {
                 Ok(files) => self.queue_files(to, files),
                 Err(e) => {
@@ -513,6 +522,10 @@ impl App {
     fn submit(&mut self) -> Vec<Action> {
         let line = self.input.text().to_string();
         if line.trim().is_empty() {
+            // On a peer found on the LAN, Enter connects from the input line too.
+            if self.conv().lan.is_some() {
+                return self.dial_open();
+            }
             return Vec::new();
         }
         if let Some(command) = line.strip_prefix('/')

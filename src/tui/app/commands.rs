@@ -107,6 +107,7 @@ impl App {
                 }
                 actions
             }
+            "peers" => self.list_lan(),
             "trust" => self.trust(),
             "verify" => self.verify(rest),
             "quit" | "exit" | "q" => self.request_quit(),

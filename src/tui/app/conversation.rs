@@ -154,6 +154,8 @@ pub struct Conversation {
     pub encoding: Encoding,
     /// Folders in the files pane (see `folders`).
     pub folders: Vec<Folder>,
+    /// What discovery last heard of this peer on the LAN (none: not heard, or gone).
+    pub lan: Option<crate::net::discovery::Found>,
     pub(super) next_folder: u32,
 }
 
@@ -178,7 +180,13 @@ impl Conversation {
             encoding: Encoding::default(),
             folders: Vec::new(),
             next_folder: 0,
+            lan: None,
         }
+    }
+
+    /// Nothing was said or sent here: an entry only.
+    pub fn is_blank(&self) -> bool {
+        self.transcript.messages().is_empty() && self.queue.is_empty() && self.pending.is_empty()
     }
 
     pub fn everyone() -> Self {

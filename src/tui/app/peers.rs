@@ -37,6 +37,14 @@ impl App {
         self.conversations[i].push(message);
     }
 
+    /// Take conversation `j` (not the open one) out of the list.
+    pub(super) fn remove_at(&mut self, j: usize) {
+        self.conversations.remove(j);
+        if self.open > j {
+            self.open -= 1;
+        }
+    }
+
     fn post_system(&mut self, i: usize, text: String) {
         self.post(i, MessageKind::System, "", text);
     }
@@ -218,10 +226,7 @@ impl App {
         });
         let i = match shell {
             Some(j) => {
-                self.conversations.remove(j);
-                if self.open > j {
-                    self.open -= 1;
-                }
+                self.remove_at(j);
                 if i > j { i - 1 } else { i }
             }
             None => i,

@@ -464,6 +464,7 @@ fn retry_after_a_lost_connection_dials_the_peer_again() {
 
 mod file_keys;
 mod folders;
+mod lan;
 mod peers;
 mod sessions;
 mod trust;

@@ -58,6 +58,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/encoding utf-8|gbk", "how your text is encoded"),
     ("/name NAME", "your display name"),
     ("/connect HOST[:PORT]", "add a peer (default port 8989)"),
+    ("/peers", "list the terns found on the LAN, ask again"),
     ("/msg NAME TEXT", "a message to one peer, from anywhere"),
     ("/close", "end the open conversation's session"),
     ("/verify [DIGITS]", "compare the peer's digits with yours"),

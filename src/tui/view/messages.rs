@@ -80,12 +80,17 @@ impl Widget for &MessagesPane<'_> {
 }
 
 /// ` Messages · ana · verified `: whose conversation this is, and how far its peer
-/// is trusted (` Messages · Everyone ` at the top of the list).
+/// is trusted (` Messages · Everyone ` at the top of the list); ` Messages · ana · on the LAN `
+/// for a peer found there without a session.
 fn title(app: &App) -> String {
-    let name = crate::tui::wrap::truncate(&app.conv().name, 40);
-    match &app.conv().link {
+    let conv = app.conv();
+    let name = crate::tui::wrap::truncate(&conv.name, 40);
+    match &conv.link {
         Link::Connected(info) => {
             format!(" Messages · {name} · {} ", Standing::of(info).words())
+        }
+        _ if conv.lan.is_some() && !conv.link.is_live() => {
+            format!(" Messages · {name} · on the LAN ")
         }
         _ => format!(" Messages · {name} "),
     }
@@ -99,6 +104,20 @@ fn welcome(app: &App, theme: Theme) -> Vec<Line<'static>> {
     ];
     match (&app.conv().link, &app.listening) {
         (Link::Connecting(target), _) => lines.push(Line::from(format!("Connecting to {target}…"))),
+        (Link::Idle | Link::Disconnected(_), _) if app.conv().lan.is_some() => {
+            if let Some(found) = &app.conv().lan {
+                lines.push(Line::from(format!(
+                    "{} is on the LAN at {}, key {}.",
+                    app.conv().name,
+                    found.target(),
+                    found.fingerprint
+                )));
+                lines.push(Line::from(Span::styled(
+                    "Enter connects (here, or on it in the peer list).",
+                    theme.key(),
+                )));
+            }
+        }
         (_, Some(Listening { addresses, port })) if app.conv().everyone => {
             lines.push(Line::from(format!("Waiting for peers on port {port}.")));
             lines.push(Line::from("On another machine, run one of:"));

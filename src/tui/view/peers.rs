@@ -1,7 +1,8 @@
 //! The peer list: Everyone, then each peer with its number (Alt-1…9), its state and how many of
 //! its messages are unread. The open conversation is marked. A connected peer's mark says how
 //! far it is trusted: ✓ verified, ● encrypted, ! key changed, and ● in the busy colour for a
-//! session that is not encrypted.
+//! session that is not encrypted. A peer found on the LAN without a session is ◇ (Enter
+//! connects).
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -30,6 +31,7 @@ fn mark(conv: &Conversation, theme: Theme) -> (&'static str, ratatui::style::Sty
             Standing::NotEncrypted => ("●", theme.busy()),
         },
         Link::Connecting(_) | Link::Handshaking(_) => ("◌", theme.busy()),
+        Link::Disconnected(_) | Link::Idle if conv.lan.is_some() => ("◇", theme.ok()),
         Link::Disconnected(_) => ("○", theme.dim()),
         Link::Idle => ("·", theme.dim()),
     }
