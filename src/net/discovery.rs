@@ -27,6 +27,9 @@ pub use table::{Found, Sighting};
 pub const INTERVAL: Duration = Duration::from_secs(30);
 /// The announce interval for this run, when set (tests, or a network that wants it quieter).
 pub const INTERVAL_VAR: &str = "TERN_ANNOUNCE_INTERVAL";
+/// Another UDP port for discovery in this run: tests that run side by side on one host and
+/// must not list each other.
+pub const PORT_VAR: &str = "TERN_DISCOVERY_PORT";
 /// On start and on a refresh, datagrams go out at these times (after the first): one lost
 /// datagram on a busy Wi-Fi does not hide anyone.
 const BURST: [Duration; 2] = [Duration::from_millis(500), Duration::from_millis(1500)];
@@ -104,7 +107,11 @@ impl Settings {
             me,
             looking,
             interval: interval_from_env(),
-            port: wire::PORT,
+            port: std::env::var(PORT_VAR)
+                .ok()
+                .and_then(|v| v.trim().parse::<u16>().ok())
+                .filter(|&p| p > 0)
+                .unwrap_or(wire::PORT),
             group: wire::GROUP,
         }
     }
