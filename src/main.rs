@@ -48,7 +48,7 @@ async fn run(action: Action, options: Options) -> anyhow::Result<ExitCode> {
         return run_local(action);
     }
     if let Action::Peers { wait, json } = action {
-        return tern::headless::peers(options.ifaces, wait, json).await;
+        return tern::headless::peers(options.ifaces, own_fingerprint(), wait, json).await;
     }
     let mut config = session_config(&action, &options)?;
     config.encoding = options.encoding;
@@ -98,14 +98,17 @@ async fn run(action: Action, options: Options) -> anyhow::Result<ExitCode> {
         Action::Listen(addr) => {
             let listener = bind(addr).await?;
             let port = listener.local_addr()?.port();
-            let settings = wanted(&options).listener(&config, port, tern::protocol::discovery::caps::UI, true);
+            let settings =
+                wanted(&options).listener(&config, port, tern::protocol::discovery::caps::UI, true);
             let discovery = discover(settings)?;
             tui(Start::Listen(listener), config, history.take(), discovery).await
         }
         Action::Connect(target) => {
             let target = find(target, &options).await?;
             // Not listening: nothing to announce, but others are listed.
-            let settings = tern::net::discovery::Settings::new(options.ifaces.clone(), None, true);
+            let mut settings =
+                tern::net::discovery::Settings::new(options.ifaces.clone(), None, true);
+            settings.mine = own_fingerprint();
             let discovery = discover(settings)?;
             tui(Start::Connect(target), config, history.take(), discovery).await
         }
@@ -150,7 +153,7 @@ fn discover(
 /// `target`, or when it is no address nor host name, the address of the tern on the LAN
 /// that has it as its display name.
 async fn find(target: String, options: &Options) -> anyhow::Result<String> {
-    tern::net::discovery::target(&target, options.ifaces.clone())
+    tern::net::discovery::target(&target, options.ifaces.clone(), own_fingerprint())
         .await
         .map_err(|e| anyhow::anyhow!("cannot connect to {e}"))
 }
@@ -188,6 +191,13 @@ fn run_local(action: Action) -> anyhow::Result<ExitCode> {
         _ => anyhow::bail!("not a command without a peer"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// This machine's fingerprint, if it has an identity (none is made for this).
+fn own_fingerprint() -> Option<String> {
+    let dir = identity_dir().ok()?;
+    let identity = tern::crypto::Identity::load(&dir).ok()??;
+    Some(identity.fingerprint().to_string())
 }
 
 fn identity_dir() -> anyhow::Result<PathBuf> {

@@ -88,6 +88,17 @@ pub fn local_addresses(bind: SocketAddr) -> Vec<String> {
         .map(|a| a.ip().to_string())
         .ok();
     let mut out: Vec<String> = routed.into_iter().collect();
+    // Every LAN interface's too: a host with no default route has none above, and one with
+    // two networks is reached from each at another address.
+    let lan = crate::net::discovery::interfaces::candidates()
+        .ok()
+        .and_then(|all| crate::net::discovery::interfaces::choose(&all, &[]).ok());
+    for iface in lan.map(|c| c.used).unwrap_or_default() {
+        let ip = iface.ip.to_string();
+        if !out.contains(&ip) {
+            out.push(ip);
+        }
+    }
     out.push("127.0.0.1".to_string());
     out
 }

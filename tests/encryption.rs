@@ -151,78 +151,20 @@ mod capture {
     use std::thread;
     use std::time::{Duration, Instant};
 
-    use anyhow::{Context, bail, ensure};
+    use anyhow::{Context, bail};
+
+    pub use crate::common::netns::Netns;
+    use crate::common::netns::{self, tool_works};
 
     /// Whether this machine can run the capture test; if not, why not.
     pub fn unavailable() -> Option<String> {
-        if !rustix::process::geteuid().is_root() {
-            return Some("needs root (network namespaces and tcpdump)".into());
+        if let Some(why) = netns::unavailable() {
+            return Some(why);
         }
-        for (tool, arg) in [("tcpdump", "--version"), ("ip", "-V")] {
-            let works = Command::new(tool)
-                .arg(arg)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if !works {
-                return Some(format!("needs `{tool}` (apt-get install tcpdump iproute2)"));
-            }
+        if !tool_works("tcpdump", "--version") {
+            return Some("needs `tcpdump` (apt-get install tcpdump)".into());
         }
         None
-    }
-
-    fn run(cmd: &mut Command) -> anyhow::Result<()> {
-        let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
-        ensure!(
-            out.status.success(),
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(())
-    }
-
-    /// A network namespace with its loopback up, deleted on drop.
-    pub struct Netns(String);
-
-    impl Netns {
-        pub fn create(name: &str) -> anyhow::Result<Self> {
-            // One left behind by a run killed under this process id is in the way.
-            let _ = Command::new("ip")
-                .args(["netns", "del", name])
-                .stderr(Stdio::null())
-                .status();
-            run(Command::new("ip").args(["netns", "add", name]))?;
-            let ns = Self(name.to_string());
-            run(Command::new("ip").args(["-n", name, "link", "set", "lo", "up"]))?;
-            Ok(ns)
-        }
-
-        pub fn name(&self) -> &str {
-            &self.0
-        }
-
-        /// `cmd` run inside the namespace, with its arguments and environment.
-        pub fn wrap(&self, cmd: &Command) -> Command {
-            let mut inside = Command::new("ip");
-            inside
-                .args(["netns", "exec", &self.0])
-                .arg(cmd.get_program())
-                .args(cmd.get_args());
-            for (key, value) in cmd.get_envs() {
-                match value {
-                    Some(value) => inside.env(key, value),
-                    None => inside.env_remove(key),
-                };
-            }
-            inside
-        }
-    }
-
-    impl Drop for Netns {
-        fn drop(&mut self) {
-            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-        }
     }
 
     /// tcpdump writing every packet on the namespace's loopback to a pcap file.
@@ -495,7 +437,7 @@ fn a_capture_of_a_session_holds_no_marker_and_no_file_name() -> anyhow::Result<(
         common::skip(TEST, &why);
         return Ok(());
     }
-    let ns = capture::Netns::create(&format!("tern-cap-{}", std::process::id()))?;
+    let ns = capture::Netns::create(&common::netns::unique_name("cap"))?;
     let work = tempfile::tempdir()?;
     let markers = Markers {
         message: marker("message"),

@@ -72,16 +72,26 @@ impl Identity {
         Ok(Self { private, public })
     }
 
+    /// The identity in `dir`, if one was made there.
+    pub fn load(dir: &Path) -> Result<Option<Self>, IdentityError> {
+        match read(&dir.join(FILE_NAME)) {
+            Ok(identity) => Ok(Some(identity)),
+            Err(IdentityError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// The identity in `dir`, made (and the folder with it) if there is none. `true` with it
     /// when it was made now. Two processes starting at once end up with the same one.
     pub fn load_or_create(dir: &Path) -> Result<(Self, bool), IdentityError> {
-        let path = dir.join(FILE_NAME);
-        match read(&path) {
-            Ok(identity) => return Ok((identity, false)),
-            Err(IdentityError::Read { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+        if let Some(identity) = Self::load(dir)? {
+            return Ok((identity, false));
         }
+        let path = dir.join(FILE_NAME);
         let identity = Self::generate()?;
         let write_error = |source| IdentityError::Write {
             path: path.clone(),

@@ -8,8 +8,14 @@ use serde_json::json;
 
 use crate::net::discovery::{self, Found};
 
-pub async fn peers(ifaces: Vec<String>, wait: Duration, json: bool) -> anyhow::Result<ExitCode> {
-    let (found, tried) = discovery::look(ifaces, wait, |f| {
+/// `mine`: this machine's fingerprint (its own listeners are not listed).
+pub async fn peers(
+    ifaces: Vec<String>,
+    mine: Option<String>,
+    wait: Duration,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let (found, tried) = discovery::look(ifaces, mine, wait, |f| {
         print(f, json);
         false
     })

@@ -22,9 +22,9 @@ pub use interfaces::{Choice, Iface};
 pub use lookup::{NAME_WAIT, line, look, named, target};
 pub use table::{Found, Sighting};
 
-/// Seconds between announces, at least (each waits up to half as long again, so peers that
-/// started together do not stay in step).
-pub const INTERVAL: Duration = Duration::from_secs(30);
+/// The longest wait between announces; each waits between two thirds of it and all of it (so
+/// peers that started together do not stay in step): 30 to 45 s.
+pub const INTERVAL: Duration = Duration::from_secs(45);
 /// The announce interval for this run, when set (tests, or a network that wants it quieter).
 pub const INTERVAL_VAR: &str = "TERN_ANNOUNCE_INTERVAL";
 /// Another UDP port for discovery in this run: tests that run side by side on one host and
@@ -95,6 +95,9 @@ pub struct Settings {
     pub me: Option<Me>,
     /// Probe on start and report what is heard; false for a tern that only announces.
     pub looking: bool,
+    /// This machine's fingerprint: terns with our own key (another of our processes) are not
+    /// listed.
+    pub mine: Option<String>,
     pub interval: Duration,
     pub port: u16,
     pub group: Ipv4Addr,
@@ -103,6 +106,7 @@ pub struct Settings {
 impl Settings {
     pub fn new(ifaces: Vec<String>, me: Option<Me>, looking: bool) -> Self {
         Self {
+            mine: me.as_ref().map(|m| m.fingerprint.clone()),
             ifaces,
             me,
             looking,
@@ -384,21 +388,21 @@ impl Actor {
         }
     }
 
-    /// Until the next periodic announce: the interval and up to half of it again.
+    /// Until the next periodic announce: between two thirds of the interval and all of it.
     fn next_gap(&mut self) -> Duration {
         // xorshift: spread, not secret.
         self.jitter ^= self.jitter << 13;
         self.jitter ^= self.jitter >> 7;
         self.jitter ^= self.jitter << 17;
-        let half = self.settings.interval.as_millis() as u64 / 2;
-        self.settings.interval + Duration::from_millis(self.jitter % (half + 1))
+        let third = self.settings.interval.as_millis() as u64 / 3;
+        self.settings.interval - Duration::from_millis(self.jitter % (third + 1))
     }
 
     /// What this tern says of itself, if it announces.
     fn announce_datagram(&self) -> Option<Vec<u8>> {
         let me = self.settings.me.as_ref()?;
         // The longest wait before our next announce, in whole seconds rounded up.
-        let interval = (self.settings.interval.as_millis() * 3 / 2).div_ceil(1000);
+        let interval = self.settings.interval.as_millis().div_ceil(1000);
         Some(
             Datagram::Announce(Announce {
                 instance: self.instance,
@@ -477,6 +481,10 @@ impl Actor {
         }
         match datagram {
             Datagram::Announce(a) => {
+                let ours = self.settings.mine.as_deref();
+                if !a.fingerprint.is_empty() && ours == Some(a.fingerprint.as_str()) {
+                    return;
+                }
                 let heard = self.table.heard(&a, *from.ip(), std::time::Instant::now());
                 self.report(heard).await;
             }

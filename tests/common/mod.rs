@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: spawn `tern` (and Python peers) with every output
 //! stream read in a background thread, wait for lines with a timeout, pick free ports, make
-//! pseudo-random files and compare folder trees.
+//! pseudo-random files and compare folder trees. `netns` makes network namespaces (Linux),
+//! `pty` runs tern in a pseudo-terminal.
 //!
 //! Nothing here sleeps to wait for readiness: readiness is a line on a stream, and every wait
 //! has a deadline after which the child is killed and the test fails with everything it printed.
@@ -20,6 +21,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+#[cfg(target_os = "linux")]
+pub mod netns;
 #[cfg(unix)]
 pub mod pty;
 pub mod tutorial;
@@ -271,6 +274,11 @@ impl Proc {
         &self.name
     }
 
+    /// The child's process id (the program itself when started through `ip netns exec`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything printed so far, for failure messages.
     pub fn describe(&mut self) -> String {
         self.stdout.poll();
@@ -428,8 +436,22 @@ where
         .env("TERN_LOG_DIR", log_dir)
         .env("TERN_DATA_DIR", log_dir)
         .env("TERN_CONFIG_DIR", log_dir)
+        .env(DISCOVERY_PORT_VAR, lonely_discovery_port())
         .env_remove("TERN_LOG");
     cmd
+}
+
+/// Where tern's discovery port may be moved.
+pub const DISCOVERY_PORT_VAR: &str = "TERN_DISCOVERY_PORT";
+
+/// A discovery port for one tern alone: tests run side by side on one host, and a TUI that
+/// listed the listeners of other tests would number its peers differently. The discovery
+/// tests, in namespaces of their own, use the real port.
+pub fn lonely_discovery_port() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    (20_000 + (std::process::id().wrapping_mul(97).wrapping_add(n)) % 40_000).to_string()
 }
 
 /// Start the command `make` builds for a fresh log folder (a tern, however it is run: this

@@ -47,6 +47,18 @@ pub const CTRL_C: &str = "\x03";
 pub const F1: &str = "\x1bOP";
 pub const ESC: &str = "\x1b";
 
+/// How a `Tui`'s child is started beyond its arguments; the default is `tern` itself with a
+/// fresh HOME (and log, history and config folders in it).
+#[derive(Debug, Default)]
+pub struct Launch {
+    /// A command that runs the program given after it, as `ip netns exec NS`.
+    pub wrapper: Vec<OsString>,
+    /// Environment set after the defaults (so it may replace `TERN_CONFIG_DIR`, say).
+    pub env: Vec<(OsString, OsString)>,
+    /// Where the history goes (else in the child's HOME).
+    pub data: Option<std::path::PathBuf>,
+}
+
 /// `tern` running in a pseudo-terminal of its own, with the terminal's screen kept up to date
 /// by a reader thread.
 pub struct Tui {
@@ -91,6 +103,21 @@ impl Tui {
         rows: u16,
         data: Option<&Path>,
     ) -> Result<Self> {
+        let launch = Launch {
+            data: data.map(Path::to_path_buf),
+            ..Launch::default()
+        };
+        Self::launch(name, args, cols, rows, &launch)
+    }
+
+    /// [`Tui::spawn`], started as `launch` says.
+    pub fn launch<S: Into<OsString>>(
+        name: &str,
+        args: impl IntoIterator<Item = S>,
+        cols: u16,
+        rows: u16,
+        launch: &Launch,
+    ) -> Result<Self> {
         let home = tempfile::tempdir().context("creating a HOME for the child")?;
         let pair = native_pty_system()
             .openpty(PtySize {
@@ -100,7 +127,15 @@ impl Tui {
                 pixel_height: 0,
             })
             .context("opening a pseudo-terminal")?;
-        let mut cmd = CommandBuilder::new(tern_bin());
+        let mut cmd = match launch.wrapper.split_first() {
+            Some((program, wrapper_args)) => {
+                let mut cmd = CommandBuilder::new(program);
+                cmd.args(wrapper_args);
+                cmd.arg(tern_bin());
+                cmd
+            }
+            None => CommandBuilder::new(tern_bin()),
+        };
         for arg in args {
             cmd.arg(arg.into());
         }
@@ -109,12 +144,19 @@ impl Tui {
         cmd.env("TERN_LOG_DIR", home.path().join("logs"));
         cmd.env(
             "TERN_DATA_DIR",
-            data.map_or_else(|| home.path().join("data"), Path::to_path_buf),
+            launch
+                .data
+                .clone()
+                .unwrap_or_else(|| home.path().join("data")),
         );
         cmd.env("TERN_CONFIG_DIR", home.path().join("config"));
+        cmd.env(super::DISCOVERY_PORT_VAR, super::lonely_discovery_port());
         cmd.env("TERM", "xterm-256color");
         cmd.env_remove("TERN_LOG");
         cmd.env_remove("NO_COLOR");
+        for (key, value) in &launch.env {
+            cmd.env(key, value);
+        }
         let child = pair
             .slave
             .spawn_command(cmd)

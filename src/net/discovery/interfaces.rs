@@ -47,14 +47,18 @@ pub struct Choice {
     pub skipped: Vec<(String, &'static str)>,
 }
 
-/// Names of virtual interfaces that are not the LAN: tunnels and VPNs, and the bridges and
-/// pairs of containers and VMs.
-const VIRTUAL: [(&str, &str); 10] = [
+/// Names of tunnels and VPNs: never the LAN.
+const TUNNELS: [(&str, &str); 5] = [
     ("tun", "a tunnel"),
     ("utun", "a tunnel"),
     ("wg", "a WireGuard tunnel"),
     ("tailscale", "a VPN"),
     ("zt", "a VPN"),
+];
+
+/// Names of the bridges and pairs of containers and VMs: not the LAN on a machine that has
+/// one, but the only network of a container (or a namespace) that has nothing else.
+const VIRTUAL: [(&str, &str); 5] = [
     ("docker", "a container bridge"),
     ("veth", "a container's virtual pair"),
     ("br-", "a container bridge"),
@@ -109,6 +113,13 @@ pub fn choose(all: &[Candidate], wanted: &[String]) -> Result<Choice, String> {
         }
         return Ok(choice);
     }
+    let named = |table: &[(&str, &'static str)], c: &Candidate| {
+        table
+            .iter()
+            .find(|(prefix, _)| c.iface.name.starts_with(prefix))
+            .map(|&(_, why)| why)
+    };
+    let mut virtual_ones = Vec::new();
     for c in all {
         let why = if c.loopback {
             Some("loopback")
@@ -117,18 +128,32 @@ pub fn choose(all: &[Candidate], wanted: &[String]) -> Result<Choice, String> {
         } else if c.point_to_point {
             Some("a point-to-point link")
         } else {
-            VIRTUAL
-                .iter()
-                .find(|(prefix, _)| c.iface.name.starts_with(prefix))
-                .map(|&(_, why)| why)
+            named(&TUNNELS, c)
         };
-        match why {
-            Some(why) => {
-                if !choice.skipped.iter().any(|(n, _)| n == &c.iface.name) {
-                    choice.skipped.push((c.iface.name.clone(), why));
+        let why = match why {
+            Some(why) => why,
+            None => match named(&VIRTUAL, c) {
+                Some(why) => {
+                    virtual_ones.push((c.iface.clone(), why));
+                    continue;
                 }
+                None => {
+                    choice.used.push(c.iface.clone());
+                    continue;
+                }
+            },
+        };
+        if !choice.skipped.iter().any(|(n, _)| n == &c.iface.name) {
+            choice.skipped.push((c.iface.name.clone(), why));
+        }
+    }
+    if choice.used.is_empty() {
+        choice.used = virtual_ones.into_iter().map(|(iface, _)| iface).collect();
+    } else {
+        for (iface, why) in virtual_ones {
+            if !choice.skipped.iter().any(|(n, _)| n == &iface.name) {
+                choice.skipped.push((iface.name, why));
             }
-            None => choice.used.push(c.iface.clone()),
         }
     }
     Ok(choice)
@@ -196,6 +221,19 @@ mod tests {
                 ("veth12ab", "a container's virtual pair"),
             ]
         );
+    }
+
+    #[test]
+    fn a_machine_with_only_container_links_uses_them_but_never_a_tunnel() {
+        let only: Vec<Candidate> = host()
+            .into_iter()
+            .filter(|c| !["eth0", "wlan0"].contains(&c.iface.name.as_str()))
+            .collect();
+        let choice = choose(&only, &[]).expect("no names asked for");
+        let used: Vec<&str> = choice.used.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(used, ["docker0", "br-5e1f", "veth12ab"]);
+        let skipped: Vec<&str> = choice.skipped.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(skipped, ["lo", "eth1", "ppp0", "wg0", "tun0"]);
     }
 
     #[test]

@@ -15,10 +15,13 @@ const LINGER: Duration = Duration::from_millis(500);
 /// what was tried. Once `each` says a peer is the one wanted, the look ends [`LINGER`] later.
 pub async fn look(
     ifaces: Vec<String>,
+    mine: Option<String>,
     wait: Duration,
     mut each: impl FnMut(&Found) -> bool,
 ) -> Result<(Vec<Found>, Tried), String> {
-    let mut discovery = Discovery::start(Settings::new(ifaces, None, true))?;
+    let mut settings = Settings::new(ifaces, None, true);
+    settings.mine = mine;
+    let mut discovery = Discovery::start(settings)?;
     let mut deadline = Instant::now() + wait;
     let mut found: Vec<Found> = Vec::new();
     loop {
@@ -46,8 +49,11 @@ pub const NAME_WAIT: Duration = Duration::from_secs(2);
 
 /// The tern on the LAN whose display name is `name` (exactly, else ignoring case). An error
 /// lists several that match, or explains why none was found.
-pub async fn named(name: &str, ifaces: Vec<String>) -> Result<Found, String> {
-    let (found, tried) = look(ifaces, NAME_WAIT, |f| f.name.eq_ignore_ascii_case(name)).await?;
+pub async fn named(name: &str, ifaces: Vec<String>, mine: Option<String>) -> Result<Found, String> {
+    let (found, tried) = look(ifaces, mine, NAME_WAIT, |f| {
+        f.name.eq_ignore_ascii_case(name)
+    })
+    .await?;
     let exact: Vec<&Found> = found.iter().filter(|f| f.name == name).collect();
     let matches = if exact.is_empty() {
         found
@@ -92,7 +98,11 @@ const DNS_WAIT: Duration = Duration::from_secs(5);
 /// Where to connect for `target`: itself when it is an address or a host name that resolves
 /// (or has a port that is not one, for the dial to refuse in its own words); else the
 /// `IP:PORT` of the tern on the LAN with that display name.
-pub async fn target(target: &str, ifaces: Vec<String>) -> Result<String, String> {
+pub async fn target(
+    target: &str,
+    ifaces: Vec<String>,
+    mine: Option<String>,
+) -> Result<String, String> {
     use crate::session;
     let resolved =
         tokio::time::timeout(DNS_WAIT, session::resolve(target, crate::cli::DEFAULT_PORT)).await;
@@ -105,7 +115,7 @@ pub async fn target(target: &str, ifaces: Vec<String>) -> Result<String, String>
         Err(_) => format!("no DNS answer within {} s", DNS_WAIT.as_secs()),
     };
     tracing::info!(target, why, "not a host: looking for the name on the LAN");
-    match named(target.trim(), ifaces).await {
+    match named(target.trim(), ifaces, mine).await {
         Ok(found) => Ok(found.target()),
         Err(e) => Err(format!(
             "{}: not a host name ({why}), and {e}",

@@ -73,7 +73,9 @@ impl App {
     /// `/peers`: what discovery has found, and a fresh look.
     pub(super) fn list_lan(&mut self) -> Vec<Action> {
         if !self.discovering {
-            self.error("discovery is off in this run: /connect HOST[:PORT] reaches a peer by address");
+            self.error(
+                "discovery is off in this run: /connect HOST[:PORT] reaches a peer by address",
+            );
             return Vec::new();
         }
         let found: Vec<String> = self
@@ -81,17 +83,18 @@ impl App {
             .iter()
             .filter_map(|c| c.lan.as_ref().map(|f| (c, f)))
             .map(|(c, f)| {
-                let state = if c.link.is_live() { "connected" } else { "Enter connects" };
+                let state = if c.link.is_live() {
+                    "connected"
+                } else {
+                    "Enter connects"
+                };
                 format!("{} at {} ({state})", c.name, f.target())
             })
             .collect();
         if found.is_empty() {
             self.system("no tern found on the LAN yet; asking again…");
         } else {
-            self.system(format!(
-                "on the LAN: {}; asking again…",
-                found.join(", ")
-            ));
+            self.system(format!("on the LAN: {}; asking again…", found.join(", ")));
         }
         vec![Action::Refresh]
     }

@@ -34,7 +34,10 @@ fn a_found_peer_is_listed_and_enter_in_the_list_dials_its_address() {
     // Nothing opens by itself and nothing rings: being on the LAN is not a message.
     assert_eq!(app.open, 0);
     assert!(!app.bell);
-    app.update(Msg::Key(KeyEvent::new(KeyCode::Char('1'), KeyModifiers::ALT)));
+    app.update(Msg::Key(KeyEvent::new(
+        KeyCode::Char('1'),
+        KeyModifiers::ALT,
+    )));
     assert_eq!(app.open, 1);
     app.focus = Focus::Peers;
     let actions = app.update(key(KeyCode::Enter));
@@ -82,10 +85,16 @@ fn the_open_entry_stays_when_its_peer_leaves_the_lan() {
 #[test]
 fn a_found_peer_joins_the_conversation_under_its_name_or_its_key() {
     let mut app = listening();
-    app.update(Msg::Known(vec![("ana".into(), Some("10.0.0.99:8989".into()))]));
+    app.update(Msg::Known(vec![(
+        "ana".into(),
+        Some("10.0.0.99:8989".into()),
+    )]));
     lan(&mut app, Sighting::Found(found(1, "ana", 2)));
     assert_eq!(names(&app), ["Everyone", "ana"]);
-    assert_eq!(app.conversations[1].target.as_deref(), Some("10.0.0.2:9000"));
+    assert_eq!(
+        app.conversations[1].target.as_deref(),
+        Some("10.0.0.2:9000")
+    );
     // A connected peer whose key the announce names: the same entry, its session untouched.
     let mut app = connected();
     let key = [7u8; 32];
@@ -123,7 +132,11 @@ fn peers_lists_what_was_found_and_asks_again_unless_discovery_is_off() {
     lan(&mut app, Sighting::Found(found(1, "ana", 2)));
     let actions = type_line(&mut app, "/peers");
     assert!(matches!(&actions[..], [Action::Refresh]), "{actions:?}");
-    assert!(last(&app).contains("ana at 10.0.0.2:9000 (Enter connects)"), "{}", last(&app));
+    assert!(
+        last(&app).contains("ana at 10.0.0.2:9000 (Enter connects)"),
+        "{}",
+        last(&app)
+    );
 }
 
 fn last(app: &App) -> String {
