@@ -3,20 +3,19 @@
 //! owns the sockets; a UI asks it to refresh and reads [`Sighting`]s. Discovery never opens a
 //! connection: it only says who is there.
 
+mod actor;
 pub mod interfaces;
 mod lookup;
 mod sockets;
 pub mod table;
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::protocol::discovery::{self as wire, Announce, Datagram, Instance};
+use crate::protocol::discovery::{self as wire, Instance};
 use crate::session::{OfferPolicy, SessionConfig};
 pub use interfaces::{Choice, Iface};
 pub use lookup::{NAME_WAIT, line, look, named, target};
@@ -30,13 +29,6 @@ pub const INTERVAL_VAR: &str = "TERN_ANNOUNCE_INTERVAL";
 /// Another UDP port for discovery in this run: tests that run side by side on one host and
 /// must not list each other.
 pub const PORT_VAR: &str = "TERN_DISCOVERY_PORT";
-/// On start and on a refresh, datagrams go out at these times (after the first): one lost
-/// datagram on a busy Wi-Fi does not hide anyone.
-const BURST: [Duration; 2] = [Duration::from_millis(500), Duration::from_millis(1500)];
-/// A probe from one address is answered at most this often.
-const ANSWER_GAP: Duration = Duration::from_millis(250);
-/// Addresses whose last answer is remembered, at most.
-const ANSWERED_MAX: usize = 256;
 /// Sightings waiting for the UI.
 const SIGHTINGS: usize = 64;
 /// How long a goodbye may take when discovery stops.
@@ -136,7 +128,12 @@ impl Wanted {
         } else {
             None
         };
-        Settings::new(self.ifaces.clone(), me, looking)
+        let mut settings = Settings::new(self.ifaces.clone(), me, looking);
+        settings.mine = config
+            .security
+            .identity()
+            .map(|i| i.fingerprint().to_string());
+        settings
     }
 }
 
@@ -242,7 +239,7 @@ impl Discovery {
             announcing = settings.me.is_some(),
             "discovery started"
         );
-        let actor = Actor {
+        let actor = actor::Actor {
             instance,
             ifaces: choice.used,
             shared: sockets.shared,
@@ -312,236 +309,4 @@ fn random_instance() -> Instance {
         return nanos ^ u64::from(std::process::id()).rotate_left(32);
     }
     u64::from_be_bytes(bytes)
-}
-
-struct Actor {
-    settings: Settings,
-    instance: Instance,
-    ifaces: Vec<Iface>,
-    shared: Option<UdpSocket>,
-    own: UdpSocket,
-    sightings: Option<mpsc::Sender<Sighting>>,
-    table: table::Table,
-    /// When each address last had an answer to its probe.
-    answered: std::collections::HashMap<SocketAddrV4, Instant>,
-    /// State of the generator that spreads announces out.
-    jitter: u64,
-}
-
-impl Actor {
-    async fn run(mut self, mut refresh: mpsc::Receiver<Option<String>>, stop: CancellationToken) {
-        let mut shared_buf = [0u8; 2 * wire::MAX_DATAGRAM];
-        let mut own_buf = [0u8; 2 * wire::MAX_DATAGRAM];
-        let start = Instant::now();
-        let mut burst: Vec<Instant> = BURST.iter().map(|d| start + *d).collect();
-        self.speak().await;
-        let mut next_announce = start + self.next_gap();
-        loop {
-            let next_burst = burst.first().copied();
-            let expiry = self.table.next_deadline().map(Instant::from_std);
-            tokio::select! {
-                () = stop.cancelled() => break,
-                asked = refresh.recv() => {
-                    let Some(asked) = asked else { break };
-                    if let (Some(name), Some(me)) = (asked, self.settings.me.as_mut()) {
-                        me.name = name;
-                    }
-                    self.speak().await;
-                    let now = Instant::now();
-                    burst = BURST.iter().map(|d| now + *d).collect();
-                }
-                received = recv(self.shared.as_ref(), &mut shared_buf) => {
-                    self.on_datagram(received, &shared_buf).await;
-                }
-                received = self.own.recv_from(&mut own_buf) => {
-                    self.on_datagram(received, &own_buf).await;
-                }
-                () = sleep_until(next_burst) => {
-                    burst.remove(0);
-                    self.speak().await;
-                }
-                () = tokio::time::sleep_until(next_announce), if self.settings.me.is_some() => {
-                    self.announce().await;
-                    next_announce = Instant::now() + self.next_gap();
-                }
-                () = sleep_until(expiry) => {
-                    let gone = self.table.expire(std::time::Instant::now());
-                    self.report(gone).await;
-                }
-            }
-        }
-        if self.settings.me.is_some() {
-            let bye = Datagram::Goodbye {
-                instance: self.instance,
-            }
-            .encode();
-            for iface in &self.ifaces {
-                sockets::to_link(
-                    &self.own,
-                    &bye,
-                    iface,
-                    self.settings.group,
-                    self.settings.port,
-                )
-                .await;
-            }
-        }
-    }
-
-    /// Until the next periodic announce: between two thirds of the interval and all of it.
-    fn next_gap(&mut self) -> Duration {
-        // xorshift: spread, not secret.
-        self.jitter ^= self.jitter << 13;
-        self.jitter ^= self.jitter >> 7;
-        self.jitter ^= self.jitter << 17;
-        let third = self.settings.interval.as_millis() as u64 / 3;
-        self.settings.interval - Duration::from_millis(self.jitter % (third + 1))
-    }
-
-    /// What this tern says of itself, if it announces.
-    fn announce_datagram(&self) -> Option<Vec<u8>> {
-        let me = self.settings.me.as_ref()?;
-        // The longest wait before our next announce, in whole seconds rounded up.
-        let interval = self.settings.interval.as_millis().div_ceil(1000);
-        Some(
-            Datagram::Announce(Announce {
-                instance: self.instance,
-                port: me.port,
-                version: me.version,
-                caps: me.caps,
-                interval: u16::try_from(interval).unwrap_or(u16::MAX),
-                fingerprint: me.fingerprint.clone(),
-                name: me.name.clone(),
-            })
-            .encode(),
-        )
-    }
-
-    async fn announce(&self) {
-        if let Some(bytes) = self.announce_datagram() {
-            self.to_every_link(&bytes).await;
-        }
-    }
-
-    /// Announce (if we do) and probe (if we look).
-    async fn speak(&self) {
-        self.announce().await;
-        if self.sightings.is_some() {
-            let probe = Datagram::Probe {
-                instance: self.instance,
-            }
-            .encode();
-            self.to_every_link(&probe).await;
-        }
-    }
-
-    async fn to_every_link(&self, bytes: &[u8]) {
-        for iface in &self.ifaces {
-            sockets::to_link(
-                &self.own,
-                bytes,
-                iface,
-                self.settings.group,
-                self.settings.port,
-            )
-            .await;
-        }
-    }
-
-    async fn on_datagram(&mut self, received: std::io::Result<(usize, SocketAddr)>, buf: &[u8]) {
-        let (n, from) = match received {
-            Ok(received) => received,
-            Err(e) => {
-                // Windows reports an earlier datagram's ICMP "port unreachable" here; anything
-                // else is as passing. A short pause keeps a lasting error from spinning.
-                tracing::debug!(error = %e, "discovery receive");
-                if e.kind() != std::io::ErrorKind::ConnectionReset {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                return;
-            }
-        };
-        let SocketAddr::V4(from) = from else {
-            return;
-        };
-        // Only from the subnets we speak on: not from a container bridge or a VPN left out.
-        if !self.ifaces.iter().any(|i| i.holds(*from.ip())) {
-            tracing::trace!(%from, "discovery datagram from outside our subnets");
-            return;
-        }
-        let datagram = match Datagram::decode(&buf[..n.min(buf.len())]) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::debug!(%from, error = %e, "not a discovery datagram");
-                return;
-            }
-        };
-        if datagram.instance() == self.instance {
-            return;
-        }
-        match datagram {
-            Datagram::Announce(a) => {
-                let ours = self.settings.mine.as_deref();
-                if !a.fingerprint.is_empty() && ours == Some(a.fingerprint.as_str()) {
-                    return;
-                }
-                let heard = self.table.heard(&a, *from.ip(), std::time::Instant::now());
-                self.report(heard).await;
-            }
-            Datagram::Goodbye { instance } => {
-                let gone = self.table.goodbye(instance);
-                self.report(gone.into_iter().collect()).await;
-            }
-            Datagram::Probe { .. } => self.answer(from).await,
-        }
-    }
-
-    /// Answer a probe from `from` with our announce, to it alone.
-    async fn answer(&mut self, from: SocketAddrV4) {
-        let Some(bytes) = self.announce_datagram() else {
-            return;
-        };
-        let now = Instant::now();
-        if self
-            .answered
-            .get(&from)
-            .is_some_and(|at| now.duration_since(*at) < ANSWER_GAP)
-        {
-            return;
-        }
-        if self.answered.len() >= ANSWERED_MAX {
-            self.answered
-                .retain(|_, at| now.duration_since(*at) < ANSWER_GAP);
-        }
-        if self.answered.len() < ANSWERED_MAX {
-            self.answered.insert(from, now);
-        }
-        sockets::send(&self.own, &bytes, from, "").await;
-    }
-
-    async fn report(&self, sightings: Vec<Sighting>) {
-        let Some(tx) = &self.sightings else {
-            return;
-        };
-        for s in sightings {
-            tracing::debug!(sighting = ?s, "discovery");
-            if tx.send(s).await.is_err() {
-                return;
-            }
-        }
-    }
-}
-
-async fn recv(socket: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
-    match socket {
-        Some(s) => s.recv_from(buf).await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
