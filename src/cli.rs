@@ -199,8 +199,8 @@ pub struct ListenArgs {
     /// Port to listen on [default: 8989].
     #[arg(long, value_name = "PORT")]
     pub port: Option<u16>,
-    /// Do not announce this tern on the LAN nor answer discovery probes (peers can still
-    /// connect by address).
+    /// Stay off the LAN's lists: do not announce this tern, answer discovery probes nor probe
+    /// by itself (peers can still connect by address).
     #[arg(long)]
     pub no_announce: bool,
 }

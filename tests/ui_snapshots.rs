@@ -481,6 +481,39 @@ fn the_peer_list_shows_each_peer_its_state_and_unread_count() {
 }
 
 #[test]
+fn peers_found_on_the_lan_are_listed_with_their_address_and_say_how_to_connect() {
+    use tern::net::discovery::{Found, Sighting};
+    let found = |instance: u64, name: &str, last: u8, port: u16| Found {
+        instance,
+        name: name.into(),
+        addr: std::net::Ipv4Addr::new(192, 168, 1, last),
+        port,
+        fingerprint: Fingerprint::of(&[last; 32]).to_string(),
+        version: 2,
+        caps: 0,
+    };
+    let mut app = listening();
+    app.discovering = true;
+    // Connected, and announcing the same key: one entry.
+    let ana = PeerId::next();
+    let verified = Verdict::Known { verified: true };
+    joins_with(&mut app, ana, "ana@desk", 50001, key(20, verified));
+    app.update(Msg::Lan(Sighting::Found(found(1, "ana@desk", 20, 8989))));
+    app.update(Msg::Lan(Sighting::Found(found(2, "bo", 31, 9000))));
+    app.update(Msg::Lan(Sighting::Found(found(
+        3,
+        "陈静的笔记本电脑",
+        42,
+        8989,
+    ))));
+    app.update(Msg::Key(crossterm::event::KeyEvent::new(
+        crossterm::event::KeyCode::Char('2'),
+        crossterm::event::KeyModifiers::ALT,
+    )));
+    insta::assert_snapshot!(render(&mut app, 100, 20).backend());
+}
+
+#[test]
 fn everyone_shows_every_conversation_labelled_by_peer() {
     let mut app = listening();
     let (ana, bo) = (PeerId::next(), PeerId::next());

@@ -87,6 +87,9 @@ pub struct Settings {
     pub me: Option<Me>,
     /// Probe on start and report what is heard; false for a tern that only announces.
     pub looking: bool,
+    /// Send nothing until asked (`--no-announce`): others are heard when they announce, and
+    /// probed only on a refresh.
+    pub hidden: bool,
     /// This machine's fingerprint: terns with our own key (another of our processes) are not
     /// listed.
     pub mine: Option<String>,
@@ -102,6 +105,7 @@ impl Settings {
             ifaces,
             me,
             looking,
+            hidden: false,
             interval: interval_from_env(),
             port: std::env::var(PORT_VAR)
                 .ok()
@@ -129,6 +133,7 @@ impl Wanted {
             None
         };
         let mut settings = Settings::new(self.ifaces.clone(), me, looking);
+        settings.hidden = !self.announce;
         settings.mine = config
             .security
             .identity()
@@ -245,6 +250,7 @@ impl Discovery {
             shared: sockets.shared,
             own: sockets.own,
             sightings: settings.looking.then_some(sightings_tx),
+            probing: settings.looking && !settings.hidden,
             table: table::Table::default(),
             answered: std::collections::HashMap::new(),
             jitter: instance,

@@ -29,6 +29,8 @@ pub(super) struct Actor {
     pub(super) shared: Option<UdpSocket>,
     pub(super) own: UdpSocket,
     pub(super) sightings: Option<mpsc::Sender<Sighting>>,
+    /// Probes go out with our announces: when we look, unless hidden and not asked to.
+    pub(super) probing: bool,
     pub(super) table: table::Table,
     /// When each address last had an answer to its probe.
     pub(super) answered: std::collections::HashMap<SocketAddrV4, Instant>,
@@ -58,6 +60,8 @@ impl Actor {
                     if let (Some(name), Some(me)) = (asked, self.settings.me.as_mut()) {
                         me.name = name;
                     }
+                    // Asked: a hidden tern probes too now.
+                    self.probing = self.sightings.is_some();
                     self.speak().await;
                     let now = Instant::now();
                     burst = BURST.iter().map(|d| now + *d).collect();
@@ -138,7 +142,7 @@ impl Actor {
     /// Announce (if we do) and probe (if we look).
     async fn speak(&self) {
         self.announce().await;
-        if self.sightings.is_some() {
+        if self.probing {
             let probe = Datagram::Probe {
                 instance: self.instance,
             }

@@ -30,6 +30,8 @@ fn udp() -> std::io::Result<Socket> {
 pub fn open(port: u16, group: Ipv4Addr, ifaces: &[Iface]) -> std::io::Result<Sockets> {
     let mut problems = Vec::new();
     let own = udp()?;
+    // Nothing discovery sends is for another network.
+    own.set_ttl_v4(1)?;
     own.set_multicast_ttl_v4(1)?;
     // Other terns on this machine hear us too.
     own.set_multicast_loop_v4(true)?;

@@ -100,13 +100,19 @@ impl App {
     }
 }
 
-/// `c`'s connected peer has the key `found` announced.
+/// `c`'s connected peer is the one `found` announced: it has that key, or, with neither
+/// having a key (`--insecure`), the same address.
 fn has_key(c: &Conversation, found: &Found) -> bool {
     match &c.link {
-        Link::Connected(info) => info
-            .key
-            .as_ref()
-            .is_some_and(|k| k.fingerprint.to_string() == found.fingerprint),
+        Link::Connected(info) => match &info.key {
+            Some(k) => k.fingerprint.to_string() == found.fingerprint,
+            None => {
+                found.fingerprint.is_empty()
+                    && info
+                        .addr
+                        .is_some_and(|a| a.ip() == std::net::IpAddr::V4(found.addr))
+            }
+        },
         _ => false,
     }
 }

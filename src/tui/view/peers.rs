@@ -2,7 +2,7 @@
 //! its messages are unread. The open conversation is marked. A connected peer's mark says how
 //! far it is trusted: ✓ verified, ● encrypted, ! key changed, and ● in the busy colour for a
 //! session that is not encrypted. A peer found on the LAN without a session is ◇ (Enter
-//! connects).
+//! connects), with its address on a line of its own.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -50,11 +50,11 @@ impl Widget for &PeerList<'_> {
         if w < 6 || inner.height == 0 {
             return;
         }
-        // The open entry stays in view.
-        let rows = inner.height as usize;
-        let first = app.open.saturating_sub(rows - 1);
+        // Each conversation's lines; a peer found on the LAN without a session has a second,
+        // its address.
         let mut lines = Vec::new();
-        for (i, conv) in app.conversations.iter().enumerate().skip(first).take(rows) {
+        let mut open_last = 0;
+        for (i, conv) in app.conversations.iter().enumerate() {
             let number = match i {
                 0 => "0".to_string(),
                 1..=9 => i.to_string(),
@@ -82,11 +82,32 @@ impl Widget for &PeerList<'_> {
                 Span::raw(pad),
                 Span::styled(unread, theme.key().add_modifier(Modifier::BOLD)),
             ]);
+            let address = conv
+                .lan
+                .as_ref()
+                .filter(|_| !conv.link.is_live())
+                .map(|found| {
+                    let text = truncate(&found.target(), w.saturating_sub(4));
+                    Line::from(vec![Span::raw("    "), Span::styled(text, theme.dim())])
+                });
             if i == app.open {
                 line = line.style(theme.selected());
             }
             lines.push(line);
+            if let Some(mut address) = address {
+                if i == app.open {
+                    address = address.style(theme.selected());
+                }
+                lines.push(address);
+            }
+            if i == app.open {
+                open_last = lines.len() - 1;
+            }
         }
+        // The open entry stays in view.
+        let rows = inner.height as usize;
+        let first = (open_last + 1).saturating_sub(rows);
+        let lines: Vec<Line> = lines.into_iter().skip(first).take(rows).collect();
         Paragraph::new(lines).render(inner, buf);
     }
 }
