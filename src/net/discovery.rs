@@ -90,8 +90,8 @@ pub struct Settings {
     /// Send nothing until asked (`--no-announce`): others are heard when they announce, and
     /// probed only on a refresh.
     pub hidden: bool,
-    /// This machine's fingerprint: terns with our own key (another of our processes) are not
-    /// listed.
+    /// This machine's fingerprint: a tern on this machine with our own key (another of our
+    /// processes) is not listed.
     pub mine: Option<String>,
     pub interval: Duration,
     pub port: u16,

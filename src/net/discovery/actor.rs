@@ -197,8 +197,14 @@ impl Actor {
         }
         match datagram {
             Datagram::Announce(a) => {
+                // Another tern of ours on this machine: our key, from one of our addresses.
+                // (Machines that share one key, copied or in a test, are still each other's
+                // peers.)
                 let ours = self.settings.mine.as_deref();
-                if !a.fingerprint.is_empty() && ours == Some(a.fingerprint.as_str()) {
+                if !a.fingerprint.is_empty()
+                    && ours == Some(a.fingerprint.as_str())
+                    && self.ifaces.iter().any(|i| i.ip == *from.ip())
+                {
                     return;
                 }
                 let heard = self.table.heard(&a, *from.ip(), std::time::Instant::now());
