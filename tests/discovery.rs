@@ -473,7 +473,10 @@ fn hosts_that_share_one_key_still_list_each_other_but_not_themselves() -> Result
         .host("ben", &[1])?
         .with_env("TERN_CONFIG_DIR", &config.to_string_lossy());
     ben.fingerprint = ben.tern_id()?;
-    ensure!(ben.fingerprint == ann.fingerprint, "ben does not have ann's key");
+    ensure!(
+        ben.fingerprint == ann.fingerprint,
+        "ben does not have ann's key"
+    );
     let _recv = [ann.listen(&[])?, ben.listen(&[])?];
     for (host, other) in [(&ann, &ben), (&ben, &ann)] {
         let peers = host.peers("2", &[])?;
@@ -481,6 +484,31 @@ fn hosts_that_share_one_key_still_list_each_other_but_not_themselves() -> Result
         peers.ensure_omits(host, "that is its own listener")?;
         peers.ensure_others(1)?;
     }
+    Ok(())
+}
+
+#[test]
+fn a_listener_whose_address_comes_later_is_found_once_it_has_one() -> Result<()> {
+    const TEST: &str = "a_listener_whose_address_comes_later_is_found_once_it_has_one";
+    let Some(mut lan) = Lan::new(TEST)? else {
+        return Ok(());
+    };
+    let ann = lan.host("ann", &[1])?;
+    let ben = lan
+        .host("ben", &[1])?
+        .with_env("TERN_ANNOUNCE_INTERVAL", "1");
+    // ben starts with no address, as a laptop before DHCP answers.
+    ben.ns.ip(&format!("addr flush dev {}", ben.iface(1)))?;
+    let _recv = ben.listen(&[])?;
+    ann.peers("1", &[])?.ensure_others(0)?;
+    ben.ns.ip(&format!(
+        "addr add {}/24 brd + dev {}",
+        ben.addr(1),
+        ben.iface(1)
+    ))?;
+    // Its next announce (within a second) goes out on the interface it has now.
+    let peers = ann.peers("3", &[])?;
+    peers.ensure_lists(&ben, 1, PORT, 2)?;
     Ok(())
 }
 

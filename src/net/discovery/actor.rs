@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::interfaces::Iface;
+use super::interfaces::{self, Iface};
 use super::table::{self, Sighting};
 use super::{Settings, sockets};
 use crate::protocol::discovery::{self as wire, Announce, Datagram, Instance};
@@ -62,6 +62,7 @@ impl Actor {
                     }
                     // Asked: a hidden tern probes too now.
                     self.probing = self.sightings.is_some();
+                    self.rescan();
                     self.speak().await;
                     let now = Instant::now();
                     burst = BURST.iter().map(|d| now + *d).collect();
@@ -77,6 +78,7 @@ impl Actor {
                     self.speak().await;
                 }
                 () = tokio::time::sleep_until(next_announce), if self.settings.me.is_some() => {
+                    self.rescan();
                     self.announce().await;
                     next_announce = Instant::now() + self.next_gap();
                 }
@@ -102,6 +104,36 @@ impl Actor {
                 .await;
             }
         }
+    }
+
+    /// Take the interfaces as they are now (a Wi-Fi joined, a cable plugged in, a new address
+    /// from DHCP since we started), joining the group on new ones.
+    fn rescan(&mut self) {
+        let Ok(all) = interfaces::candidates() else {
+            return;
+        };
+        let Ok(choice) = interfaces::choose(&all, &self.settings.ifaces) else {
+            return;
+        };
+        if choice.used == self.ifaces {
+            return;
+        }
+        if let Some(shared) = &self.shared {
+            let group = self.settings.group;
+            for gone in self.ifaces.iter().filter(|i| !choice.used.contains(i)) {
+                let _ = shared.leave_multicast_v4(group, gone.ip);
+            }
+            for new in choice.used.iter().filter(|i| !self.ifaces.contains(i)) {
+                if let Err(e) = shared.join_multicast_v4(group, new.ip) {
+                    tracing::warn!(iface = %new.name, error = %e, "cannot join the discovery group");
+                }
+            }
+        }
+        tracing::info!(
+            ifaces = ?choice.used.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
+            "discovery interfaces changed"
+        );
+        self.ifaces = choice.used;
     }
 
     /// Until the next periodic announce: between two thirds of the interval and all of it.
