@@ -258,17 +258,21 @@ fn listed_options(help: &str) -> Vec<String> {
 fn each_help_lists_exactly_the_options_its_command_takes() -> anyhow::Result<()> {
     let talk = ["--name", "--encoding", "--no-history"];
     let receive = ["--download-dir", "--yes", "--max-file-size", "--max-total"];
-    let listen = ["--bind", "--port"];
+    let listen = ["--bind", "--port", "--no-announce"];
     let wire = ["--raw", "--insecure"];
-    let cases: [(&[&str], Vec<&str>); 8] = [
-        (&["--help"], [&listen[..], &talk, &wire, &receive].concat()),
+    let iface = ["--iface"];
+    let cases: [(&[&str], Vec<&str>); 9] = [
+        (
+            &["--help"],
+            [&listen[..], &talk, &wire, &receive, &iface].concat(),
+        ),
         (
             &["listen", "--help"],
-            [&listen[..], &talk, &wire, &receive].concat(),
+            [&listen[..], &talk, &wire, &receive, &iface].concat(),
         ),
         (
             &["connect", "--help"],
-            [&talk[..], &wire, &receive].concat(),
+            [&talk[..], &wire, &receive, &iface].concat(),
         ),
         (&["demo", "--help"], [&talk[..], &receive].concat()),
         (
@@ -277,6 +281,7 @@ fn each_help_lists_exactly_the_options_its_command_takes() -> anyhow::Result<()>
                 &["--retries", "--json", "--peer-fingerprint"][..],
                 &talk,
                 &wire,
+                &iface,
             ]
             .concat(),
         ),
@@ -288,12 +293,17 @@ fn each_help_lists_exactly_the_options_its_command_takes() -> anyhow::Result<()>
                 &talk,
                 &wire,
                 &receive,
+                &iface,
             ]
             .concat(),
         ),
         (
             &["history", "--help"],
             vec!["--limit", "--search", "--json"],
+        ),
+        (
+            &["peers", "--help"],
+            [&["--wait", "--json"][..], &iface].concat(),
         ),
         (&["id", "--help"], vec![]),
     ];

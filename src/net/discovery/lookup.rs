@@ -118,8 +118,8 @@ pub async fn target(
     match named(target.trim(), ifaces, mine).await {
         Ok(found) => Ok(found.target()),
         Err(e) => Err(format!(
-            "{}: not a host name ({why}), and {e}",
-            crate::text::Shown::new(target)
+            "{}: {why}; and {e}",
+            crate::text::Shown::new(session::with_default_port(target, crate::cli::DEFAULT_PORT))
         )),
     }
 }
