@@ -2,7 +2,7 @@
 //! a folder with a CJK name and chat lines in GBK and UTF-8, each way; the names Windows
 //! cannot hold, sent to the Windows receiver, which must refuse each with its reason, let
 //! nothing out of its download dir and overwrite nothing; a transfer to it cut and resumed;
-//! and the tutorial's raw GBK peers.
+//! the tutorial's raw GBK peers; and discovery, each build finding the other's listener.
 //!
 //! Needs wine, a prefix made by `.ci/wine/setup.sh PREFIX` in `WINEPREFIX`, and the path of
 //! tern.exe (`cargo build --target x86_64-pc-windows-gnu`) in `TERN_WINDOWS_EXE`. Without them
@@ -26,8 +26,9 @@ use tern::transfer::incoming::PARTIAL_SUFFIX;
 
 use common::tutorial::{GREETING, ensure_greeting_answered, gbk_server, hex, line_value};
 use common::{
-    Proc, TIMEOUT, ensure_same_file, list_files, list_tree, peers_dir, spawn_logged, spawn_python,
-    spawn_recv, spawn_recv_with, spawn_tern, write_file, write_random_file,
+    DISCOVERY_PORT_VAR, Proc, TIMEOUT, ensure_same_file, list_files, list_tree,
+    lonely_discovery_port, peers_dir, spawn_logged, spawn_python, spawn_recv, spawn_recv_with,
+    spawn_tern, tern_command, write_file, write_random_file,
 };
 
 /// Wine starts a process in one to three seconds; a session with one also runs slower.
@@ -91,6 +92,7 @@ impl Wine {
             // A machine of its own each time, as for the Linux processes (tern_command).
             .env("TERN_CONFIG_DIR", windows_path(log_dir))
             .env("TERN_DATA_DIR", windows_path(log_dir))
+            .env(DISCOVERY_PORT_VAR, lonely_discovery_port())
             .env_remove("TERN_LOG");
         cmd
     }
@@ -785,4 +787,64 @@ fn a_cut_transfer_to_windows_resumes_in_the_next_process() -> anyhow::Result<()>
         "the download dir holds {landed:?}\n{recv}"
     );
     ensure_same_file(&file, &inbox.join("整段录像.bin"))
+}
+
+/// `tern peers --json --wait 3 --iface lo` run by `make`: the objects it printed.
+fn peers_listed(
+    name: &str,
+    make: impl FnOnce(&Path) -> Command,
+) -> anyhow::Result<(Vec<serde_json::Value>, common::Finished)> {
+    let out = spawn_logged(name, make)?.finish(SESSION_TIMEOUT)?;
+    out.ensure_success()?;
+    let listed = out
+        .stdout_text()?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<Vec<serde_json::Value>, _>>()
+        .with_context(|| format!("{name} printed something that is not JSON\n{out}"))?;
+    Ok((listed, out))
+}
+
+/// Discovery between the two builds, on loopback (named with `--iface`, so no LAN is needed):
+/// each lists the other's listener with its name, TCP port and protocol version, as Windows'
+/// sockets (shared port, multicast out of a chosen interface) see them.
+#[test]
+fn windows_and_linux_find_each_other_by_discovery() -> anyhow::Result<()> {
+    let Some(wine) = Wine::from_env("windows_and_linux_find_each_other_by_discovery")? else {
+        return Ok(());
+    };
+    // One discovery port for this test's terns alone.
+    let lan = lonely_discovery_port();
+    let on_lan = |mut cmd: Command| {
+        cmd.env(DISCOVERY_PORT_VAR, &lan);
+        cmd
+    };
+    let lo = ["--iface", "lo"].map(OsStr::new);
+    let named = |name: &'static str| [[OsStr::new("--name"), OsStr::new(name)], lo].concat();
+    let (_windows, windows_port) =
+        spawn_recv_with("tern.exe recv", &named(WINDOWS.name), |name, args| {
+            spawn_logged(name, |log| on_lan(wine.command(log, args)))
+        })?;
+    let (_linux, linux_port) = spawn_recv_with("tern recv", &named(LINUX.name), |name, args| {
+        spawn_logged(name, |log| on_lan(tern_command(log, args)))
+    })?;
+    let looking = ["peers", "--json", "--wait", "3", "--iface", "lo"].map(OsStr::new);
+    let (by_linux, linux_out) =
+        peers_listed("tern peers", |log| on_lan(tern_command(log, looking)))?;
+    let (by_windows, windows_out) =
+        peers_listed("tern.exe peers", |log| on_lan(wine.command(log, &looking)))?;
+    for (listed, side, port, out) in [
+        (&by_linux, WINDOWS.name, windows_port, &linux_out),
+        (&by_windows, LINUX.name, linux_port, &windows_out),
+    ] {
+        let found = listed.iter().any(|p| {
+            p["name"] == side
+                && p["addr"] == "127.0.0.1"
+                && p["port"] == u64::from(port)
+                && p["version"] == 2
+                && p["fingerprint"].as_str().is_some_and(|f| f.len() == 24)
+        });
+        ensure!(found, "{side} on port {port} was not listed\n{out}");
+    }
+    Ok(())
 }
