@@ -6,12 +6,13 @@
 //!
 //! - [`text`]: encodings (UTF-8, GBK) at the edge, cell widths.
 //! - [`crypto`]: this machine's identity, the known peers, version 2's Noise handshake and
-//!   records (not yet used by sessions).
-//! - [`protocol`]: the wire format: preamble, frames, codec. No I/O.
+//!   records.
+//! - [`protocol`]: the wire format: preamble, frames, codec; discovery's datagrams. No I/O.
 //! - [`transfer`]: transfer states; reading files out, writing `.part` files in, safe names.
 //! - [`session`]: one actor per connection, owning the socket; handles and events.
-//! - [`net`]: the connection layer: the listener, dialling, every session by `PeerId`.
-//! - [`headless`]: `tern send` / `tern recv`, driven by stdin and stdout.
+//! - [`net`]: the connection layer: the listener, dialling, every session by `PeerId`; LAN
+//!   discovery (`net::discovery`).
+//! - [`headless`]: `tern send` / `tern recv` / `tern peers`, driven by stdin and stdout.
 //! - [`tui`]: the terminal UI: app state + update, views, the async loop.
 //! - [`demo`]: a built-in peer for `tern demo`.
 //! - [`history`]: conversations kept in SQLite, written off the session thread.

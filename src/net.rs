@@ -5,6 +5,8 @@
 //! Each session is served by a task of its own (`peer::serve`) that forwards its events and
 //! feeds it commands in order, so one peer whose link is stalled holds up nobody else's
 //! commands, and the reports of all peers share the one channel in turn.
+//!
+//! `discovery` finds the terns on the LAN and says this one is there; it never connects.
 
 pub mod discovery;
 mod peer;
