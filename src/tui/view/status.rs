@@ -29,6 +29,10 @@ impl Widget for &StatusBar<'_> {
         let conv = app.conv();
         if !conv.everyone {
             parts.push(match &conv.link {
+                Link::Idle | Link::Disconnected(_) if conv.lan.is_some() => {
+                    let at = conv.lan.as_ref().map(|f| f.target()).unwrap_or_default();
+                    format!("{}: on the LAN at {at}, Enter connects", conv.name)
+                }
                 Link::Idle => format!("{}: not connected", conv.name),
                 Link::Connecting(target) => format!("connecting to {target}"),
                 Link::Handshaking(addr) => format!("identifying {addr}"),
