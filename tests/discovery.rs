@@ -24,7 +24,7 @@ use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 
 use common::netns::{self, Netns, unique_name};
-use common::pty::{Launch, Tui};
+use common::pty::{Launch, Tui, list_row};
 use common::{
     DISCOVERY_PORT_VAR, Finished, Proc, TIMEOUT, ensure_same_file, is_listening_line, list_tree,
     spawn_logged, tern_command, write_file,
@@ -837,17 +837,6 @@ fn an_insecure_listener_is_listed_with_version_1() -> Result<()> {
 
 // ---------------------------------------------------------------------------------------------
 // The TUI's peer list
-
-/// The peer list's row naming `peer`, its words joined by single spaces, if it is on screen
-/// (the list is the leftmost pane: `│1 ◇ kay      │`).
-fn list_row(screen: &str, peer: &str) -> Option<String> {
-    screen.lines().find_map(|line| {
-        let inner = line.strip_prefix('│')?;
-        let cell = &inner[..inner.find('│')?];
-        let words: Vec<&str> = cell.split_whitespace().collect();
-        words.contains(&peer).then(|| words.join(" "))
-    })
-}
 
 /// Whether the list shows `peer` as discovered, not connected (`◇`).
 fn shows_discovered(screen: &str, peer: &str) -> bool {

@@ -8,22 +8,12 @@ mod common;
 
 use anyhow::{Result, bail};
 
-use common::pty::{Tui, connect};
+use common::pty::{Tui, connect, list_row};
 
 const ALT_0: &str = "\x1b0";
 const ALT_2: &str = "\x1b2";
 const ALT_A: &str = "\x1ba";
 const CTRL_N: &str = "\x0e";
-
-/// The peer list's row naming `peer` (`2 ● cy    1`), trimmed, if it is on screen.
-fn list_row(screen: &str, peer: &str) -> Option<String> {
-    screen.lines().find_map(|line| {
-        let inner = line.strip_prefix('│')?;
-        let cell = &inner[..inner.find('│')?];
-        let words: Vec<&str> = cell.split_whitespace().collect();
-        (words.get(2) == Some(&peer)).then(|| words.join(" "))
-    })
-}
 
 /// The number after `peer`'s name in the list (its unread count), 0 when there is none.
 fn unread(screen: &str, peer: &str) -> Option<usize> {

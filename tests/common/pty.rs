@@ -444,3 +444,14 @@ pub fn wait_until(
         thread::sleep(POLL);
     }
 }
+
+/// The peer list's row naming `peer` (the list is the leftmost pane: `│2 ● cy    1│`), its
+/// words joined by single spaces, if it is on screen.
+pub fn list_row(screen: &str, peer: &str) -> Option<String> {
+    screen.lines().find_map(|line| {
+        let inner = line.strip_prefix('│')?;
+        let cell = &inner[..inner.find('│')?];
+        let words: Vec<&str> = cell.split_whitespace().collect();
+        (words.get(2) == Some(&peer)).then(|| words.join(" "))
+    })
+}
