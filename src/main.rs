@@ -97,9 +97,13 @@ async fn run(action: Action, options: Options) -> anyhow::Result<ExitCode> {
         }
         Action::Listen(addr) => {
             let listener = bind(addr).await?;
-            let port = listener.local_addr()?.port();
-            let settings =
-                wanted(&options).listener(&config, port, tern::protocol::discovery::caps::UI, true);
+            let local = listener.local_addr()?;
+            let settings = wanted(&options).listener(
+                &config,
+                local,
+                tern::protocol::discovery::caps::UI,
+                true,
+            );
             let discovery = discover(settings)?;
             tui(Start::Listen(listener), config, history.take(), discovery).await
         }

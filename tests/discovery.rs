@@ -600,6 +600,27 @@ fn a_host_on_two_switches_is_found_on_each_at_its_address_there() -> Result<()> 
 }
 
 #[test]
+fn a_listener_bound_to_one_address_is_announced_only_there() -> Result<()> {
+    const TEST: &str = "a_listener_bound_to_one_address_is_announced_only_there";
+    let Some(mut lan) = Lan::new(TEST)? else {
+        return Ok(());
+    };
+    let ann = lan.host("ann", &[1])?;
+    let mid = lan.host("mid", &[1, 2])?;
+    let dan = lan.host("dan", &[2])?;
+    // Reachable on segment 2 only: announcing it on segment 1 would list an address that
+    // refuses connections.
+    let bound = mid.addr(2).to_string();
+    let _recv = mid.listen(&["--bind", &bound])?;
+    let peers = dan.peers("2", &[])?;
+    peers.ensure_lists(&mid, 2, PORT, 2)?;
+    let peers = ann.peers("2", &[])?;
+    peers.ensure_omits(&mid, "it listens only on its segment-2 address")?;
+    peers.ensure_others(0)?;
+    Ok(())
+}
+
+#[test]
 fn peers_with_iface_looks_on_that_interface_only() -> Result<()> {
     const TEST: &str = "peers_with_iface_looks_on_that_interface_only";
     let Some(TwoSwitches { ann, mid, dan, .. }) = &two_switches(TEST)? else {

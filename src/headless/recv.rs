@@ -50,7 +50,7 @@ pub async fn recv(
         .with_context(|| format!("cannot listen on {bind}"))?;
     let local = listener.local_addr()?;
     let mut discovery = if wanted.announce && !config.raw {
-        let settings = wanted.listener(&config, local.port(), 0, false);
+        let settings = wanted.listener(&config, local, 0, false);
         Discovery::start_or_say(settings, note).map_err(anyhow::Error::msg)?
     } else {
         None

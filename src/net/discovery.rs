@@ -90,6 +90,8 @@ pub struct Settings {
     /// Send nothing until asked (`--no-announce`): others are heard when they announce, and
     /// probed only on a refresh.
     pub hidden: bool,
+    /// The one address the listener serves (`--bind`): only its interface is used.
+    pub bound: Option<std::net::IpAddr>,
     /// This machine's fingerprint: a tern on this machine with our own key (another of our
     /// processes) is not listed.
     pub mine: Option<String>,
@@ -106,6 +108,7 @@ impl Settings {
             me,
             looking,
             hidden: false,
+            bound: None,
             interval: interval_from_env(),
             port: std::env::var(PORT_VAR)
                 .ok()
@@ -123,22 +126,49 @@ impl Wanted {
     pub fn listener(
         &self,
         config: &SessionConfig,
-        port: u16,
+        listening: std::net::SocketAddr,
         caps: u32,
         looking: bool,
     ) -> Settings {
         let me = if self.announce {
-            Me::listener(config, port, caps)
+            Me::listener(config, listening.port(), caps)
         } else {
             None
         };
         let mut settings = Settings::new(self.ifaces.clone(), me, looking);
+        // Bound to one address (`--bind`): peers can reach us only there.
+        if !listening.ip().is_unspecified() {
+            settings.bound = Some(listening.ip());
+        }
         settings.hidden = !self.announce;
         settings.mine = config
             .security
             .identity()
             .map(|i| i.fingerprint().to_string());
         settings
+    }
+}
+
+impl Settings {
+    /// The interfaces to use now: those `--iface` names or the LAN's, and of those only the
+    /// one holding the address a `--bind` listener serves.
+    pub(crate) fn interfaces(&self) -> Result<Choice, String> {
+        let candidates = interfaces::candidates()
+            .map_err(|e| format!("cannot list the network interfaces: {e}"))?;
+        let mut choice = interfaces::choose(&candidates, &self.ifaces)?;
+        if let Some(bound) = self.bound {
+            let (used, elsewhere): (Vec<Iface>, Vec<Iface>) = choice
+                .used
+                .into_iter()
+                .partition(|i| std::net::IpAddr::V4(i.ip) == bound);
+            choice.used = used;
+            for iface in elsewhere {
+                choice
+                    .skipped
+                    .push((iface.name, "not the address tern listens on (--bind)"));
+            }
+        }
+        Ok(choice)
     }
 }
 
@@ -223,9 +253,7 @@ impl Discovery {
     /// Open the sockets and start. An error: an `--iface` that does not exist, or no UDP
     /// socket at all.
     pub fn start(settings: Settings) -> Result<Discovery, String> {
-        let candidates = interfaces::candidates()
-            .map_err(|e| format!("cannot list the network interfaces: {e}"))?;
-        let choice = interfaces::choose(&candidates, &settings.ifaces)?;
+        let choice = settings.interfaces()?;
         let sockets = sockets::open(settings.port, settings.group, &choice.used)
             .map_err(|e| format!("cannot open a UDP socket for discovery: {e}"))?;
         let tried = Tried {

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::interfaces::{self, Iface};
+use super::interfaces::Iface;
 use super::table::{self, Sighting};
 use super::{Settings, sockets};
 use crate::protocol::discovery::{self as wire, Announce, Datagram, Instance};
@@ -109,10 +109,7 @@ impl Actor {
     /// Take the interfaces as they are now (a Wi-Fi joined, a cable plugged in, a new address
     /// from DHCP since we started), joining the group on new ones.
     fn rescan(&mut self) {
-        let Ok(all) = interfaces::candidates() else {
-            return;
-        };
-        let Ok(choice) = interfaces::choose(&all, &self.settings.ifaces) else {
+        let Ok(choice) = self.settings.interfaces() else {
             return;
         };
         if choice.used == self.ifaces {
