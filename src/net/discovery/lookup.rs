@@ -47,18 +47,19 @@ pub async fn look(
 /// How long a name is looked for on the LAN.
 pub const NAME_WAIT: Duration = Duration::from_secs(2);
 
-/// The tern on the LAN whose display name is `name` (exactly, else ignoring case). An error
-/// lists several that match, or explains why none was found.
+/// The tern on the LAN whose display name is `name` (as it is shown: exactly, else ignoring
+/// case). An error lists several that match, or explains why none was found.
 pub async fn named(name: &str, ifaces: Vec<String>, mine: Option<String>) -> Result<Found, String> {
+    let folded = name.to_lowercase();
     let (found, tried) = look(ifaces, mine, NAME_WAIT, |f| {
-        f.name.eq_ignore_ascii_case(name)
+        shown(f).to_lowercase() == folded
     })
     .await?;
-    let exact: Vec<&Found> = found.iter().filter(|f| f.name == name).collect();
+    let exact: Vec<&Found> = found.iter().filter(|f| shown(f) == name).collect();
     let matches = if exact.is_empty() {
         found
             .iter()
-            .filter(|f| f.name.to_lowercase() == name.to_lowercase())
+            .filter(|f| shown(f).to_lowercase() == folded)
             .collect()
     } else {
         exact
@@ -82,14 +83,14 @@ pub async fn named(name: &str, ifaces: Vec<String>, mine: Option<String>) -> Res
     }
 }
 
+/// The peer's name as a terminal shows it (what a user would type back).
+fn shown(f: &Found) -> String {
+    crate::text::Shown::new(f.name.as_str()).to_string()
+}
+
 /// `NAME  IP:PORT  FINGERPRINT`, the name cleaned for a terminal.
 pub fn line(f: &Found) -> String {
-    format!(
-        "{}  {}  {}",
-        crate::text::Shown::new(f.name.as_str()),
-        f.target(),
-        f.fingerprint
-    )
+    format!("{}  {}  {}", shown(f), f.target(), f.fingerprint)
 }
 
 /// A DNS answer slower than this counts as none: the name is then looked for on the LAN.
