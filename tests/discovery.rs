@@ -700,6 +700,11 @@ fn send_to_a_name_delivers_the_file_to_that_receiver() -> Result<()> {
     let send = sam.run("send", &["send", "rita", file_arg], "")?;
     send.ensure_success()?;
     ensure_same_file(&file, &inbox.path().join("found-by-name.txt"))?;
+    // Typed in other case, the one name still finds her (the second copy is numbered).
+    let send = sam.run("send", &["send", "RITA", file_arg], "")?;
+    send.ensure_success()?;
+    let got = list_tree(inbox.path())?;
+    ensure!(got.len() == 2, "RITA did not reach rita: {got:?}\n{send}");
     let elsewhere = list_tree(other_inbox.path())?;
     ensure!(
         elsewhere.is_empty(),
