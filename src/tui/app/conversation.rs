@@ -156,6 +156,9 @@ pub struct Conversation {
     pub folders: Vec<Folder>,
     /// What discovery last heard of this peer on the LAN (none: not heard, or gone).
     pub lan: Option<crate::net::discovery::Found>,
+    /// Listed only because discovery heard it (not from the history nor a session): it goes
+    /// when the peer leaves the LAN, if nothing happened with it.
+    pub(super) from_lan: bool,
     pub(super) next_folder: u32,
 }
 
@@ -181,6 +184,7 @@ impl Conversation {
             folders: Vec::new(),
             next_folder: 0,
             lan: None,
+            from_lan: false,
         }
     }
 

@@ -42,8 +42,9 @@ impl App {
             // does not push out conversations.
             None if self.conversations.len() >= MAX_CONVERSATIONS => return,
             None => {
-                self.conversations
-                    .push(Conversation::new(name.clone(), Link::Idle));
+                let mut conv = Conversation::new(name.clone(), Link::Idle);
+                conv.from_lan = true;
+                self.conversations.push(conv);
                 self.conversations.len() - 1
             }
         };
@@ -57,15 +58,15 @@ impl App {
         conv.lan = Some(found);
     }
 
-    /// A peer left the LAN: its entry goes, unless it has a session or a transcript, or is
-    /// open.
+    /// A peer left the LAN: an entry only discovery made goes, unless it has a session or a
+    /// transcript, or is open.
     fn gone(&mut self, instance: Instance) {
         let Some(i) = self.index_of_lan(instance) else {
             return;
         };
         let conv = &mut self.conversations[i];
         conv.lan = None;
-        if i != self.open && conv.link == Link::Idle && conv.is_blank() {
+        if conv.from_lan && i != self.open && conv.link == Link::Idle && conv.is_blank() {
             self.remove_at(i);
         }
     }

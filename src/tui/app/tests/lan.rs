@@ -95,6 +95,9 @@ fn a_found_peer_joins_the_conversation_under_its_name_or_its_key() {
         app.conversations[1].target.as_deref(),
         Some("10.0.0.2:9000")
     );
+    // Known from the history before: listed still when she leaves the LAN.
+    lan(&mut app, Sighting::Gone(1));
+    assert_eq!(names(&app), ["Everyone", "ana"]);
     // A connected peer whose key the announce names: the same entry, its session untouched.
     let mut app = connected();
     let key = [7u8; 32];
