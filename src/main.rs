@@ -79,7 +79,7 @@ async fn run(action: Action, options: Options) -> anyhow::Result<ExitCode> {
             config.offers =
                 OfferPolicy::DeclineAll("tern send does not receive files; use tern recv".into());
             let history = history.take().map(|(history, _)| history);
-            let target = find(target, &options).await?;
+            let target = find(target, &options, &config).await?;
             tern::headless::send(&target, paths, config, retries, json, history).await
         }
         Action::Recv {
@@ -108,11 +108,11 @@ async fn run(action: Action, options: Options) -> anyhow::Result<ExitCode> {
             tui(Start::Listen(listener), config, history.take(), discovery).await
         }
         Action::Connect(target) => {
-            let target = find(target, &options).await?;
+            let target = find(target, &options, &config).await?;
             // Not listening: nothing to announce, but others are listed.
             let mut settings =
                 tern::net::discovery::Settings::new(options.ifaces.clone(), None, true);
-            settings.mine = own_fingerprint();
+            settings.mine = tern::net::discovery::fingerprint_of(&config);
             let discovery = discover(settings)?;
             tui(Start::Connect(target), config, history.take(), discovery).await
         }
@@ -156,8 +156,9 @@ fn discover(
 
 /// `target`, or when it is no address nor host name, the address of the tern on the LAN
 /// that has it as its display name.
-async fn find(target: String, options: &Options) -> anyhow::Result<String> {
-    tern::net::discovery::target(&target, options.ifaces.clone(), own_fingerprint())
+async fn find(target: String, options: &Options, config: &SessionConfig) -> anyhow::Result<String> {
+    let mine = tern::net::discovery::fingerprint_of(config);
+    tern::net::discovery::target(&target, options.ifaces.clone(), mine)
         .await
         .map_err(|e| anyhow::anyhow!("cannot connect to {e}"))
 }
@@ -197,7 +198,8 @@ fn run_local(action: Action) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// This machine's fingerprint, if it has an identity (none is made for this).
+/// This machine's fingerprint, if it has an identity (none is made for this: `tern peers`
+/// talks to no one).
 fn own_fingerprint() -> Option<String> {
     let dir = identity_dir().ok()?;
     let identity = tern::crypto::Identity::load(&dir).ok()??;

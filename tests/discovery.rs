@@ -214,19 +214,7 @@ impl Host {
     }
 
     fn tern_id(&self) -> Result<String> {
-        let id = self.run("tern id", &["id"], "")?;
-        id.ensure_success()?;
-        let line = id
-            .stdout_text()?
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        ensure!(
-            line.len() == 24,
-            "tern id's first line is not a fingerprint\n{id}"
-        );
-        Ok(line)
+        common::fingerprint_printed(&self.run("tern id", &["id"], "")?)
     }
 
     /// `tern recv --name NAME EXTRA...` on this host, waited for until it listens (stdin stays
@@ -676,30 +664,60 @@ fn receive_into(host: &Host, inbox: &Path) -> Result<Proc> {
     host.listen(&["--yes", "--download-dir", inbox])
 }
 
+/// Two receivers (`recv --yes`, each into an inbox of its own) called `first` and `second`,
+/// and sam, with a file to send them. Fields drop in order: the processes, then the hosts,
+/// then the switch.
+struct ByName {
+    _recv: [Proc; 2],
+    receivers: [Host; 2],
+    inboxes: [tempfile::TempDir; 2],
+    sam: Host,
+    file: PathBuf,
+    _outbox: tempfile::TempDir,
+    _lan: Lan,
+}
+
+fn by_name(test: &str, first: &str, second: &str) -> Result<Option<ByName>> {
+    let Some(mut lan) = Lan::new(test)? else {
+        return Ok(None);
+    };
+    let receivers = [lan.host(first, &[1])?, lan.host(second, &[1])?];
+    let sam = lan.host("sam", &[1])?;
+    let inboxes = [tempfile::tempdir()?, tempfile::tempdir()?];
+    let outbox = tempfile::tempdir()?;
+    let _recv = [
+        receive_into(&receivers[0], inboxes[0].path())?,
+        receive_into(&receivers[1], inboxes[1].path())?,
+    ];
+    let file = file_to_send(outbox.path())?;
+    Ok(Some(ByName {
+        _recv,
+        receivers,
+        inboxes,
+        sam,
+        file,
+        _outbox: outbox,
+        _lan: lan,
+    }))
+}
+
 #[test]
 fn send_to_a_name_delivers_the_file_to_that_receiver() -> Result<()> {
     const TEST: &str = "send_to_a_name_delivers_the_file_to_that_receiver";
-    let Some(mut lan) = Lan::new(TEST)? else {
+    let Some(ByName {
+        inboxes: [inbox, other_inbox],
+        sam,
+        file,
+        ..
+    }) = &by_name(TEST, "rita", "otto")?
+    else {
         return Ok(());
     };
-    let rita = lan.host("rita", &[1])?;
-    let other = lan.host("otto", &[1])?;
-    let sam = lan.host("sam", &[1])?;
-    let (inbox, other_inbox, outbox) = (
-        tempfile::tempdir()?,
-        tempfile::tempdir()?,
-        tempfile::tempdir()?,
-    );
-    let _recv = [
-        receive_into(&rita, inbox.path())?,
-        receive_into(&other, other_inbox.path())?,
-    ];
-    let file = file_to_send(outbox.path())?;
     let file_arg = file.to_str().context("a UTF-8 temporary folder")?;
 
     let send = sam.run("send", &["send", "rita", file_arg], "")?;
     send.ensure_success()?;
-    ensure_same_file(&file, &inbox.path().join("found-by-name.txt"))?;
+    ensure_same_file(file, &inbox.path().join("found-by-name.txt"))?;
     // Typed in other case, the one name still finds her (the second copy is numbered).
     let send = sam.run("send", &["send", "RITA", file_arg], "")?;
     send.ensure_success()?;
@@ -716,27 +734,21 @@ fn send_to_a_name_delivers_the_file_to_that_receiver() -> Result<()> {
 #[test]
 fn send_to_a_name_two_receivers_share_fails_listing_both() -> Result<()> {
     const TEST: &str = "send_to_a_name_two_receivers_share_fails_listing_both";
-    let Some(mut lan) = Lan::new(TEST)? else {
+    let Some(ByName {
+        receivers,
+        inboxes,
+        sam,
+        file,
+        ..
+    }) = &by_name(TEST, "twin", "twin")?
+    else {
         return Ok(());
     };
-    let one = lan.host("twin", &[1])?;
-    let two = lan.host("twin", &[1])?;
-    let sam = lan.host("sam", &[1])?;
-    let (inbox_one, inbox_two, outbox) = (
-        tempfile::tempdir()?,
-        tempfile::tempdir()?,
-        tempfile::tempdir()?,
-    );
-    let _recv = [
-        receive_into(&one, inbox_one.path())?,
-        receive_into(&two, inbox_two.path())?,
-    ];
-    let file = file_to_send(outbox.path())?;
     let file_arg = file.to_str().context("a UTF-8 temporary folder")?;
 
     let send = sam.run("send", &["send", "twin", file_arg], "a line never said\n")?;
     send.ensure_failure()?;
-    for host in [&one, &two] {
+    for host in receivers {
         let addr = host.addr(1).to_string();
         ensure!(
             send.stderr.contains(&addr) && send.stderr.contains(&host.fingerprint),
@@ -744,7 +756,7 @@ fn send_to_a_name_two_receivers_share_fails_listing_both() -> Result<()> {
             host.fingerprint
         );
     }
-    for inbox in [&inbox_one, &inbox_two] {
+    for inbox in inboxes {
         let got = list_tree(inbox.path())?;
         ensure!(
             got.is_empty(),

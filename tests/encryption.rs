@@ -65,19 +65,7 @@ where
 
 /// The fingerprint `tern id` prints (its first line) for the machine in `config`.
 fn fingerprint_of(config: &Path) -> anyhow::Result<String> {
-    let id = run_as("tern id", config, ["id"], "")?;
-    id.ensure_success()?;
-    let line = id
-        .stdout_text()?
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    ensure!(
-        line.len() == 24,
-        "tern id's first line is not a fingerprint\n{id}"
-    );
-    Ok(line)
+    common::fingerprint_printed(&run_as("tern id", config, ["id"], "")?)
 }
 
 /// Every `--json` event with `"event": kind` in `out`'s stdout.

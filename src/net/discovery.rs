@@ -103,7 +103,7 @@ pub struct Settings {
 impl Settings {
     pub fn new(ifaces: Vec<String>, me: Option<Me>, looking: bool) -> Self {
         Self {
-            mine: me.as_ref().map(|m| m.fingerprint.clone()),
+            mine: None,
             ifaces,
             me,
             looking,
@@ -118,6 +118,14 @@ impl Settings {
             group: wire::GROUP,
         }
     }
+}
+
+/// The fingerprint of the identity `config`'s sessions speak as (none under `--insecure`).
+pub fn fingerprint_of(config: &SessionConfig) -> Option<String> {
+    config
+        .security
+        .identity()
+        .map(|i| i.fingerprint().to_string())
 }
 
 impl Wanted {
@@ -141,10 +149,7 @@ impl Wanted {
             settings.bound = Some(listening.ip());
         }
         settings.hidden = !self.announce;
-        settings.mine = config
-            .security
-            .identity()
-            .map(|i| i.fingerprint().to_string());
+        settings.mine = fingerprint_of(config);
         settings
     }
 }

@@ -685,3 +685,19 @@ pub fn ensure_same_file(expected: &Path, actual: &Path) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The fingerprint on the first line of a finished `tern id`.
+pub fn fingerprint_printed(id: &Finished) -> anyhow::Result<String> {
+    id.ensure_success()?;
+    let line = id
+        .stdout_text()?
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    anyhow::ensure!(
+        line.len() == 24,
+        "tern id's first line is not a fingerprint\n{id}"
+    );
+    Ok(line)
+}

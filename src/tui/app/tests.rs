@@ -103,6 +103,11 @@ fn offer(app: &mut App, id: u32, state: TransferState) {
     app.update(session(transfer(incoming(id), &path, state, 0, 1000)));
 }
 
+/// The list's names, Everyone first.
+fn names(app: &App) -> Vec<&str> {
+    app.conversations.iter().map(|c| c.name.as_str()).collect()
+}
+
 fn last_text(app: &App) -> String {
     app.conv()
         .transcript

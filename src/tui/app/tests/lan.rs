@@ -20,10 +20,6 @@ fn lan(app: &mut App, sighting: Sighting) -> Vec<Action> {
     app.update(Msg::Lan(sighting))
 }
 
-fn names(app: &App) -> Vec<&str> {
-    app.conversations.iter().map(|c| c.name.as_str()).collect()
-}
-
 #[test]
 fn a_found_peer_is_listed_and_enter_in_the_list_dials_its_address() {
     let mut app = listening();
@@ -130,23 +126,18 @@ fn a_renamed_peer_is_renamed_in_the_list_until_something_is_said() {
 fn peers_lists_what_was_found_and_asks_again_unless_discovery_is_off() {
     let mut app = listening();
     assert!(type_line(&mut app, "/peers").is_empty());
-    assert!(last(&app).contains("discovery is off"), "{}", last(&app));
+    assert!(
+        last_text(&app).contains("discovery is off"),
+        "{}",
+        last_text(&app)
+    );
     app.discovering = true;
     lan(&mut app, Sighting::Found(found(1, "ana", 2)));
     let actions = type_line(&mut app, "/peers");
     assert!(matches!(&actions[..], [Action::Refresh]), "{actions:?}");
     assert!(
-        last(&app).contains("ana at 10.0.0.2:9000 (Enter connects)"),
+        last_text(&app).contains("ana at 10.0.0.2:9000 (Enter connects)"),
         "{}",
-        last(&app)
+        last_text(&app)
     );
-}
-
-fn last(app: &App) -> String {
-    app.conv()
-        .transcript
-        .messages()
-        .last()
-        .map(|m| m.text.clone())
-        .unwrap_or_default()
 }

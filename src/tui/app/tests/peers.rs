@@ -181,8 +181,7 @@ fn a_peer_met_again_gets_its_old_conversation_back_and_a_shell_from_the_history_
     app.update(from(first, SessionEvent::Closed { error: None }));
     let again = PeerId::next();
     joins(&mut app, again, "ana");
-    let names: Vec<&str> = app.conversations.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["Everyone", "bo", "ana"]);
+    assert_eq!(names(&app), ["Everyone", "bo", "ana"]);
     assert!(texts(&app.conversations[2]).contains(&"ana: before".to_string()));
     // bo connecting replaces the shell listed from the history.
     joins(&mut app, PeerId::next(), "bo");
