@@ -792,9 +792,10 @@ fn a_cut_transfer_to_windows_resumes_in_the_next_process() -> anyhow::Result<()>
 /// `tern peers --json --wait 3 --iface lo` run by `make`: the objects it printed.
 ///
 /// Looking is read-only, so it is run once more when wineserver killed the finished
-/// `tern.exe`: wine SIGKILLs a process whose Windows threads have all ended but whose Unix side
-/// has not exited half a second later (a loaded machine), and then the Windows exit code is
-/// lost. The second run must succeed.
+/// `tern.exe`: wineserver SIGKILLs a process whose Windows threads have all ended but whose
+/// Unix side has not exited soon after (within half a second to a second, by wine version; a
+/// loaded machine can miss that), and then the Windows exit code is lost. The second run must
+/// succeed.
 fn peers_listed(
     name: &str,
     under_wine: bool,
