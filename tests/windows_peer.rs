@@ -790,22 +790,11 @@ fn a_cut_transfer_to_windows_resumes_in_the_next_process() -> anyhow::Result<()>
 }
 
 /// `tern peers --json --wait 3 --iface lo` run by `make`: the objects it printed.
-///
-/// Looking is read-only, so it is run once more when wineserver killed the finished
-/// `tern.exe`: wineserver SIGKILLs a process whose Windows threads have all ended but whose
-/// Unix side has not exited soon after (within half a second to a second, by wine version; a
-/// loaded machine can miss that), and then the Windows exit code is lost. The second run must
-/// succeed.
 fn peers_listed(
     name: &str,
-    under_wine: bool,
-    make: impl Fn(&Path) -> Command,
+    make: impl FnOnce(&Path) -> Command,
 ) -> anyhow::Result<(Vec<serde_json::Value>, common::Finished)> {
-    let mut out = spawn_logged(name, &make)?.finish(SESSION_TIMEOUT)?;
-    if under_wine && killed_by_wineserver(&out) {
-        eprintln!("{name} was SIGKILLed after it ended (wine's exit deadline); running it again");
-        out = spawn_logged(name, &make)?.finish(SESSION_TIMEOUT)?;
-    }
+    let out = spawn_logged(name, make)?.finish(SESSION_TIMEOUT)?;
     out.ensure_success()?;
     let listed = out
         .stdout_text()?
@@ -814,13 +803,6 @@ fn peers_listed(
         .collect::<Result<Vec<serde_json::Value>, _>>()
         .with_context(|| format!("{name} printed something that is not JSON\n{out}"))?;
     Ok((listed, out))
-}
-
-/// The test never SIGKILLs a child that [`Proc::finish`] reports as finished (its own
-/// deadline is an error), so for `tern.exe` that signal came from wineserver.
-fn killed_by_wineserver(out: &common::Finished) -> bool {
-    use std::os::unix::process::ExitStatusExt;
-    out.status.signal() == Some(9)
 }
 
 /// Discovery between the two builds, on loopback (named with `--iface`, so no LAN is needed):
@@ -847,12 +829,10 @@ fn windows_and_linux_find_each_other_by_discovery() -> anyhow::Result<()> {
         spawn_logged(name, |log| on_lan(tern_command(log, args)))
     })?;
     let looking = ["peers", "--json", "--wait", "3", "--iface", "lo"].map(OsStr::new);
-    let (by_linux, linux_out) = peers_listed("tern peers", false, |log| {
-        on_lan(tern_command(log, looking))
-    })?;
-    let (by_windows, windows_out) = peers_listed("tern.exe peers", true, |log| {
-        on_lan(wine.command(log, &looking))
-    })?;
+    let (by_linux, linux_out) =
+        peers_listed("tern peers", |log| on_lan(tern_command(log, looking)))?;
+    let (by_windows, windows_out) =
+        peers_listed("tern.exe peers", |log| on_lan(wine.command(log, &looking)))?;
     for (listed, side, port, out) in [
         (&by_linux, WINDOWS.name, windows_port, &linux_out),
         (&by_windows, LINUX.name, linux_port, &windows_out),
