@@ -213,6 +213,8 @@ where
     let mut urgent = true;
     let mut last_draw = Instant::now() - SESSION_DRAW_GAP;
     let mut title = String::new();
+    // After `/peers`: when to explain an empty LAN, if it still is.
+    let mut quiet_check: Option<Instant> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -232,6 +234,7 @@ where
                 Action::Refresh => {
                     if let Some(discovery) = &discovery {
                         discovery.refresh();
+                        quiet_check = Some(Instant::now() + crate::net::discovery::LOOK);
                     }
                 }
                 Action::Collect { to, paths } => {
@@ -306,6 +309,17 @@ where
             Some(sighting) = lan(&mut discovery) => {
                 pending_actions = app.update(Msg::Lan(sighting));
                 dirty = true;
+            },
+            () = crate::net::discovery::sleep_until(quiet_check) => {
+                quiet_check = None;
+                if let Some(discovery) = &discovery {
+                    let why = discovery.tried().explain_then(
+                        "Discovery is only a convenience: /connect HOST[:PORT] reaches a peer \
+                         by address or host name.",
+                    );
+                    pending_actions = app.update(Msg::LanQuiet(why));
+                    dirty = true;
+                }
             },
             Some(msg) = bg_rx.recv() => {
                 pending_actions = app.update(msg);

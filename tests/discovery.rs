@@ -1036,5 +1036,45 @@ fn peers_command_in_the_tui_lists_a_listener_already_running() -> Result<()> {
         FOUND_WITHIN + SLACK,
         |s| shows_discovered(s, "early"),
     )?;
+    // Someone answered: the look's end explains nothing.
+    thread::sleep(tern::net::discovery::LOOK + Duration::from_secs(1));
+    let screen = tui.screen_text();
+    ensure!(
+        !screen.contains("no tern answered"),
+        "an explanation though early answered:\n{}",
+        tui.report()
+    );
+    Ok(())
+}
+
+#[test]
+fn peers_command_in_the_tui_says_why_when_nobody_answers() -> Result<()> {
+    const TEST: &str = "peers_command_in_the_tui_says_why_when_nobody_answers";
+    let Some(mut lan) = Lan::new(TEST)? else {
+        return Ok(());
+    };
+    let watch = lan.host("watch", &[1])?;
+    let other = lan.host("other", &[1])?;
+    let _recv = other.listen(&[])?;
+    lan.isolate_ports()?;
+    let mut tui = watch.tui(&["listen", "--name", "watch"])?;
+    tui.wait_for("the TUI listening", |s| s.contains("listening on"))?;
+    tui.write("/peers\r")?;
+    wait_screen(
+        &mut tui,
+        "the explanation after a quiet /peers",
+        tern::net::discovery::LOOK + SLACK,
+        |s| {
+            s.contains("no tern answered within 2 s:")
+                && s.contains("interfaces tried:")
+                && s.contains("Usual causes:")
+                && s.contains("only a convenience: /connect")
+        },
+    )?;
+    ensure!(
+        !shows_discovered(&tui.screen_text(), "other"),
+        "other was found through isolated ports\n{}",
+        tui.report()
+    );
     Ok(())
 }

@@ -12,13 +12,13 @@ pub mod table;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::protocol::discovery::{self as wire, Instance};
 use crate::session::{OfferPolicy, SessionConfig};
 pub use interfaces::{Choice, Iface};
-pub use lookup::{NAME_WAIT, line, look, named, target};
+pub use lookup::{LOOK, line, look, named, target};
 pub use table::{Found, Sighting};
 
 /// The longest wait between announces; each waits between two thirds of it and all of it (so
@@ -186,6 +186,14 @@ fn interval_from_env() -> Duration {
         .map_or(INTERVAL, Duration::from_secs)
 }
 
+/// At `at`; never, without it (a timer that may be off, in a `select!`).
+pub(crate) async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// What was tried, for saying why nobody was found.
 #[derive(Clone, Debug)]
 pub struct Tried {
@@ -193,11 +201,22 @@ pub struct Tried {
     pub group: Ipv4Addr,
     pub port: u16,
     pub problems: Vec<String>,
+    /// Interfaces in use on which the group could not be joined, and why.
+    pub unjoined: Vec<(String, String)>,
 }
 
 impl Tried {
     /// Why nobody may have answered, and what works without discovery: several lines.
     pub fn explain(&self) -> String {
+        self.explain_then(
+            "Discovery is only a convenience: `tern connect HOST` and `tern send HOST` work \
+             without it, by address or host name.",
+        )
+    }
+
+    /// As [`Self::explain`], ending with `without`: what works without discovery, in the
+    /// words of where it is read.
+    pub fn explain_then(&self, without: &str) -> String {
         let used = if self.choice.used.is_empty() {
             "none (no interface looks like a LAN; name one with --iface NAME)".to_string()
         } else {
@@ -230,13 +249,18 @@ impl Tried {
         for problem in &self.problems {
             out.push_str(&format!("\n  problem: {problem}"));
         }
+        for (iface, why) in &self.unjoined {
+            out.push_str(&format!(
+                "\n  problem: {iface} could not join {}: {why}",
+                self.group
+            ));
+        }
         out.push_str(&format!(
             "\nUsual causes:\n  \
              - the Wi-Fi access point isolates clients from each other (guest networks often do);\n  \
              - a firewall drops UDP port {} here or on the other machine;\n  \
              - the other tern is on another subnet, or runs with --no-announce.\n\
-             Discovery is only a convenience: `tern connect HOST` and `tern send HOST` work \
-             without it, by address or host name.",
+             {without}",
             self.port
         ));
         out
@@ -247,7 +271,8 @@ impl Tried {
 pub struct Discovery {
     refresh: mpsc::Sender<Option<String>>,
     pub sightings: mpsc::Receiver<Sighting>,
-    pub tried: Tried,
+    /// What is tried now: the actor updates it when the interfaces change.
+    tried: watch::Receiver<Tried>,
     stop: CancellationToken,
     /// Dropped without `stop`, it ends all the same.
     _ends: tokio_util::sync::DropGuard,
@@ -261,12 +286,13 @@ impl Discovery {
         let choice = settings.interfaces()?;
         let sockets = sockets::open(settings.port, settings.group, &choice.used)
             .map_err(|e| format!("cannot open a UDP socket for discovery: {e}"))?;
-        let tried = Tried {
+        let (tried_tx, tried) = watch::channel(Tried {
             choice: choice.clone(),
             group: settings.group,
             port: settings.port,
             problems: sockets.problems,
-        };
+            unjoined: sockets.unjoined,
+        });
         let (refresh_tx, refresh_rx) = mpsc::channel(4);
         let (sightings_tx, sightings_rx) = mpsc::channel(SIGHTINGS);
         let stop = CancellationToken::new();
@@ -287,6 +313,7 @@ impl Discovery {
             table: table::Table::default(),
             answered: std::collections::HashMap::new(),
             jitter: instance,
+            tried: tried_tx,
             settings,
         };
         let task = tokio::spawn(actor.run(refresh_rx, stop.clone()));
@@ -317,6 +344,11 @@ impl Discovery {
                 Ok(None)
             }
         }
+    }
+
+    /// What is tried now, for saying why nobody was found.
+    pub fn tried(&self) -> Tried {
+        self.tried.borrow().clone()
     }
 
     /// Probe and announce again now (and in a short burst after).

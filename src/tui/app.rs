@@ -76,6 +76,9 @@ pub enum Msg {
     Failed(String),
     /// What discovery heard on the LAN.
     Lan(crate::net::discovery::Sighting),
+    /// A look asked for with `/peers` has had its time: why nobody may have answered, for
+    /// when nobody did.
+    LanQuiet(String),
 }
 
 /// What the loop should do after an update.
@@ -341,6 +344,7 @@ impl App {
                 Vec::new()
             }
             Msg::Lan(sighting) => self.on_sighting(sighting),
+            Msg::LanQuiet(why) => self.on_quiet_lan(&why),
             Msg::Collected { to, result } => match result {
                 Ok(files) => self.queue_files(to, files),
                 Err(e) => {

@@ -5,13 +5,13 @@ use std::net::{SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::interfaces::Iface;
 use super::table::{self, Sighting};
-use super::{Settings, sockets};
+use super::{Settings, Tried, sleep_until, sockets};
 use crate::protocol::discovery::{self as wire, Announce, Datagram, Instance};
 
 /// On start and on a refresh, datagrams go out at these times (after the first): one lost
@@ -36,6 +36,8 @@ pub(super) struct Actor {
     pub(super) answered: std::collections::HashMap<SocketAddrV4, Instant>,
     /// State of the generator that spreads announces out.
     pub(super) jitter: u64,
+    /// What is tried, for whoever explains an empty look.
+    pub(super) tried: watch::Sender<Tried>,
 }
 
 impl Actor {
@@ -115,6 +117,7 @@ impl Actor {
         if choice.used == self.ifaces {
             return;
         }
+        let mut unjoined = Vec::new();
         if let Some(shared) = &self.shared {
             let group = self.settings.group;
             for gone in self.ifaces.iter().filter(|i| !choice.used.contains(i)) {
@@ -123,6 +126,7 @@ impl Actor {
             for new in choice.used.iter().filter(|i| !self.ifaces.contains(i)) {
                 if let Err(e) = shared.join_multicast_v4(group, new.ip) {
                     tracing::warn!(iface = %new.name, error = %e, "cannot join the discovery group");
+                    unjoined.push((new.name.clone(), e.to_string()));
                 }
             }
         }
@@ -130,6 +134,14 @@ impl Actor {
             ifaces = ?choice.used.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
             "discovery interfaces changed"
         );
+        self.tried.send_modify(|tried| {
+            // What failed on an interface still in use stays true.
+            tried
+                .unjoined
+                .retain(|(name, _)| choice.used.iter().any(|i| &i.name == name));
+            tried.unjoined.extend(unjoined);
+            tried.choice = choice.clone();
+        });
         self.ifaces = choice.used;
     }
 
@@ -286,13 +298,6 @@ impl Actor {
 async fn recv(socket: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
     match socket {
         Some(s) => s.recv_from(buf).await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }

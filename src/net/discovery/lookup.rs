@@ -39,22 +39,20 @@ pub async fn look(
             },
         }
     }
-    let tried = discovery.tried.clone();
+    let tried = discovery.tried();
     discovery.stop().await;
     Ok((found, tried))
 }
 
-/// How long a name is looked for on the LAN.
-pub const NAME_WAIT: Duration = Duration::from_secs(2);
+/// How long a look waits for answers: for a name, and after `/peers` before the UI explains
+/// an empty LAN.
+pub const LOOK: Duration = Duration::from_secs(2);
 
 /// The tern on the LAN whose display name is `name` (as it is shown: exactly, else ignoring
 /// case). An error lists several that match, or explains why none was found.
 pub async fn named(name: &str, ifaces: Vec<String>, mine: Option<String>) -> Result<Found, String> {
     let folded = name.to_lowercase();
-    let (found, tried) = look(ifaces, mine, NAME_WAIT, |f| {
-        shown(f).to_lowercase() == folded
-    })
-    .await?;
+    let (found, tried) = look(ifaces, mine, LOOK, |f| shown(f).to_lowercase() == folded).await?;
     let exact: Vec<&Found> = found.iter().filter(|f| shown(f) == name).collect();
     let matches = if exact.is_empty() {
         found
@@ -69,7 +67,7 @@ pub async fn named(name: &str, ifaces: Vec<String>, mine: Option<String>) -> Res
         [one] => Ok(one.clone()),
         [] => Err(format!(
             "no tern named {shown} answered on the LAN within {} s\n{}",
-            NAME_WAIT.as_secs(),
+            LOOK.as_secs(),
             tried.explain()
         )),
         ref several => {

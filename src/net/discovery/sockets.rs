@@ -17,6 +17,8 @@ pub struct Sockets {
     pub own: UdpSocket,
     /// What did not work, in words for `tern peers` to explain.
     pub problems: Vec<String>,
+    /// Interfaces on which the group could not be joined, and why.
+    pub unjoined: Vec<(String, String)>,
 }
 
 fn udp() -> std::io::Result<Socket> {
@@ -29,6 +31,7 @@ fn udp() -> std::io::Result<Socket> {
 /// Open both sockets; `shared` on `port`, in `group` on each of `ifaces`.
 pub fn open(port: u16, group: Ipv4Addr, ifaces: &[Iface]) -> std::io::Result<Sockets> {
     let mut problems = Vec::new();
+    let mut unjoined = Vec::new();
     let own = udp()?;
     // Nothing discovery sends is for another network.
     own.set_ttl_v4(1)?;
@@ -42,7 +45,7 @@ pub fn open(port: u16, group: Ipv4Addr, ifaces: &[Iface]) -> std::io::Result<Soc
             for iface in ifaces {
                 if let Err(e) = socket.join_multicast_v4(&group, &iface.ip) {
                     tracing::warn!(iface = %iface.name, error = %e, "cannot join the discovery group");
-                    problems.push(format!("{} could not join {group}: {e}", iface.name));
+                    unjoined.push((iface.name.clone(), e.to_string()));
                 }
             }
             Some(UdpSocket::from_std(socket.into())?)
@@ -59,6 +62,7 @@ pub fn open(port: u16, group: Ipv4Addr, ifaces: &[Iface]) -> std::io::Result<Soc
         shared,
         own,
         problems,
+        unjoined,
     })
 }
 

@@ -99,6 +99,22 @@ impl App {
         }
         vec![Action::Refresh]
     }
+
+    /// A `/peers` look has had its time: with nobody found, say what was tried and why
+    /// nobody may have answered (`why`, several lines).
+    pub(super) fn on_quiet_lan(&mut self, why: &str) -> Vec<Action> {
+        if self.conversations.iter().any(|c| c.lan.is_some()) {
+            return Vec::new();
+        }
+        self.system(format!(
+            "no tern answered within {} s:",
+            crate::net::discovery::LOOK.as_secs()
+        ));
+        for line in why.lines() {
+            self.system(line.trim_start());
+        }
+        Vec::new()
+    }
 }
 
 /// `c`'s connected peer is the one `found` announced: it has that key, or, with neither

@@ -108,6 +108,17 @@ fn names(app: &App) -> Vec<&str> {
     app.conversations.iter().map(|c| c.name.as_str()).collect()
 }
 
+/// The open conversation's system and error lines, oldest first.
+fn system_lines(app: &App) -> Vec<String> {
+    app.conv()
+        .transcript
+        .messages()
+        .iter()
+        .filter(|m| matches!(m.kind, MessageKind::System | MessageKind::Error))
+        .map(|m| m.text.clone())
+        .collect()
+}
+
 fn last_text(app: &App) -> String {
     app.conv()
         .transcript

@@ -19,16 +19,6 @@ fn photos(app: &mut App) {
     file(app, 4, "notes.txt", TransferState::AwaitingDecision);
 }
 
-fn system_lines(app: &App) -> Vec<String> {
-    app.conv()
-        .transcript
-        .messages()
-        .iter()
-        .filter(|m| matches!(m.kind, MessageKind::System | MessageKind::Error))
-        .map(|m| m.text.clone())
-        .collect()
-}
-
 #[test]
 fn a_folders_files_are_one_item_offered_in_one_line() {
     let mut app = connected();

@@ -141,3 +141,32 @@ fn peers_lists_what_was_found_and_asks_again_unless_discovery_is_off() {
         last_text(&app)
     );
 }
+
+#[test]
+fn a_quiet_look_is_explained_only_when_nobody_was_found() {
+    let why = "  interfaces tried: eth0 192.168.1.5/24, broadcast 192.168.1.255\n\
+               Usual causes:\n  \
+               - the Wi-Fi access point isolates clients from each other;\n\
+               Discovery is only a convenience: /connect HOST[:PORT] reaches a peer.";
+    let mut app = listening();
+    app.discovering = true;
+    type_line(&mut app, "/peers");
+    let before = system_lines(&app).len();
+    assert!(app.update(Msg::LanQuiet(why.into())).is_empty());
+    let said = system_lines(&app)[before..].to_vec();
+    assert_eq!(
+        said,
+        [
+            "no tern answered within 2 s:",
+            "interfaces tried: eth0 192.168.1.5/24, broadcast 192.168.1.255",
+            "Usual causes:",
+            "- the Wi-Fi access point isolates clients from each other;",
+            "Discovery is only a convenience: /connect HOST[:PORT] reaches a peer.",
+        ]
+    );
+    // Someone answered: nothing to explain.
+    lan(&mut app, Sighting::Found(found(1, "ana", 2)));
+    let before = system_lines(&app).len();
+    app.update(Msg::LanQuiet(why.into()));
+    assert_eq!(system_lines(&app).len(), before);
+}
