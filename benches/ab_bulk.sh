@@ -8,11 +8,12 @@
 # `socat` is the bulk reference of benches/compare.sh (`socat -u -b 131072`). Every run starts
 # after an untimed write and delete of FILE's size, as in compare.sh (prime_page_cache).
 # Prints the elapsed time and the CPU time of both ends (user + system, /usr/bin/time) of every
-# run, then their medians per BIN. For judging an engine change: on a noisy machine only
+# run, then their medians per BIN, and the first BIN's speed relative to each other one, round
+# by round (median and quartiles). For judging an engine change: on a noisy machine only
 # interleaved rounds compare.
 set -euo pipefail
 
-(($# >= 3)) || { sed -n '2,12p' "$0" >&2; exit 2; }
+(($# >= 3)) || { sed -n '2,13p' "$0" >&2; exit 2; }
 rounds=$1 file=$2
 shift 2
 [[ -x /usr/bin/time ]] || { echo "ab_bulk: needs /usr/bin/time (apt-get install time)" >&2; exit 2; }
@@ -81,4 +82,17 @@ for ((i = 1; i <= rounds; i++)); do
 done
 for bin in "$@"; do
     echo "$bin: elapsed median $(median <<<"${elapsed[$bin]}") ms (${elapsed[$bin]% }), CPU median $(median <<<"${cpu[$bin]}") ms (${cpu[$bin]% })"
+done
+# Rounds pair up the runs that were close in time, so their ratios shed some of the drift a
+# noisy host adds to every run of a round alike.
+first=$1
+for bin in "${@:2}"; do
+    python3 - "$first" "$bin" "${elapsed[$first]}" "${elapsed[$bin]}" <<'PY'
+import statistics, sys
+first, other, a, b = sys.argv[1:]
+ratios = sorted(y / x for x, y in zip(map(int, a.split()), map(int, b.split())))
+q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+print(f"{first} relative to {other}, per round ({other} ms / {first} ms): "
+      f"median {statistics.median(ratios):.2f}, quartiles {q[0]:.2f}-{q[2]:.2f}")
+PY
 done
