@@ -123,12 +123,8 @@ impl Actor {
             for gone in self.ifaces.iter().filter(|i| !choice.used.contains(i)) {
                 let _ = shared.leave_multicast_v4(group, gone.ip);
             }
-            for new in choice.used.iter().filter(|i| !self.ifaces.contains(i)) {
-                if let Err(e) = shared.join_multicast_v4(group, new.ip) {
-                    tracing::warn!(iface = %new.name, error = %e, "cannot join the discovery group");
-                    unjoined.push((new.name.clone(), e.to_string()));
-                }
-            }
+            let new = choice.used.iter().filter(|i| !self.ifaces.contains(i));
+            unjoined.extend(new.filter_map(|i| sockets::join(shared, group, i)));
         }
         tracing::info!(
             ifaces = ?choice.used.iter().map(|i| i.to_string()).collect::<Vec<_>>(),

@@ -42,13 +42,9 @@ pub fn open(port: u16, group: Ipv4Addr, ifaces: &[Iface]) -> std::io::Result<Soc
     let own = UdpSocket::from_std(own.into())?;
     let shared = match shared(port) {
         Ok(socket) => {
-            for iface in ifaces {
-                if let Err(e) = socket.join_multicast_v4(&group, &iface.ip) {
-                    tracing::warn!(iface = %iface.name, error = %e, "cannot join the discovery group");
-                    unjoined.push((iface.name.clone(), e.to_string()));
-                }
-            }
-            Some(UdpSocket::from_std(socket.into())?)
+            let socket = UdpSocket::from_std(socket.into())?;
+            unjoined.extend(ifaces.iter().filter_map(|i| join(&socket, group, i)));
+            Some(socket)
         }
         Err(e) => {
             tracing::warn!(port, error = %e, "cannot listen for announces");
@@ -64,6 +60,13 @@ pub fn open(port: u16, group: Ipv4Addr, ifaces: &[Iface]) -> std::io::Result<Soc
         problems,
         unjoined,
     })
+}
+
+/// Join `group` on `iface`; what failed, for saying why nobody was found.
+pub fn join(shared: &UdpSocket, group: Ipv4Addr, iface: &Iface) -> Option<(String, String)> {
+    let e = shared.join_multicast_v4(group, iface.ip).err()?;
+    tracing::warn!(iface = %iface.name, error = %e, "cannot join the discovery group");
+    Some((iface.name.clone(), e.to_string()))
 }
 
 /// The discovery port, shared with other terns here.
